@@ -1,0 +1,57 @@
+# rvfio: a VFIO IOMMU backend for Linux 6.12, in Rust.
+#
+# User entry points:
+#   make run     build everything needed, boot the test VM, run the sample client
+#   make check   build everything needed, run the selftests against rvfio and
+#                against upstream's vfio_iommu_type1 in one VM boot
+# Building blocks: deps, kernel, module (default), selftests, samples, lint,
+# host-test, vm-shell, clean.
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+include $(TOP)/scripts/toolchain.mk
+
+MODDIR := $(BUILD)/module
+STAMP_DEPS := $(TOOLS)/deps.stamp
+
+.PHONY: all module deps kernel selftests samples initramfs check run vm-shell \
+	lint host-test clean
+
+all: module
+
+deps:
+	@$(TOP)/scripts/deps.sh
+
+kernel: deps
+	@$(TOP)/scripts/build-kernel.sh debug
+
+# The module is built out of tree in build/module, a mirror of the sources, so
+# that no build output lands in the source tree.
+module: kernel
+	@$(TOP)/scripts/build-module.sh
+
+selftests: kernel
+	@$(MAKE) -s -C $(TOP)/selftests KDIR=$(KDIR) OUT=$(BUILD)/selftests
+
+samples: kernel
+	@$(MAKE) -s -C $(TOP)/samples KDIR=$(KDIR) OUT=$(BUILD)/samples
+
+initramfs: module selftests samples
+	@$(TOP)/scripts/mkinitramfs.sh
+
+check: initramfs host-test
+	@$(TOP)/scripts/vm.sh check
+
+run: initramfs
+	@$(TOP)/scripts/vm.sh run
+
+vm-shell: initramfs
+	@$(TOP)/scripts/vm.sh shell
+
+lint: kernel
+	@$(TOP)/scripts/build-module.sh lint
+
+# Pure logic (no kernel) tested on the host with cargo.
+host-test:
+	@cd $(TOP)/rust/host && cargo test --quiet --offline 2>&1 | tail -n 3
+
+clean:
+	rm -rf $(MODDIR) $(BUILD)/selftests $(BUILD)/samples $(BUILD)/initramfs*

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Headers whose declarations rvfio's own bindgen run turns into
+ * rust/bindings_generated.rs (under build/). The 6.12 kernel crate's
+ * bindings cover none of iommu, vfio, gup or mm, hence this module-local run.
+ * Only what rust/bindings.rs allowlists is generated.
+ */
+#include <linux/iommu.h>
+#include <linux/vfio.h>
+#include <uapi/linux/vfio.h>
+#include "vfio.h"	/* drivers/vfio/vfio.h: enum vfio_group_type */
+#include "glue.h"
+
+/* Function-like macros bindgen cannot evaluate: the kernel's own trick. */
+const int RUST_CONST_HELPER_IOMMU_READ = IOMMU_READ;
+const int RUST_CONST_HELPER_IOMMU_WRITE = IOMMU_WRITE;
+const unsigned long RUST_CONST_HELPER_PAGE_SIZE = PAGE_SIZE;
+const unsigned int RUST_CONST_HELPER_PAGE_SHIFT = PAGE_SHIFT;

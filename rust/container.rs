@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `Container`: the backend state of one `/dev/vfio/vfio` container (the
+//! `iommu_data` vfio core passes to every op), type1's `struct vfio_iommu`.
+//!
+//! Locking: one mutex, `Container::inner`, guards everything. vfio core
+//! already serialises attach/detach against ioctls with its own
+//! `container->group_lock` rwsem (held for write around attach/detach, for
+//! read around ioctls), so the mutex orders concurrent ioctls. It is held
+//! across pinning and IOMMU (un)mapping, as type1 holds `iommu->lock`.
+
+use crate::bindings;
+use crate::dma::{self, Dma};
+use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
+use crate::iova::{self, IovaRange, NoMem, RangeSink};
+use crate::pin::PAGE_SIZE;
+use kernel::error::{code::*, Result};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
+use kernel::sync::Mutex;
+
+/// The backend state of one container.
+#[pin_data]
+pub(crate) struct Container {
+    /// VFIO_TYPE1v2_IOMMU semantics (unmap may not bisect a mapping).
+    pub(crate) v2: bool,
+    #[pin]
+    inner: Mutex<Inner>,
+}
+
+/// A domain and what type1 caches about it.
+struct DomainEntry {
+    domain: IommuDomain,
+    info: DomainInfo,
+    enforce_cc: bool,
+    /// Number of groups attached to this domain; the domain is freed when
+    /// the last one detaches.
+    groups: usize,
+}
+
+/// An attached group.
+struct GroupEntry {
+    group: Group,
+    /// Key of its domain in `Inner::domains`.
+    domain: u64,
+    /// Its reserved regions, read at attach time.
+    resv: KVec<ResvRegion>,
+}
+
+/// Everything guarded by `Container::inner`.
+///
+/// # Invariants
+///
+/// - Every `Dma` in `dmas` is mapped (all its runs) in every domain of
+///   `domains`, and no two mappings overlap; `dmas` is keyed by start IOVA.
+/// - `dma_avail + dmas.len()` equals `dma_entry_limit` at open time.
+/// - `valid` is derived from `domains` and `groups` (see `iova.rs`).
+pub(crate) struct Inner {
+    domains: RBTree<u64, DomainEntry>,
+    next_domain_key: u64,
+    groups: RBTree<usize, GroupEntry>,
+    dmas: RBTree<u64, Dma>,
+    dma_avail: u32,
+    valid: KVec<IovaRange>,
+    pgsize_bitmap: u64,
+}
+
+struct RangeVec(KVec<IovaRange>);
+
+impl RangeSink for RangeVec {
+    fn push_range(&mut self, range: IovaRange) -> core::result::Result<(), NoMem> {
+        self.0.push(range, GFP_KERNEL).map_err(|_| NoMem)
+    }
+}
+
+impl Container {
+    /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1.
+    pub(crate) fn new(v2: bool) -> impl PinInit<Self> {
+        // SAFETY: reads a module parameter.
+        let limit = unsafe { bindings::rvfio_param_dma_entry_limit() };
+        pin_init!(Self {
+            v2,
+            inner <- new_mutex!(Inner {
+                domains: RBTree::new(),
+                next_domain_key: 0,
+                groups: RBTree::new(),
+                dmas: RBTree::new(),
+                dma_avail: limit,
+                valid: KVec::new(),
+                pgsize_bitmap: iova::container_pgsize_bitmap(core::iter::empty(), PAGE_SIZE),
+            }),
+        })
+    }
+
+    pub(crate) fn lock(
+        &self,
+    ) -> kernel::sync::lock::Guard<'_, Inner, kernel::sync::lock::mutex::MutexBackend> {
+        self.inner.lock()
+    }
+}
+
+impl Inner {
+    /// The smallest page size of the container: MAP/UNMAP granularity.
+    pub(crate) fn min_pgsize(&self) -> u64 {
+        iova::min_pgsize(self.pgsize_bitmap)
+    }
+
+    pub(crate) fn pgsize_bitmap(&self) -> u64 {
+        self.pgsize_bitmap
+    }
+
+    pub(crate) fn dma_avail(&self) -> u32 {
+        self.dma_avail
+    }
+
+    pub(crate) fn valid_iovas(&self) -> &[IovaRange] {
+        &self.valid
+    }
+
+    /// VFIO_DMA_CC_IOMMU: every domain enforces cache coherency (true with
+    /// no domain, as in type1).
+    pub(crate) fn all_domains_coherent(&self) -> bool {
+        self.domains.values().all(|d| d.enforce_cc)
+    }
+
+    // --- The mapping tree. ---
+
+    /// Start IOVA of the lowest mapping overlapping `range`.
+    pub(crate) fn first_overlap(&mut self, range: &IovaRange) -> Option<u64> {
+        match self.dmas.cursor_lower_bound(&range.start) {
+            Some(cursor) => {
+                if let Some((k, prev)) = cursor.peek_prev() {
+                    if prev.range().end >= range.start {
+                        return Some(*k);
+                    }
+                }
+                let (k, _) = cursor.current();
+                (*k <= range.end).then_some(*k)
+            }
+            None => {
+                let cursor = self.dmas.cursor_back()?;
+                let (k, last) = cursor.current();
+                (last.range().end >= range.start).then_some(*k)
+            }
+        }
+    }
+
+    /// The mapping containing `iova`, as (start, end).
+    pub(crate) fn mapping_at(&mut self, iova: u64) -> Option<IovaRange> {
+        let k = self.first_overlap(&IovaRange {
+            start: iova,
+            end: iova,
+        })?;
+        self.dmas.get(&k).map(|d| d.range())
+    }
+
+    /// Pins and maps a new mapping into every domain and records it.
+    pub(crate) fn add_dma(&mut self, mut dma: Dma) -> Result {
+        let range = dma.range();
+        if self.first_overlap(&range).is_some() {
+            return Err(EEXIST);
+        }
+        if self.dma_avail == 0 {
+            return Err(ENOSPC);
+        }
+        if !iova::dma_range_valid(&self.valid, &range) {
+            return Err(EINVAL);
+        }
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+
+        let max_run = dma::max_run_pages();
+        let mut mapped: KVec<u64> = KVec::with_capacity(self.domains.iter().count(), GFP_KERNEL)?;
+        for (key, entry) in self.domains.iter() {
+            let result = if mapped.is_empty() {
+                dma.pin_and_map(&entry.domain, max_run)
+            } else {
+                dma.map_into(&entry.domain)
+            };
+            if let Err(e) = result {
+                for k in mapped.iter() {
+                    if let Some(d) = self.domains.get(k) {
+                        dma.unmap_from(&d.domain);
+                    }
+                }
+                dma.release_pages();
+                return Err(e);
+            }
+            // Capacity was reserved for every domain.
+            mapped.push(*key, GFP_KERNEL)?;
+        }
+        // With no IOMMU domain (not possible before emulated groups are
+        // supported) nothing would be pinned, as in type1.
+
+        self.dmas.insert(node.into_node(range.start, dma));
+        self.dma_avail -= 1;
+        Ok(())
+    }
+
+    /// Unmaps from every domain, unpins, uncharges and forgets the mapping
+    /// starting at `key`; returns its size.
+    pub(crate) fn remove_dma(&mut self, key: u64) -> u64 {
+        let Some(mut dma) = self.dmas.remove(&key) else {
+            return 0;
+        };
+        for entry in self.domains.values() {
+            dma.unmap_from(&entry.domain);
+        }
+        dma.release_pages();
+        self.dma_avail += 1;
+        dma.size()
+    }
+
+    fn remove_all_dmas(&mut self) {
+        while let Some(key) = self.dmas.iter().next().map(|(k, _)| *k) {
+            self.remove_dma(key);
+        }
+    }
+
+    // --- Groups and domains. ---
+
+    /// Recomputes the valid IOVA list from the domains and groups, plus an
+    /// optional group being attached. Empty means "nothing valid" only when
+    /// there is a domain; callers check.
+    fn compute_valid(
+        &self,
+        extra_aperture: Option<IovaRange>,
+        extra_resv: &[ResvRegion],
+    ) -> Result<KVec<IovaRange>> {
+        let mut aperture = Some(IovaRange::FULL);
+        let mut any = false;
+        let apertures = self.domains.values().map(|d| d.info.aperture);
+        for ap in Iterator::chain(apertures, extra_aperture) {
+            any = true;
+            aperture = aperture.and_then(|a| a.intersect(&ap));
+        }
+        let mut out = RangeVec(KVec::new());
+        if !any {
+            return Ok(out.0);
+        }
+        let Some(aperture) = aperture else {
+            return Ok(out.0);
+        };
+        let mut resv = KVec::new();
+        let attached = self.groups.values().flat_map(|g| g.resv.iter());
+        for r in Iterator::chain(attached, extra_resv.iter()) {
+            if !r.is_relaxable() {
+                resv.push(r.range, GFP_KERNEL)?;
+            }
+        }
+        iova::subtract_reserved(aperture, &resv, &mut out).map_err(|_| ENOMEM)?;
+        Ok(out.0)
+    }
+
+    fn update_pgsize_bitmap(&mut self) {
+        self.pgsize_bitmap = iova::container_pgsize_bitmap(
+            self.domains.values().map(|d| d.info.pgsize_bitmap),
+            PAGE_SIZE,
+        );
+    }
+
+    fn any_dma_in(&mut self, range: &IovaRange) -> bool {
+        self.first_overlap(range).is_some()
+    }
+
+    /// type1's `vfio_iommu_type1_attach_group()` for an IOMMU-backed group.
+    pub(crate) fn attach_group(&mut self, group: Group) -> Result {
+        if self.groups.get(&group.key()).is_some() {
+            return Err(EINVAL);
+        }
+        let resv = group.reserved_regions()?;
+        let group_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let domain_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+
+        let domain = IommuDomain::alloc_for(&group)?;
+        domain.attach(&group)?;
+        // From here on, errors detach before `domain` is dropped (freed).
+        let result = self.attach_checks(&group, &domain, &resv);
+        let (valid, info) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                domain.detach(&group);
+                return Err(e);
+            }
+        };
+        let enforce_cc = domain.enforce_cache_coherency();
+
+        // Share an existing domain with the same IOMMU driver and coherency.
+        let mut target = None;
+        for (key, entry) in self.domains.iter() {
+            if entry.info.ops != info.ops || entry.enforce_cc != enforce_cc {
+                continue;
+            }
+            domain.detach(&group);
+            if entry.domain.attach(&group).is_ok() {
+                target = Some(*key);
+                break;
+            }
+            domain.attach(&group)?;
+        }
+
+        let key = match target {
+            Some(key) => {
+                drop(domain);
+                key
+            }
+            None => {
+                if let Err(e) = self.replay_into(&domain) {
+                    domain.detach(&group);
+                    return Err(e);
+                }
+                if let Some(base) = sw_msi_base(&resv) {
+                    if let Err(e) = domain.get_msi_cookie(base) {
+                        self.unmap_all_from(&domain);
+                        domain.detach(&group);
+                        return Err(e);
+                    }
+                }
+                let key = self.next_domain_key;
+                self.next_domain_key += 1;
+                let entry = DomainEntry {
+                    domain,
+                    info,
+                    enforce_cc,
+                    groups: 0,
+                };
+                self.domains.insert(domain_node.into_node(key, entry));
+                key
+            }
+        };
+        if let Some(entry) = self.domains.get_mut(&key) {
+            entry.groups += 1;
+        }
+        self.groups.insert(group_node.into_node(
+            group.key(),
+            GroupEntry {
+                group,
+                domain: key,
+                resv,
+            },
+        ));
+        self.valid = valid;
+        self.update_pgsize_bitmap();
+        Ok(())
+    }
+
+    /// The checks type1 makes once the new domain is attached: aperture and
+    /// reserved regions against existing mappings, a non-empty valid list,
+    /// and interrupt isolation. Returns the new valid list.
+    fn attach_checks(
+        &mut self,
+        group: &Group,
+        domain: &IommuDomain,
+        resv: &[ResvRegion],
+    ) -> Result<(KVec<IovaRange>, DomainInfo)> {
+        let info = domain.info();
+        let ap = info.aperture;
+        // Existing mappings outside the new aperture.
+        if ap.start > 0
+            && self.any_dma_in(&IovaRange {
+                start: 0,
+                end: ap.start - 1,
+            })
+        {
+            return Err(EINVAL);
+        }
+        if ap.end < u64::MAX
+            && self.any_dma_in(&IovaRange {
+                start: ap.end + 1,
+                end: u64::MAX,
+            })
+        {
+            return Err(EINVAL);
+        }
+        // Existing mappings in a new reserved region.
+        for r in resv.iter().filter(|r| !r.is_relaxable()) {
+            if self.any_dma_in(&r.range) {
+                return Err(EINVAL);
+            }
+        }
+        let valid = self.compute_valid(Some(ap), resv)?;
+        if valid.is_empty() {
+            return Err(EINVAL);
+        }
+        // SAFETY: reads a module parameter.
+        let allow_unsafe = unsafe { bindings::rvfio_param_allow_unsafe_interrupts() };
+        if !allow_unsafe && !group.has_isolated_msi() {
+            pr_warn!("No interrupt remapping support.  Use the module param \"allow_unsafe_interrupts\" to enable VFIO IOMMU support on this platform\n");
+            return Err(EPERM);
+        }
+        Ok((valid, info))
+    }
+
+    /// Maps every existing mapping into a new domain; undoes it on error.
+    fn replay_into(&self, domain: &IommuDomain) -> Result {
+        for (i, dma) in self.dmas.values().enumerate() {
+            if let Err(e) = dma.map_into(domain) {
+                for done in self.dmas.values().take(i) {
+                    done.unmap_from(domain);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn unmap_all_from(&self, domain: &IommuDomain) {
+        for dma in self.dmas.values() {
+            dma.unmap_from(domain);
+        }
+    }
+
+    /// type1's `vfio_iommu_type1_detach_group()`.
+    pub(crate) fn detach_group(&mut self, group: Group) {
+        let Some(entry) = self.groups.remove(&group.key()) else {
+            pr_err!("detach of a group that is not attached\n");
+            return;
+        };
+        let last_domain = self.domains.iter().count() == 1;
+        let mut free = false;
+        if let Some(d) = self.domains.get_mut(&entry.domain) {
+            d.domain.detach(&entry.group);
+            d.groups -= 1;
+            free = d.groups == 0;
+        }
+        if free {
+            // The last IOMMU group takes every mapping with it.
+            if last_domain {
+                self.remove_all_dmas();
+            }
+            self.domains.remove(&entry.domain);
+            self.update_pgsize_bitmap();
+        }
+        // Fewer constraints can only grow the list; on allocation failure keep
+        // the old (smaller, still safe) one, as type1 does.
+        if let Ok(valid) = self.compute_valid(None, &[]) {
+            self.valid = valid;
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // vfio core detaches every group before release; this only matters
+        // if it did not.
+        self.remove_all_dmas();
+        while let Some(key) = self.groups.iter().next().map(|(k, _)| *k) {
+            if let Some(g) = self.groups.remove(&key) {
+                if let Some(d) = self.domains.get(&g.domain) {
+                    d.domain.detach(&g.group);
+                }
+            }
+        }
+    }
+}
+
+/// The base of a software-managed MSI window, when the group has one and
+/// no hardware MSI window (type1's `vfio_iommu_has_sw_msi()`).
+fn sw_msi_base(resv: &[ResvRegion]) -> Option<u64> {
+    if resv.iter().any(|r| r.is_msi()) {
+        return None;
+    }
+    resv.iter().find(|r| r.is_sw_msi()).map(|r| r.range.start)
+}

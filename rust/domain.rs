@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! IOMMU paging domains and the groups attached to them: the safe wrappers
+//! over `iommu_paging_domain_alloc()`, `iommu_attach_group()`,
+//! `iommu_map()`/`iommu_unmap()` and reserved-region queries.
+
+use crate::bindings;
+use crate::iova::IovaRange;
+use core::ffi::c_void;
+use kernel::error::{to_result, Result};
+use kernel::prelude::*;
+
+/// An `iommu_group` that vfio core has handed to this container.
+///
+/// vfio core keeps the group alive from `attach_group` until the matching
+/// `detach_group` returns, which bounds every `Group`'s use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Group(*mut bindings::iommu_group);
+
+// SAFETY: the pointer is only passed to IOMMU core functions, which do their
+// own locking, while vfio core holds the group (see the type's docs).
+unsafe impl Send for Group {}
+// SAFETY: as above.
+unsafe impl Sync for Group {}
+
+/// One reserved region of a group, type1's `struct iommu_resv_region` subset.
+#[derive(Clone, Copy)]
+pub(crate) struct ResvRegion {
+    pub(crate) range: IovaRange,
+    pub(crate) kind: i32,
+}
+
+impl ResvRegion {
+    /// `IOMMU_RESV_DIRECT_RELAXABLE` regions do not restrict the IOVA space.
+    pub(crate) fn is_relaxable(&self) -> bool {
+        // SAFETY: reading an immutable C constant.
+        self.kind == unsafe { bindings::RVFIO_RESV_DIRECT_RELAXABLE }
+    }
+
+    /// A software-managed MSI window needs an MSI cookie on the domain.
+    pub(crate) fn is_sw_msi(&self) -> bool {
+        // SAFETY: reading an immutable C constant.
+        self.kind == unsafe { bindings::RVFIO_RESV_SW_MSI }
+    }
+
+    /// A hardware MSI window.
+    pub(crate) fn is_msi(&self) -> bool {
+        // SAFETY: reading an immutable C constant.
+        self.kind == unsafe { bindings::RVFIO_RESV_MSI }
+    }
+}
+
+impl Group {
+    /// Wraps the group pointer vfio core passed to `attach_group`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a valid `iommu_group` that vfio core keeps alive until
+    /// the matching `detach_group` (or the failed attach) returns, and the
+    /// returned value must not be used after that.
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::iommu_group) -> Self {
+        Self(ptr)
+    }
+
+    /// Identity for lookups.
+    pub(crate) fn key(&self) -> usize {
+        self.0 as usize
+    }
+
+    /// The group's reserved regions (`iommu_get_group_resv_regions()`).
+    pub(crate) fn reserved_regions(&self) -> Result<KVec<ResvRegion>> {
+        struct Ctx {
+            out: KVec<ResvRegion>,
+            failed: bool,
+        }
+        extern "C" fn cb(ctx: *mut c_void, start: u64, length: u64, kind: i32) {
+            // SAFETY: `ctx` is the `&mut Ctx` passed below, alive for the call.
+            let ctx = unsafe { &mut *ctx.cast::<Ctx>() };
+            // A zero-length region reserves nothing.
+            let Some(range) = IovaRange::from_len(start, length) else {
+                return;
+            };
+            if ctx
+                .out
+                .push(ResvRegion { range, kind }, GFP_KERNEL)
+                .is_err()
+            {
+                ctx.failed = true;
+            }
+        }
+        let mut ctx = Ctx {
+            out: KVec::new(),
+            failed: false,
+        };
+        // SAFETY: the group is valid (type invariant); `cb` only touches `ctx`,
+        // which outlives the call.
+        let ret = unsafe {
+            bindings::rvfio_group_resv_regions(self.0, Some(cb), (&mut ctx as *mut Ctx).cast())
+        };
+        to_result(ret)?;
+        if ctx.failed {
+            return Err(ENOMEM);
+        }
+        Ok(ctx.out)
+    }
+
+    /// `iommu_group_has_isolated_msi()`.
+    pub(crate) fn has_isolated_msi(&self) -> bool {
+        // SAFETY: the group is valid.
+        unsafe { bindings::iommu_group_has_isolated_msi(self.0) }
+    }
+}
+
+/// What type1 reads from `struct iommu_domain`.
+#[derive(Clone, Copy)]
+pub(crate) struct DomainInfo {
+    pub(crate) pgsize_bitmap: u64,
+    pub(crate) aperture: IovaRange,
+    /// The IOMMU driver's domain ops: only domains with the same ops are
+    /// shared between groups.
+    pub(crate) ops: usize,
+}
+
+/// An unmanaged paging domain allocated by rvfio.
+///
+/// # Invariants
+///
+/// `ptr` came from `iommu_paging_domain_alloc()`, is owned by this value and
+/// is freed on drop. Every group attached through [`Domain::attach`] is
+/// detached before the drop (the container's bookkeeping guarantees it).
+pub(crate) struct IommuDomain {
+    ptr: *mut bindings::iommu_domain,
+}
+
+// SAFETY: iommu_domain operations do their own locking; ownership can move.
+unsafe impl Send for IommuDomain {}
+// SAFETY: map/unmap/attach on a shared domain are serialised by the IOMMU
+// core and the container's mutex.
+unsafe impl Sync for IommuDomain {}
+
+impl IommuDomain {
+    /// Allocates a paging domain suitable for the first device of `group`.
+    pub(crate) fn alloc_for(group: &Group) -> Result<Self> {
+        let mut ptr = core::ptr::null_mut();
+        // SAFETY: the group is valid; `ptr` is a valid out-pointer.
+        to_result(unsafe { bindings::rvfio_domain_alloc(group.0, &mut ptr) })?;
+        // INVARIANT: allocated just now, owned here.
+        Ok(Self { ptr })
+    }
+
+    pub(crate) fn info(&self) -> DomainInfo {
+        let mut raw = bindings::rvfio_domain_info::default();
+        // SAFETY: the domain is valid; `raw` is a valid out-pointer.
+        unsafe { bindings::rvfio_domain_info(self.ptr, &mut raw) };
+        DomainInfo {
+            pgsize_bitmap: raw.pgsize_bitmap,
+            aperture: IovaRange {
+                start: raw.aperture_start,
+                end: raw.aperture_end,
+            },
+            ops: raw.ops as usize,
+        }
+    }
+
+    /// `ops->enforce_cache_coherency()`, false when the driver lacks it.
+    pub(crate) fn enforce_cache_coherency(&self) -> bool {
+        // SAFETY: the domain is valid.
+        unsafe { bindings::rvfio_domain_enforce_cc(self.ptr) }
+    }
+
+    /// `iommu_attach_group()`.
+    pub(crate) fn attach(&self, group: &Group) -> Result {
+        // SAFETY: domain and group are valid.
+        to_result(unsafe { bindings::iommu_attach_group(self.ptr, group.0) })
+    }
+
+    /// `iommu_detach_group()`.
+    pub(crate) fn detach(&self, group: &Group) {
+        // SAFETY: domain and group are valid; the group is attached here.
+        unsafe { bindings::iommu_detach_group(self.ptr, group.0) }
+    }
+
+    /// `iommu_get_msi_cookie()`; ENODEV (no DMA-IOMMU layer) is not an error.
+    pub(crate) fn get_msi_cookie(&self, base: u64) -> Result {
+        // SAFETY: the domain is valid.
+        let ret = unsafe { bindings::iommu_get_msi_cookie(self.ptr, base) };
+        if ret == ENODEV.to_errno() {
+            return Ok(());
+        }
+        to_result(ret)
+    }
+
+    /// Maps `size` bytes of physical memory at `paddr` to `iova`
+    /// (`IOMMU_CACHE` added, as type1 does). The IOMMU core picks the largest
+    /// page sizes that the alignment of `iova`, `paddr` and `size` allows.
+    ///
+    /// # Safety
+    ///
+    /// `[paddr, paddr + size)` must stay valid for device access until it is
+    /// unmapped again (pinned pages, or MMIO owned by the caller).
+    pub(crate) unsafe fn map(&self, iova: u64, paddr: u64, size: u64, prot: i32) -> Result {
+        // SAFETY: the domain is valid; the caller keeps the memory alive.
+        to_result(unsafe { bindings::rvfio_domain_map(self.ptr, iova, paddr, size, prot) })
+    }
+
+    /// Unmaps `[iova, iova + size)`; returns how many bytes were unmapped.
+    pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
+        // SAFETY: the domain is valid. Unmapping ranges that are not mapped
+        // is harmless: the IOMMU core stops at the first hole.
+        unsafe { bindings::iommu_unmap(self.ptr, iova as _, size as _) as u64 }
+    }
+}
+
+impl Drop for IommuDomain {
+    fn drop(&mut self) {
+        // SAFETY: owned by the invariant; no group is attached any more.
+        unsafe { bindings::iommu_domain_free(self.ptr) };
+    }
+}

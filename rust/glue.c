@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rvfio C glue: the vfio_iommu_driver_ops table (its type is in vfio's
+ * private header), module parameters, and wrappers for static inline kernel
+ * functions. No policy lives here: every decision is made in Rust.
+ */
+#include <linux/iommu.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/capability.h>
+#include <linux/err.h>
+#include <linux/vfio.h>
+#include "vfio.h"	/* drivers/vfio/vfio.h: struct vfio_iommu_driver_ops */
+#include "glue.h"
+
+/* Same names, types, permissions and defaults as vfio_iommu_type1's. */
+static bool allow_unsafe_interrupts;
+module_param_named(allow_unsafe_interrupts, allow_unsafe_interrupts, bool,
+		   0644);
+MODULE_PARM_DESC(allow_unsafe_interrupts,
+		 "Enable VFIO IOMMU support for on platforms without interrupt remapping support.");
+
+static bool disable_hugepages;
+module_param_named(disable_hugepages, disable_hugepages, bool, 0644);
+MODULE_PARM_DESC(disable_hugepages,
+		 "Disable VFIO IOMMU support for IOMMU hugepages.");
+
+static unsigned int dma_entry_limit __read_mostly = U16_MAX;
+module_param_named(dma_entry_limit, dma_entry_limit, uint, 0644);
+MODULE_PARM_DESC(dma_entry_limit,
+		 "Maximum number of user DMA mappings per container (65535).");
+
+bool rvfio_param_allow_unsafe_interrupts(void)
+{
+	return READ_ONCE(allow_unsafe_interrupts);
+}
+
+bool rvfio_param_disable_hugepages(void)
+{
+	return READ_ONCE(disable_hugepages);
+}
+
+unsigned int rvfio_param_dma_entry_limit(void)
+{
+	return READ_ONCE(dma_entry_limit);
+}
+
+/* --- The ops table: shims into Rust. --- */
+
+static void *rvfio_open(unsigned long arg)
+{
+	void *data = NULL;
+	int ret = rvfio_rs_open(arg, &data);
+
+	return ret ? ERR_PTR(ret) : data;
+}
+
+static int rvfio_attach_group(void *data, struct iommu_group *group,
+			      enum vfio_group_type type)
+{
+	return rvfio_rs_attach_group(data, group, (int)type);
+}
+
+static const struct vfio_iommu_driver_ops rvfio_ops = {
+	.name		= "rvfio",
+	.owner		= THIS_MODULE,
+	.open		= rvfio_open,
+	.release	= rvfio_rs_release,
+	.ioctl		= rvfio_rs_ioctl,
+	.attach_group	= rvfio_attach_group,
+	.detach_group	= rvfio_rs_detach_group,
+};
+
+int rvfio_glue_register(void)
+{
+	return vfio_register_iommu_driver(&rvfio_ops);
+}
+
+void rvfio_glue_unregister(void)
+{
+	vfio_unregister_iommu_driver(&rvfio_ops);
+}
+
+/* --- IOMMU domains. --- */
+
+static int rvfio_domain_alloc_one(struct device *dev, void *data)
+{
+	struct iommu_domain **domain = data;
+
+	*domain = iommu_paging_domain_alloc(dev);
+	return 1; /* Only the first device: stop iterating. */
+}
+
+int rvfio_domain_alloc(struct iommu_group *group, struct iommu_domain **out)
+{
+	struct iommu_domain *domain = ERR_PTR(-ENODEV);
+
+	iommu_group_for_each_dev(group, &domain, rvfio_domain_alloc_one);
+	if (IS_ERR(domain))
+		return PTR_ERR(domain);
+	*out = domain;
+	return 0;
+}
+
+void rvfio_domain_info(struct iommu_domain *domain,
+		       struct rvfio_domain_info *info)
+{
+	info->pgsize_bitmap = domain->pgsize_bitmap;
+	info->aperture_start = domain->geometry.aperture_start;
+	info->aperture_end = domain->geometry.aperture_end;
+	info->ops = domain->ops;
+}
+
+bool rvfio_domain_enforce_cc(struct iommu_domain *domain)
+{
+	if (domain->ops->enforce_cache_coherency)
+		return domain->ops->enforce_cache_coherency(domain);
+	return false;
+}
+
+int rvfio_domain_map(struct iommu_domain *domain, u64 iova, u64 paddr,
+		     u64 size, int prot)
+{
+	return iommu_map(domain, iova, paddr, size, prot | IOMMU_CACHE,
+			 GFP_KERNEL_ACCOUNT);
+}
+
+/* --- Reserved regions. --- */
+
+const int RVFIO_RESV_DIRECT_RELAXABLE = IOMMU_RESV_DIRECT_RELAXABLE;
+const int RVFIO_RESV_MSI = IOMMU_RESV_MSI;
+const int RVFIO_RESV_SW_MSI = IOMMU_RESV_SW_MSI;
+
+int rvfio_group_resv_regions(struct iommu_group *group, rvfio_resv_cb cb,
+			     void *ctx)
+{
+	struct iommu_resv_region *region, *next;
+	LIST_HEAD(regions);
+	int ret;
+
+	ret = iommu_get_group_resv_regions(group, &regions);
+	list_for_each_entry_safe(region, next, &regions, list) {
+		if (!ret)
+			cb(ctx, region->start, region->length, region->type);
+		kfree(region);
+	}
+	return ret;
+}
+
+/* --- The calling process. --- */
+
+struct mm_struct *rvfio_current_mm_grab(void)
+{
+	struct mm_struct *mm = current->mm;
+
+	if (mm)
+		mmgrab(mm);
+	return mm;
+}
+
+void rvfio_mm_drop(struct mm_struct *mm)
+{
+	mmdrop(mm);
+}
+
+struct task_struct *rvfio_current_leader_get(void)
+{
+	struct task_struct *task = current->group_leader;
+
+	get_task_struct(task);
+	return task;
+}
+
+void rvfio_task_put(struct task_struct *task)
+{
+	put_task_struct(task);
+}
+
+bool rvfio_capable_ipc_lock(void)
+{
+	return capable(CAP_IPC_LOCK);
+}
+
+int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
+		    long npages, bool lock_cap)
+{
+	int ret;
+
+	if (!npages)
+		return 0;
+	if (!mmget_not_zero(mm))
+		return -ESRCH;
+	ret = mmap_write_lock_killable(mm);
+	if (!ret) {
+		ret = __account_locked_vm(mm, abs(npages), npages > 0, task,
+					  lock_cap);
+		mmap_write_unlock(mm);
+	}
+	mmput(mm);
+	return ret;
+}
+
+unsigned long rvfio_current_memlock_limit(void)
+{
+	return rlimit(RLIMIT_MEMLOCK);
+}
+
+/* --- Pinning. --- */
+
+long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
+		    bool write, u64 *pfns)
+{
+	/* struct page * and u64 have the same size on 64-bit: pin into the
+	 * caller's array, then convert in place. */
+	struct page **pages = (struct page **)pfns;
+	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
+	long ret, i;
+
+	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
+	if (!mmget_not_zero(mm))
+		return -ESRCH;
+	mmap_read_lock(mm);
+	ret = pin_user_pages_remote(mm, vaddr, npages, flags, pages, NULL);
+	mmap_read_unlock(mm);
+	mmput(mm);
+	if (ret == 0)
+		ret = -EFAULT;
+	for (i = 0; i < ret; i++)
+		pfns[i] = page_to_pfn(pages[i]);
+	return ret;
+}
+
+void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty)
+{
+	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
+}
+
+bool rvfio_pfn_is_reserved(u64 pfn)
+{
+	/* type1's is_invalid_reserved_pfn(). */
+	if (pfn_valid(pfn))
+		return PageReserved(pfn_to_page(pfn));
+	return true;
+}

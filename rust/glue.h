@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * rvfio C glue: the parts that must be C.
+ *
+ * - The vfio_iommu_driver_ops table: its type lives in vfio's private
+ *   drivers/vfio/vfio.h and the callbacks are thin shims into Rust.
+ * - Wrappers for static inline kernel functions and macros (mmap lock,
+ *   pfn_to_page, GFP flag composites, ERR_PTR) that Rust cannot call.
+ * - Iteration over kernel lists (reserved regions) flattened to a callback.
+ *
+ * Everything here is called from rust/bindings.rs through bindgen-generated
+ * declarations; keep the signatures plain (integers and opaque pointers).
+ */
+#ifndef RVFIO_GLUE_H
+#define RVFIO_GLUE_H
+
+#include <linux/types.h>
+
+struct iommu_domain;
+struct iommu_group;
+struct mm_struct;
+struct task_struct;
+
+/* --- Implemented in Rust (rust/backend.rs), called by the ops shims. --- */
+int rvfio_rs_open(unsigned long type, void **data);
+void rvfio_rs_release(void *data);
+long rvfio_rs_ioctl(void *data, unsigned int cmd, unsigned long arg);
+int rvfio_rs_attach_group(void *data, struct iommu_group *group, int type);
+void rvfio_rs_detach_group(void *data, struct iommu_group *group);
+
+/* --- Registration. --- */
+int rvfio_glue_register(void);
+void rvfio_glue_unregister(void);
+
+/* --- Module parameters (defined in glue.c, same names as type1's). --- */
+bool rvfio_param_allow_unsafe_interrupts(void);
+bool rvfio_param_disable_hugepages(void);
+unsigned int rvfio_param_dma_entry_limit(void);
+
+/* --- IOMMU domains. --- */
+struct rvfio_domain_info {
+	u64 pgsize_bitmap;
+	u64 aperture_start;
+	u64 aperture_end;
+	/* Identity of the IOMMU driver's domain ops: domains are shared only
+	 * between groups whose domains have the same ops (as type1 does). */
+	const void *ops;
+};
+/* Allocates a paging domain for the first device of @group; 0 or -errno. */
+int rvfio_domain_alloc(struct iommu_group *group, struct iommu_domain **out);
+void rvfio_domain_info(struct iommu_domain *domain,
+		       struct rvfio_domain_info *info);
+/* Calls ops->enforce_cache_coherency when the driver has it. */
+bool rvfio_domain_enforce_cc(struct iommu_domain *domain);
+/* iommu_map() with IOMMU_CACHE added and GFP_KERNEL_ACCOUNT. */
+int rvfio_domain_map(struct iommu_domain *domain, u64 iova, u64 paddr,
+		     u64 size, int prot);
+
+/* --- Reserved regions of a group, one callback per region. --- */
+typedef void (*rvfio_resv_cb)(void *ctx, u64 start, u64 length, int type);
+int rvfio_group_resv_regions(struct iommu_group *group, rvfio_resv_cb cb,
+			     void *ctx);
+/* The values of enum iommu_resv_type that matter to the valid-IOVA list. */
+extern const int RVFIO_RESV_DIRECT_RELAXABLE;
+extern const int RVFIO_RESV_MSI;
+extern const int RVFIO_RESV_SW_MSI;
+
+/* --- The calling process: mm, group leader, capability. --- */
+/* current->mm with mmgrab() taken, and current->group_leader with a task
+ * reference taken; both NULL for a kernel thread. */
+struct mm_struct *rvfio_current_mm_grab(void);
+void rvfio_mm_drop(struct mm_struct *mm);
+struct task_struct *rvfio_current_leader_get(void);
+void rvfio_task_put(struct task_struct *task);
+bool rvfio_capable_ipc_lock(void);
+
+/*
+ * Charge (@npages > 0) or uncharge (< 0) @mm's locked_vm like type1's
+ * vfio_lock_acct(): the RLIMIT_MEMLOCK of @task is enforced unless
+ * @lock_cap. Returns 0, -ENOMEM past the limit, -ESRCH when @mm has no
+ * users any more (nothing to account against), -EINTR on a fatal signal.
+ */
+int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
+		    long npages, bool lock_cap);
+/* RLIMIT_MEMLOCK of the current process, in bytes (for messages). */
+unsigned long rvfio_current_memlock_limit(void);
+
+/* --- Pinning user memory. --- */
+/*
+ * Long-term pins @npages pages at @vaddr of @mm (FOLL_LONGTERM, FOLL_WRITE
+ * when @write) and stores their pfns in @pfns. Returns the number pinned
+ * (> 0) or -errno; never 0.
+ */
+long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
+		    bool write, u64 *pfns);
+/* Unpins a physically contiguous run pinned by rvfio_pin_pfns(). */
+void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty);
+/* True for pfns type1 neither pins nor charges (MMIO, zero page). */
+bool rvfio_pfn_is_reserved(u64 pfn);
+
+#endif /* RVFIO_GLUE_H */

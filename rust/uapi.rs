@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The type1 ioctl ABI of `include/uapi/linux/vfio.h`: ioctl numbers,
+//! extension ids, flags and the fixed parts of the argument structures.
+//!
+//! The structures are declared here rather than used from the bindgen output
+//! so that they can carry `FromBytes`/`AsBytes`; their sizes are checked
+//! against the generated ones at compile time.
+
+use crate::bindings;
+use core::mem::size_of;
+use kernel::ioctl::_IO;
+use kernel::types::{AsBytes, FromBytes};
+
+const VFIO_TYPE: u32 = b';' as u32;
+const VFIO_BASE: u32 = 100;
+
+pub(crate) const VFIO_CHECK_EXTENSION: u32 = _IO(VFIO_TYPE, VFIO_BASE + 1);
+pub(crate) const VFIO_IOMMU_GET_INFO: u32 = _IO(VFIO_TYPE, VFIO_BASE + 12);
+pub(crate) const VFIO_IOMMU_MAP_DMA: u32 = _IO(VFIO_TYPE, VFIO_BASE + 13);
+pub(crate) const VFIO_IOMMU_UNMAP_DMA: u32 = _IO(VFIO_TYPE, VFIO_BASE + 14);
+pub(crate) const VFIO_IOMMU_DIRTY_PAGES: u32 = _IO(VFIO_TYPE, VFIO_BASE + 17);
+
+// Extension ids (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU).
+pub(crate) const VFIO_TYPE1_IOMMU: u64 = bindings::VFIO_TYPE1_IOMMU as u64;
+pub(crate) const VFIO_TYPE1V2_IOMMU: u64 = bindings::VFIO_TYPE1v2_IOMMU as u64;
+pub(crate) const VFIO_DMA_CC_IOMMU: u64 = bindings::VFIO_DMA_CC_IOMMU as u64;
+pub(crate) const VFIO_TYPE1_NESTING_IOMMU: u64 = bindings::VFIO_TYPE1_NESTING_IOMMU as u64;
+pub(crate) const VFIO_UNMAP_ALL: u64 = bindings::VFIO_UNMAP_ALL as u64;
+pub(crate) const VFIO_UPDATE_VADDR: u64 = bindings::VFIO_UPDATE_VADDR as u64;
+
+pub(crate) const VFIO_DMA_MAP_FLAG_READ: u32 = bindings::VFIO_DMA_MAP_FLAG_READ;
+pub(crate) const VFIO_DMA_MAP_FLAG_WRITE: u32 = bindings::VFIO_DMA_MAP_FLAG_WRITE;
+pub(crate) const VFIO_DMA_MAP_FLAG_VADDR: u32 = bindings::VFIO_DMA_MAP_FLAG_VADDR;
+
+pub(crate) const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP: u32 =
+    bindings::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP;
+pub(crate) const VFIO_DMA_UNMAP_FLAG_ALL: u32 = bindings::VFIO_DMA_UNMAP_FLAG_ALL;
+pub(crate) const VFIO_DMA_UNMAP_FLAG_VADDR: u32 = bindings::VFIO_DMA_UNMAP_FLAG_VADDR;
+
+pub(crate) const VFIO_IOMMU_INFO_PGSIZES: u32 = bindings::VFIO_IOMMU_INFO_PGSIZES;
+pub(crate) const VFIO_IOMMU_INFO_CAPS: u32 = bindings::VFIO_IOMMU_INFO_CAPS;
+
+/// `struct vfio_iommu_type1_dma_map`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DmaMap {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) vaddr: u64,
+    pub(crate) iova: u64,
+    pub(crate) size: u64,
+}
+
+/// The fixed part of `struct vfio_iommu_type1_dma_unmap` (a `vfio_bitmap`
+/// follows it with VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DmaUnmap {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) iova: u64,
+    pub(crate) size: u64,
+}
+
+/// `struct vfio_iommu_type1_info`; the capability chain follows it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Info {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) iova_pgsizes: u64,
+    pub(crate) cap_offset: u32,
+    pub(crate) pad: u32,
+}
+
+// SAFETY: plain `repr(C)` integers with no padding (checked below): every
+// bit pattern is valid and every byte is initialised.
+unsafe impl FromBytes for DmaMap {}
+// SAFETY: as above.
+unsafe impl AsBytes for DmaMap {}
+// SAFETY: as above.
+unsafe impl FromBytes for DmaUnmap {}
+// SAFETY: as above.
+unsafe impl AsBytes for DmaUnmap {}
+// SAFETY: as above.
+unsafe impl FromBytes for Info {}
+// SAFETY: as above.
+unsafe impl AsBytes for Info {}
+
+const _: () = assert!(size_of::<DmaMap>() == size_of::<bindings::vfio_iommu_type1_dma_map>());
+const _: () = assert!(size_of::<DmaMap>() == 32);
+const _: () = assert!(size_of::<DmaUnmap>() == 24);
+const _: () = assert!(size_of::<Info>() == size_of::<bindings::vfio_iommu_type1_info>());
+const _: () = assert!(size_of::<Info>() == crate::caps::INFO_SIZE);
+
+/// `offsetofend(struct vfio_iommu_type1_info, iova_pgsizes)`: the least a
+/// GET_INFO caller must provide.
+pub(crate) const INFO_MINSZ: usize = 16;
