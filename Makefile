@@ -51,7 +51,8 @@ lint: kernel
 
 # Pure logic (no kernel) tested on the host with cargo.
 host-test:
-	@cd $(TOP)/rust/host && cargo test --quiet --offline 2>&1 | tail -n 3
+	@cd $(TOP)/rust/host && CARGO_TARGET_DIR=$(BUILD)/host-target \
+		cargo test --quiet --offline
 
 clean:
 	rm -rf $(MODDIR) $(BUILD)/selftests $(BUILD)/samples $(BUILD)/initramfs*

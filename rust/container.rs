@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     dma_avail: u32,
     valid: KVec<IovaRange>,
     pgsize_bitmap: u64,
+    /// VFIO_IOMMU_DIRTY_PAGES_FLAG_START was given (and not STOP).
+    dirty_tracking: bool,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -89,6 +91,7 @@ impl Container {
                 dma_avail: limit,
                 valid: KVec::new(),
                 pgsize_bitmap: iova::container_pgsize_bitmap(core::iter::empty(), PAGE_SIZE),
+                dirty_tracking: false,
             }),
         })
     }
@@ -124,7 +127,29 @@ impl Inner {
         self.domains.values().all(|d| d.enforce_cc)
     }
 
+    pub(crate) fn dirty_tracking(&self) -> bool {
+        self.dirty_tracking
+    }
+
+    pub(crate) fn set_dirty_tracking(&mut self, on: bool) {
+        self.dirty_tracking = on;
+    }
+
     // --- The mapping tree. ---
+
+    /// The mappings that start inside `range`, in IOVA order.
+    pub(crate) fn mappings_starting_in(&self, range: &IovaRange) -> Result<KVec<IovaRange>> {
+        let mut out = KVec::new();
+        for (k, dma) in self.dmas.iter() {
+            if *k > range.end {
+                break;
+            }
+            if *k >= range.start {
+                out.push(dma.range(), GFP_KERNEL)?;
+            }
+        }
+        Ok(out)
+    }
 
     /// Start IOVA of the lowest mapping overlapping `range`.
     pub(crate) fn first_overlap(&mut self, range: &IovaRange) -> Option<u64> {

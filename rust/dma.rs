@@ -223,10 +223,10 @@ impl Dma {
     /// `vfio_iommu_replay()`); on error unmaps what it mapped.
     pub(crate) fn map_into(&self, domain: &IommuDomain) -> Result {
         for (i, run) in self.runs.iter().enumerate() {
+            let paddr = run.pfn << PAGE_SHIFT;
             // SAFETY: pinned until `release_pages` (type invariant).
-            if let Err(e) =
-                unsafe { domain.map(run.iova, run.pfn << PAGE_SHIFT, run.bytes(), self.prot) }
-            {
+            let result = unsafe { domain.map(run.iova, paddr, run.bytes(), self.prot) };
+            if let Err(e) = result {
                 if let Some(done) = self.runs.get(..i) {
                     for r in done {
                         domain.unmap(r.iova, r.bytes());

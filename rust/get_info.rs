@@ -36,7 +36,7 @@ pub(crate) fn get_info(container: &Container, arg: UserPtr) -> Result {
         let inner = container.lock();
         info.iova_pgsizes = inner.pgsize_bitmap();
         let caps = InfoCaps {
-            migration_pgsize: None,
+            migration_pgsize: Some(inner.min_pgsize()),
             dma_avail: inner.dma_avail(),
             iovas: inner.valid_iovas(),
         };

@@ -12,6 +12,7 @@
 #include <linux/sched/task.h>
 #include <linux/capability.h>
 #include <linux/err.h>
+#include <linux/uaccess.h>
 #include <linux/vfio.h>
 #include "vfio.h"	/* drivers/vfio/vfio.h: struct vfio_iommu_driver_ops */
 #include "glue.h"
@@ -201,6 +202,11 @@ int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
 	}
 	mmput(mm);
 	return ret;
+}
+
+bool rvfio_access_ok(unsigned long ptr, unsigned long size)
+{
+	return access_ok((void __user *)ptr, size);
 }
 
 unsigned long rvfio_current_memlock_limit(void)

@@ -82,6 +82,8 @@ bool rvfio_capable_ipc_lock(void);
  */
 int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
 		    long npages, bool lock_cap);
+/* access_ok() for a user range (type1 refuses bitmaps failing it). */
+bool rvfio_access_ok(unsigned long ptr, unsigned long size);
 /* RLIMIT_MEMLOCK of the current process, in bytes (for messages). */
 unsigned long rvfio_current_memlock_limit(void);
 

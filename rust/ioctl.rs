@@ -8,7 +8,7 @@
 
 use crate::container::Container;
 use crate::uapi::*;
-use crate::{get_info, map_dma, unmap_dma};
+use crate::{dirty_pages, get_info, map_dma, unmap_dma};
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
 use kernel::types::FromBytes;
@@ -53,9 +53,7 @@ pub(crate) fn dispatch(container: &Container, cmd: u32, arg: usize) -> Result<is
         VFIO_IOMMU_GET_INFO => get_info::get_info(container, arg).map(|()| 0),
         VFIO_IOMMU_MAP_DMA => map_dma::map_dma(container, arg).map(|()| 0),
         VFIO_IOMMU_UNMAP_DMA => unmap_dma::unmap_dma(container, arg).map(|()| 0),
-        // Dirty tracking is not implemented yet, and GET_INFO does not offer
-        // the MIGRATION capability that tells clients to use it.
-        VFIO_IOMMU_DIRTY_PAGES => Err(ENOTTY),
+        VFIO_IOMMU_DIRTY_PAGES => dirty_pages::dirty_pages(container, arg).map(|()| 0),
         _ => Err(ENOTTY),
     }
 }

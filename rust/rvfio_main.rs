@@ -20,6 +20,8 @@ mod backend;
 mod bindings;
 mod caps;
 mod container;
+mod dirty;
+mod dirty_pages;
 mod dma;
 mod domain;
 mod get_info;

@@ -38,6 +38,12 @@ pub(crate) const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP: u32 =
 pub(crate) const VFIO_DMA_UNMAP_FLAG_ALL: u32 = bindings::VFIO_DMA_UNMAP_FLAG_ALL;
 pub(crate) const VFIO_DMA_UNMAP_FLAG_VADDR: u32 = bindings::VFIO_DMA_UNMAP_FLAG_VADDR;
 
+pub(crate) const VFIO_IOMMU_DIRTY_PAGES_FLAG_START: u32 =
+    bindings::VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
+pub(crate) const VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: u32 = bindings::VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
+pub(crate) const VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP: u32 =
+    bindings::VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+
 pub(crate) const VFIO_IOMMU_INFO_PGSIZES: u32 = bindings::VFIO_IOMMU_INFO_PGSIZES;
 pub(crate) const VFIO_IOMMU_INFO_CAPS: u32 = bindings::VFIO_IOMMU_INFO_CAPS;
 
@@ -63,6 +69,32 @@ pub(crate) struct DmaUnmap {
     pub(crate) size: u64,
 }
 
+/// `struct vfio_bitmap`: a user bitmap, one bit per `pgsize` page.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Bitmap {
+    pub(crate) pgsize: u64,
+    pub(crate) size: u64,
+    pub(crate) data: u64,
+}
+
+/// The fixed part of `struct vfio_iommu_type1_dirty_bitmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DirtyBitmap {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+}
+
+/// `struct vfio_iommu_type1_dirty_bitmap_get`, after `DirtyBitmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DirtyBitmapGet {
+    pub(crate) iova: u64,
+    pub(crate) size: u64,
+    pub(crate) bitmap: Bitmap,
+}
+
 /// `struct vfio_iommu_type1_info`; the capability chain follows it.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -84,6 +116,12 @@ unsafe impl FromBytes for DmaUnmap {}
 // SAFETY: as above.
 unsafe impl AsBytes for DmaUnmap {}
 // SAFETY: as above.
+unsafe impl FromBytes for Bitmap {}
+// SAFETY: as above.
+unsafe impl FromBytes for DirtyBitmap {}
+// SAFETY: as above.
+unsafe impl FromBytes for DirtyBitmapGet {}
+// SAFETY: as above.
 unsafe impl FromBytes for Info {}
 // SAFETY: as above.
 unsafe impl AsBytes for Info {}
@@ -91,6 +129,11 @@ unsafe impl AsBytes for Info {}
 const _: () = assert!(size_of::<DmaMap>() == size_of::<bindings::vfio_iommu_type1_dma_map>());
 const _: () = assert!(size_of::<DmaMap>() == 32);
 const _: () = assert!(size_of::<DmaUnmap>() == 24);
+const _: () = assert!(size_of::<Bitmap>() == size_of::<bindings::vfio_bitmap>());
+const _: () = assert!(size_of::<DirtyBitmap>() == 8);
+const _: () = assert!(
+    size_of::<DirtyBitmapGet>() == size_of::<bindings::vfio_iommu_type1_dirty_bitmap_get>()
+);
 const _: () = assert!(size_of::<Info>() == size_of::<bindings::vfio_iommu_type1_info>());
 const _: () = assert!(size_of::<Info>() == crate::caps::INFO_SIZE);
 

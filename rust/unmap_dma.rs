@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! VFIO_IOMMU_UNMAP_DMA (type1's `vfio_iommu_type1_unmap_dma()` and
-//! `vfio_dma_do_unmap()`), v1 and v2 semantics.
+//! `vfio_dma_do_unmap()`), v1 and v2 semantics, with the dirty bitmap of
+//! VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP.
 
 use crate::container::Container;
+use crate::dirty_pages::{check_not_bisected, UserBitmap};
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::uapi::*;
@@ -18,15 +20,22 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     if unmap.flags & !mask != 0 {
         return Err(EINVAL);
     }
-    let dirty = unmap.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP != 0;
-    if dirty && unmap.flags & (VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR) != 0 {
+    let want_dirty = unmap.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP != 0;
+    if want_dirty && unmap.flags & (VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR) != 0 {
         return Err(EINVAL);
     }
-    if dirty {
-        // type1 refuses this unless dirty tracking was started, which rvfio
-        // does not offer yet.
-        return Err(EINVAL);
-    }
+    let bitmap = if want_dirty {
+        let fixed = size_of::<DmaUnmap>();
+        if (unmap.argsz as usize) < fixed + size_of::<Bitmap>() {
+            return Err(EINVAL);
+        }
+        let raw: Bitmap = UserSlice::new(arg + fixed, size_of::<Bitmap>())
+            .reader()
+            .read()?;
+        Some((UserBitmap::new(&raw, unmap.iova, unmap.size)?, raw.pgsize))
+    } else {
+        None
+    };
     if unmap.flags & VFIO_DMA_UNMAP_FLAG_VADDR != 0 {
         // VFIO_UPDATE_VADDR is not advertised yet.
         return Err(crate::ioctl::eopnotsupp());
@@ -35,20 +44,16 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
 
     let unmapped = {
         let mut inner = container.lock();
-        let range =
-            iova::check_unmap(unmap.iova, unmap.size, all, inner.min_pgsize()).ok_or(EINVAL)?;
+        let pgsize = inner.min_pgsize();
+        let range = iova::check_unmap(unmap.iova, unmap.size, all, pgsize).ok_or(EINVAL)?;
+        if let Some((_, bitmap_pgsize)) = &bitmap {
+            // Only while tracking, and only at the smallest page size.
+            if !inner.dirty_tracking() || *bitmap_pgsize != pgsize {
+                return Err(EINVAL);
+            }
+        }
         if container.v2 && !all {
-            // v2: the range may not bisect a mapping at either end.
-            if let Some(m) = inner.mapping_at(range.start) {
-                if m.start != range.start {
-                    return Err(EINVAL);
-                }
-            }
-            if let Some(m) = inner.mapping_at(range.end) {
-                if m.end != range.end {
-                    return Err(EINVAL);
-                }
-            }
+            check_not_bisected(&mut inner, &range)?;
         }
         let mut unmapped: u64 = 0;
         while let Some(key) = inner.first_overlap(&range) {
@@ -58,6 +63,12 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
             if !container.v2 && range.start > key {
                 break;
             }
+            if let Some((bitmap, _)) = &bitmap {
+                if let Some(r) = inner.mapping_at(key) {
+                    // As type1: mappings already removed stay removed.
+                    bitmap.report(&r)?;
+                }
+            }
             unmapped += inner.remove_dma(key);
         }
         unmapped
@@ -65,6 +76,7 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
 
     unmap.size = unmapped;
     // Only `size` changes: write back the fixed part (argsz was checked).
-    let mut w = UserSlice::new(arg, size_of::<DmaUnmap>()).writer();
-    w.write(&unmap)
+    UserSlice::new(arg, size_of::<DmaUnmap>())
+        .writer()
+        .write(&unmap)
 }

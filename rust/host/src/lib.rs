@@ -9,3 +9,6 @@ pub mod iova;
 
 #[path = "../../caps.rs"]
 pub mod caps;
+
+#[path = "../../dirty.rs"]
+pub mod dirty;
