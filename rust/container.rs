@@ -13,6 +13,7 @@ use crate::bindings;
 use crate::dma::{self, Dma};
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
+use crate::mm::Owner;
 use crate::pin::PAGE_SIZE;
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
@@ -66,6 +67,8 @@ pub(crate) struct Inner {
     pgsize_bitmap: u64,
     /// VFIO_IOMMU_DIRTY_PAGES_FLAG_START was given (and not STOP).
     dirty_tracking: bool,
+    /// Mappings whose vaddr is invalid (VFIO_DMA_UNMAP_FLAG_VADDR).
+    vaddr_invalid_count: usize,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -92,6 +95,7 @@ impl Container {
                 valid: KVec::new(),
                 pgsize_bitmap: iova::container_pgsize_bitmap(core::iter::empty(), PAGE_SIZE),
                 dirty_tracking: false,
+                vaddr_invalid_count: 0,
             }),
         })
     }
@@ -180,6 +184,42 @@ impl Inner {
         self.dmas.get(&k).map(|d| d.range())
     }
 
+    /// VFIO_DMA_MAP_FLAG_VADDR: gives the invalidated mapping at exactly
+    /// `range` its new `vaddr` in the caller's process (type1: ENOENT when
+    /// nothing is mapped there, EINVAL when the mapping differs or its vaddr
+    /// is valid).
+    pub(crate) fn update_vaddr(&mut self, range: &IovaRange, vaddr: u64, owner: Owner) -> Result {
+        let key = self.first_overlap(range).ok_or(ENOENT)?;
+        let dma = self.dmas.get_mut(&key).ok_or(ENOENT)?;
+        if !dma.vaddr_invalid() || dma.range() != *range {
+            return Err(EINVAL);
+        }
+        dma.update_vaddr(vaddr, owner)?;
+        self.vaddr_invalid_count -= 1;
+        Ok(())
+    }
+
+    /// VFIO_DMA_UNMAP_FLAG_VADDR over the mappings starting in `range`:
+    /// marks their vaddrs invalid and returns their total size. If one is
+    /// already invalid, nothing changes and the result is EINVAL (type1).
+    pub(crate) fn invalidate_vaddrs(&mut self, range: &IovaRange) -> Result<u64> {
+        let keys = self.mappings_starting_in(range)?;
+        let mut size = 0;
+        for r in keys.iter() {
+            if self.dmas.get(&r.start).is_some_and(|d| d.vaddr_invalid()) {
+                return Err(EINVAL);
+            }
+            size += r.end - r.start + 1;
+        }
+        for r in keys.iter() {
+            if let Some(d) = self.dmas.get_mut(&r.start) {
+                d.set_vaddr_invalid(true);
+                self.vaddr_invalid_count += 1;
+            }
+        }
+        Ok(size)
+    }
+
     /// Pins and maps a new mapping into every domain and records it.
     pub(crate) fn add_dma(&mut self, mut dma: Dma) -> Result {
         let range = dma.range();
@@ -228,6 +268,9 @@ impl Inner {
         let Some(mut dma) = self.dmas.remove(&key) else {
             return 0;
         };
+        if dma.vaddr_invalid() {
+            self.vaddr_invalid_count -= 1;
+        }
         for entry in self.domains.values() {
             dma.unmap_from(&entry.domain);
         }
@@ -290,6 +333,10 @@ impl Inner {
 
     /// type1's `vfio_iommu_type1_attach_group()` for an IOMMU-backed group.
     pub(crate) fn attach_group(&mut self, group: Group) -> Result {
+        // Attaching could need the mappings' vaddrs (type1 pins again).
+        if self.vaddr_invalid_count != 0 {
+            return Err(EBUSY);
+        }
         if self.groups.get(&group.key()).is_some() {
             return Err(EINVAL);
         }

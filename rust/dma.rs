@@ -70,6 +70,9 @@ impl Run {
 pub(crate) struct Dma {
     range: IovaRange,
     vaddr: u64,
+    /// VFIO_DMA_UNMAP_FLAG_VADDR invalidated `vaddr`; the IOMMU mapping
+    /// stays and DMA continues until MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR.
+    vaddr_invalid: bool,
     prot: i32,
     owner: Owner,
     locked_vm: usize,
@@ -82,11 +85,36 @@ impl Dma {
         Self {
             range,
             vaddr,
+            vaddr_invalid: false,
             prot,
             owner,
             locked_vm: 0,
             runs: KVec::new(),
         }
+    }
+
+    pub(crate) fn vaddr_invalid(&self) -> bool {
+        self.vaddr_invalid
+    }
+
+    pub(crate) fn set_vaddr_invalid(&mut self, invalid: bool) {
+        self.vaddr_invalid = invalid;
+    }
+
+    /// VFIO_DMA_MAP_FLAG_VADDR: the mapping's memory is now at `vaddr` in
+    /// the caller's address space. When the caller is another process, the
+    /// pinned pages' charge moves to its `locked_vm` first (type1's
+    /// `vfio_change_dma_owner()`): ENOMEM past the new owner's limit leaves
+    /// everything as it was.
+    pub(crate) fn update_vaddr(&mut self, vaddr: u64, new: Owner) -> Result {
+        if new.mm.as_ptr() != self.owner.mm.as_ptr() {
+            new.charge(self.locked_vm)?;
+            self.owner.uncharge(self.locked_vm);
+            self.owner = new;
+        }
+        self.vaddr = vaddr;
+        self.vaddr_invalid = false;
+        Ok(())
     }
 
     pub(crate) fn range(&self) -> IovaRange {

@@ -38,10 +38,13 @@ pub(crate) fn check_extension(container: Option<&Container>, ext: u64) -> isize 
             None => 0,
             Some(c) => c.lock().all_domains_coherent() as isize,
         },
-        // Not yet implemented, so not advertised: VFIO_UPDATE_VADDR (vaddr
-        // invalidation and update) and VFIO_TYPE1_NESTING_IOMMU (reserved for
-        // the nesting container; 6.13+ type1 no longer offers it either).
-        VFIO_UPDATE_VADDR | VFIO_TYPE1_NESTING_IOMMU => 0,
+        // Offered once the container exists and has no emulated-IOMMU
+        // group (rvfio accepts none yet).
+        VFIO_UPDATE_VADDR => container.is_some() as isize,
+        // Reserved for the nesting container, not offered yet (6.13+ type1
+        // no longer offers it either; 6.12 type1 does, but every attach
+        // then fails on Intel).
+        VFIO_TYPE1_NESTING_IOMMU => 0,
         _ => 0,
     }
 }

@@ -33,16 +33,9 @@ pub(crate) fn map_dma(container: &Container, arg: UserPtr) -> Result {
 
     let mut inner = container.lock();
     let range = iova::check_map(map.iova, map.vaddr, map.size, inner.min_pgsize()).ok_or(EINVAL)?;
-    if set_vaddr {
-        // Vaddr update needs vaddr invalidation, which rvfio does not offer
-        // yet (VFIO_UPDATE_VADDR is not advertised): no mapping can be
-        // waiting for a new vaddr. type1 answers ENOENT/EINVAL the same way.
-        return Err(if inner.mapping_at(range.start).is_some() {
-            EINVAL
-        } else {
-            ENOENT
-        });
-    }
     let owner = Owner::current()?;
+    if set_vaddr {
+        return inner.update_vaddr(&range, map.vaddr, owner);
+    }
     inner.add_dma(Dma::new(range, map.vaddr, prot, owner))
 }

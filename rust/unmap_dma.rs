@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! VFIO_IOMMU_UNMAP_DMA (type1's `vfio_iommu_type1_unmap_dma()` and
-//! `vfio_dma_do_unmap()`), v1 and v2 semantics, with the dirty bitmap of
-//! VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP.
+//! `vfio_dma_do_unmap()`): v1 and v2 semantics, the dirty bitmap of
+//! VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP and the vaddr invalidation of
+//! VFIO_DMA_UNMAP_FLAG_VADDR.
 
 use crate::container::Container;
 use crate::dirty_pages::{check_not_bisected, UserBitmap};
@@ -36,47 +37,53 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     } else {
         None
     };
-    if unmap.flags & VFIO_DMA_UNMAP_FLAG_VADDR != 0 {
-        // VFIO_UPDATE_VADDR is not advertised yet.
-        return Err(crate::ioctl::eopnotsupp());
-    }
+    let invalidate = unmap.flags & VFIO_DMA_UNMAP_FLAG_VADDR != 0;
     let all = unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL != 0;
 
-    let unmapped = {
-        let mut inner = container.lock();
-        let pgsize = inner.min_pgsize();
-        let range = iova::check_unmap(unmap.iova, unmap.size, all, pgsize).ok_or(EINVAL)?;
-        if let Some((_, bitmap_pgsize)) = &bitmap {
-            // Only while tracking, and only at the smallest page size.
-            if !inner.dirty_tracking() || *bitmap_pgsize != pgsize {
-                return Err(EINVAL);
+    let mut inner = container.lock();
+    let pgsize = inner.min_pgsize();
+    let range = iova::check_unmap(unmap.iova, unmap.size, all, pgsize).ok_or(EINVAL)?;
+    if let Some((_, bitmap_pgsize)) = &bitmap {
+        // Only while tracking, and only at the smallest page size.
+        if !inner.dirty_tracking() || *bitmap_pgsize != pgsize {
+            return Err(EINVAL);
+        }
+    }
+    if container.v2 && !all {
+        check_not_bisected(&mut inner, &range)?;
+    }
+    // v1: a request that starts inside a mapping unmaps nothing (success,
+    // size 0); one that covers a mapping's first IOVA removes the whole
+    // mapping, even past the end of the request.
+    let starts_inside = inner.first_overlap(&range).is_some_and(|k| k < range.start);
+    if !container.v2 && starts_inside {
+        drop(inner);
+        return write_size(arg, &mut unmap, 0);
+    }
+    if invalidate {
+        let size = inner.invalidate_vaddrs(&range)?;
+        drop(inner);
+        return write_size(arg, &mut unmap, size);
+    }
+    let mut unmapped: u64 = 0;
+    while let Some(key) = inner.first_overlap(&range) {
+        if let Some((bitmap, _)) = &bitmap {
+            if let Some(r) = inner.mapping_at(key) {
+                // As in type1, mappings already removed stay removed.
+                bitmap.report(&r)?;
             }
         }
-        if container.v2 && !all {
-            check_not_bisected(&mut inner, &range)?;
-        }
-        let mut unmapped: u64 = 0;
-        while let Some(key) = inner.first_overlap(&range) {
-            // v1: a request that starts inside a mapping unmaps nothing from
-            // there on (success, size 0 for it); one that covers a
-            // mapping's first IOVA removes the whole mapping.
-            if !container.v2 && range.start > key {
-                break;
-            }
-            if let Some((bitmap, _)) = &bitmap {
-                if let Some(r) = inner.mapping_at(key) {
-                    // As type1: mappings already removed stay removed.
-                    bitmap.report(&r)?;
-                }
-            }
-            unmapped += inner.remove_dma(key);
-        }
-        unmapped
-    };
+        unmapped += inner.remove_dma(key);
+    }
+    drop(inner);
+    write_size(arg, &mut unmap, unmapped)
+}
 
-    unmap.size = unmapped;
-    // Only `size` changes: write back the fixed part (argsz was checked).
+/// Reports the size unmapped: only `size` changes, and only the fixed part
+/// (which `argsz` was checked to cover) is written back.
+fn write_size(arg: UserPtr, unmap: &mut DmaUnmap, size: u64) -> Result {
+    unmap.size = size;
     UserSlice::new(arg, size_of::<DmaUnmap>())
         .writer()
-        .write(&unmap)
+        .write(unmap)
 }
