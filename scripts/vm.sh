@@ -15,8 +15,8 @@
 #   TSC_KHZ=khz        guest TSC rate (default: measured from the host)
 #   CONSOLE_LOGLEVEL=n guest console loglevel while tests run (default 4)
 #   HUGEPAGES=n        2 MiB hugepages reserved at boot (default 64)
-#   KMEMLEAK_SCANS=n   kmemleak scans before the final dmesg (default 1; each
-#                      takes about 20 s under TCG with 4 GiB; 0 skips)
+#   KMEMLEAK_SCANS=n   kmemleak scans before the final dmesg (check: 1, run: 0;
+#                      each takes 20-50 s under TCG with 4 GiB)
 #   QEMU_EXTRA="..."   extra QEMU arguments; APPEND_EXTRA="..." kernel arguments
 #   VM_ACCEL=tcg|kvm   default tcg (KVM on these rigs is a software virtualizer
 #                      that cannot run a stock kernel, see RIG-NOTES.md)
@@ -337,7 +337,13 @@ grep -qx 'CONFIG_DETECT_HUNG_TASK=y' "$kdir/.config" 2>/dev/null &&
 	append+=" hung_task_timeout_secs=60"
 append+=" rvfio.mode=$mode rvfio.backends=$BACKENDS rvfio.backend=$BACKEND"
 append+=" rvfio.test_timeout=${TEST_TIMEOUT:-600} rvfio.loglevel=${CONSOLE_LOGLEVEL:-4}"
-append+=" rvfio.kmemleak_scans=${KMEMLEAK_SCANS:-1}"
+# kmemleak scans cost ~20-50 s each (4 GiB under TCG): check does one, run none.
+if [ "$mode" = check ]; then kmemleak_scans=${KMEMLEAK_SCANS:-1}; else kmemleak_scans=${KMEMLEAK_SCANS:-0}; fi
+append+=" rvfio.kmemleak_scans=$kmemleak_scans"
+# Secondary CPUs calibrate their delay loop badly under TCG; give them the
+# answer (loops per jiffy = TSC ticks per jiffy, as udelay uses the TSC).
+hz=$(sed -n 's/^CONFIG_HZ=\([0-9]*\)$/\1/p' "$kdir/.config" 2>/dev/null)
+[ -n "$hz" ] && append+=" lpj=$((tsc_khz * 1000 / hz))"
 append+=" ${APPEND_EXTRA:-}"
 
 accel=${VM_ACCEL:-tcg}

@@ -575,6 +575,23 @@ long vmlck_kb(void)
 	return v == LLONG_MIN ? -ENOENT : (long)v;
 }
 
+long vmlck_kb_pid(int pid)
+{
+	char path[64];
+	long long v;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	v = read_key(path, "VmLck", ':');
+	return v == LLONG_MIN ? -ENOENT : (long)v;
+}
+
+int edu_copy(struct edu *e, uint64_t src, uint64_t dst, uint32_t len)
+{
+	int ret = edu_dma_to_dev(e, src, 0, len);
+
+	return ret ? ret : edu_dma_to_ram(e, 0, dst, len);
+}
+
 /*
  * vmstat node counters are kept per CPU and folded into the global value
  * only past a threshold or periodically, so /proc/vmstat lags by up to a few

@@ -153,6 +153,13 @@ long vmlck_kb(void);
 int foll_pin_counts(long long *acquired, long long *released);
 /* acquired - released (pages currently FOLL_PIN-pinned system wide), or LLONG_MIN. */
 long long foll_pins_outstanding(void);
+/* VmLck of /proc/<pid>/status in kB, or -errno. */
+long vmlck_kb_pid(int pid);
+/*
+ * Two edu DMAs: IOVA src -> edu buffer offset 0 -> IOVA dst, len bytes
+ * (len <= EDU_BUF_SIZE). 0 or -errno.
+ */
+int edu_copy(struct edu *e, uint64_t src, uint64_t dst, uint32_t len);
 /* Reference count of a loaded module from /proc/modules, or -ENOENT. */
 int module_refcount(const char *name);
 /* Read an integer module parameter /sys/module/<mod>/parameters/<param>. */
