@@ -6,6 +6,7 @@
 use crate::bindings;
 use crate::container::Container;
 use crate::domain::Group;
+use crate::emulated::{self, VfioDevice};
 use crate::ioctl;
 use crate::uapi::{VFIO_CHECK_EXTENSION, VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU};
 use core::ffi::c_void;
@@ -104,17 +105,16 @@ extern "C" fn rvfio_rs_attach_group(
     group: *mut bindings::iommu_group,
     type_: i32,
 ) -> i32 {
-    if type_ != VFIO_IOMMU {
-        // Emulated-IOMMU (mdev) groups need pin_pages/dma_rw: not yet.
-        pr_info!("emulated-IOMMU (mdev) groups are not supported yet\n");
-        return ioctl::eopnotsupp().to_errno();
-    }
     // SAFETY: `data` is live (see `rvfio_rs_ioctl`).
     let c = unsafe { container(data) };
     // SAFETY: vfio core keeps `group` alive until it is detached; the
     // container forgets it in `detach_group`.
     let group = unsafe { Group::from_raw(group) };
-    let result = c.lock().attach_group(group);
+    let result = if type_ == VFIO_IOMMU {
+        c.lock().attach_group(group)
+    } else {
+        c.lock().attach_emulated(group)
+    };
     match result {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
@@ -129,4 +129,76 @@ extern "C" fn rvfio_rs_detach_group(data: *mut c_void, group: *mut bindings::iom
     // SAFETY: the group was attached and is still alive during this call.
     let group = unsafe { Group::from_raw(group) };
     c.lock().detach_group(group);
+}
+
+/// `ops->pin_pages` (through glue.c, which turns pfns into pages).
+#[no_mangle]
+extern "C" fn rvfio_rs_pin_pages(
+    data: *mut c_void,
+    group: *mut bindings::iommu_group,
+    iova: u64,
+    npage: i32,
+    prot: i32,
+    pfns: *mut u64,
+) -> i32 {
+    let Ok(n) = usize::try_from(npage) else {
+        return EINVAL.to_errno();
+    };
+    if n == 0 || pfns.is_null() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `data` is live (see `rvfio_rs_ioctl`).
+    let c = unsafe { container(data) };
+    // SAFETY: the caller's group is attached to this container.
+    let group = unsafe { Group::from_raw(group) };
+    // SAFETY: vfio_pin_pages() passes an array of `npage` entries.
+    let pfns = unsafe { core::slice::from_raw_parts_mut(pfns, n) };
+    match emulated::pin_pages(&c, group, iova, npage, prot, pfns) {
+        Ok(n) => n,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `ops->unpin_pages`.
+#[no_mangle]
+extern "C" fn rvfio_rs_unpin_pages(data: *mut c_void, iova: u64, npage: i32) {
+    // SAFETY: `data` is live (see `rvfio_rs_ioctl`).
+    let c = unsafe { container(data) };
+    emulated::unpin_pages(&c, iova, npage);
+}
+
+/// `ops->register_device`.
+#[no_mangle]
+extern "C" fn rvfio_rs_register_device(data: *mut c_void, vdev: *mut bindings::vfio_device) {
+    // SAFETY: `data` is live (see `rvfio_rs_ioctl`).
+    let c = unsafe { container(data) };
+    // SAFETY: vfio core unregisters the device before it goes away.
+    emulated::register_device(&c, unsafe { VfioDevice::from_raw(vdev) });
+}
+
+/// `ops->unregister_device`.
+#[no_mangle]
+extern "C" fn rvfio_rs_unregister_device(data: *mut c_void, vdev: *mut bindings::vfio_device) {
+    // SAFETY: `data` is live (see `rvfio_rs_ioctl`).
+    let c = unsafe { container(data) };
+    // SAFETY: the device is still alive during this call.
+    emulated::unregister_device(&c, unsafe { VfioDevice::from_raw(vdev) });
+}
+
+/// `ops->dma_rw`.
+#[no_mangle]
+extern "C" fn rvfio_rs_dma_rw(
+    data: *mut c_void,
+    iova: u64,
+    buf: *mut c_void,
+    count: usize,
+    write: bool,
+) -> i32 {
+    // SAFETY: `data` is live (see `rvfio_rs_ioctl`).
+    let c = unsafe { container(data) };
+    // SAFETY: vfio_dma_rw() passes a kernel buffer of `count` bytes.
+    match unsafe { emulated::dma_rw(&c, iova, buf.cast(), count, write) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }

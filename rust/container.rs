@@ -10,6 +10,7 @@
 //! across pinning and IOMMU (un)mapping, as type1 holds `iommu->lock`.
 
 use crate::bindings;
+use crate::dirty_pages::UserBitmap;
 use crate::dma::{self, Dma};
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
@@ -28,6 +29,11 @@ pub(crate) struct Container {
     pub(crate) v2: bool,
     #[pin]
     inner: Mutex<Inner>,
+    /// Emulated-IOMMU devices with a dma_unmap callback (type1's
+    /// `device_list`), by address. Lock order: `devices` may be held while
+    /// taking `inner` (the callbacks unpin), never the other way round.
+    #[pin]
+    pub(crate) devices: Mutex<RBTree<usize, crate::emulated::VfioDevice>>,
 }
 
 /// A domain and what type1 caches about it.
@@ -47,6 +53,9 @@ struct GroupEntry {
     domain: u64,
     /// Its reserved regions, read at attach time.
     resv: KVec<ResvRegion>,
+    /// The group declared its dirty scope by pinning pages (type1's
+    /// `pinned_page_dirty_scope`); until then, all mapped memory is dirty.
+    pinned_scope: bool,
 }
 
 /// Everything guarded by `Container::inner`.
@@ -69,6 +78,13 @@ pub(crate) struct Inner {
     dirty_tracking: bool,
     /// Mappings whose vaddr is invalid (VFIO_DMA_UNMAP_FLAG_VADDR).
     vaddr_invalid_count: usize,
+    /// Emulated-IOMMU (mdev) groups: no domain, pages pinned on demand.
+    emulated: RBTree<usize, Group>,
+    /// IOMMU-backed groups that have not pinned (`GroupEntry::pinned_scope`).
+    non_pinned_groups: usize,
+    /// Devices registered with a dma_unmap callback (the list itself is
+    /// `Container::devices`, under its own lock).
+    registered_devices: usize,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -96,7 +112,11 @@ impl Container {
                 pgsize_bitmap: iova::container_pgsize_bitmap(core::iter::empty(), PAGE_SIZE),
                 dirty_tracking: false,
                 vaddr_invalid_count: 0,
+                emulated: RBTree::new(),
+                non_pinned_groups: 0,
+                registered_devices: 0,
             }),
+            devices <- new_mutex!(RBTree::new()),
         })
     }
 
@@ -135,8 +155,97 @@ impl Inner {
         self.dirty_tracking
     }
 
-    pub(crate) fn set_dirty_tracking(&mut self, on: bool) {
+    /// START allocates every mapping's bitmap (type1:
+    /// `vfio_dma_bitmap_alloc_all()`); STOP frees them. Repeats are no-ops.
+    pub(crate) fn set_dirty_tracking(&mut self, on: bool) -> Result {
+        if on == self.dirty_tracking {
+            return Ok(());
+        }
+        if on {
+            let mut result = Ok(());
+            for dma in self.dmas.values_mut() {
+                result = dma.start_dirty();
+                if result.is_err() {
+                    break;
+                }
+            }
+            if let Err(e) = result {
+                for d in self.dmas.values_mut() {
+                    d.stop_dirty();
+                }
+                return Err(e);
+            }
+        } else {
+            for dma in self.dmas.values_mut() {
+                dma.stop_dirty();
+            }
+        }
         self.dirty_tracking = on;
+        Ok(())
+    }
+
+    /// Writes the dirty bits of the mapping starting at `key` into `bitmap`
+    /// (type1's `update_user_bitmap()`), then keeps only externally pinned
+    /// pages dirty. While an IOMMU-backed group has not pinned, every page
+    /// counts as dirty.
+    pub(crate) fn report_dirty(&mut self, key: u64, bitmap: &UserBitmap) -> Result {
+        let all = self.non_pinned_groups > 0;
+        let Some(dma) = self.dmas.get_mut(&key) else {
+            return Ok(());
+        };
+        if all {
+            dma.mark_all_dirty();
+        }
+        let range = dma.range();
+        bitmap.report(&range, &|j| dma.dirty_word(j))?;
+        dma.repopulate_dirty();
+        Ok(())
+    }
+
+    /// Whether any emulated-IOMMU group is attached.
+    pub(crate) fn has_emulated(&self) -> bool {
+        self.emulated.iter().next().is_some()
+    }
+
+    /// The mapping starting at `key` has pages pinned by a device.
+    pub(crate) fn has_external_pins(&self, key: u64) -> bool {
+        self.dmas.get(&key).is_some_and(|d| d.has_external_pins())
+    }
+
+    pub(crate) fn registered_devices(&self) -> usize {
+        self.registered_devices
+    }
+
+    pub(crate) fn set_registered_devices(&mut self, n: usize) {
+        self.registered_devices = n;
+    }
+
+    pub(crate) fn vaddr_invalid_count(&self) -> usize {
+        self.vaddr_invalid_count
+    }
+
+    /// The mapping that contains `iova`, mutably.
+    pub(crate) fn dma_at_mut(&mut self, iova: u64) -> Option<&mut Dma> {
+        let key = self.first_overlap(&IovaRange {
+            start: iova,
+            end: iova,
+        })?;
+        self.dmas.get_mut(&key)
+    }
+
+    /// pin_pages by `group`: an IOMMU-backed group that pins declares its
+    /// dirty scope (type1 promotes it).
+    pub(crate) fn promote_dirty_scope(&mut self, group: &Group) {
+        if let Some(g) = self.groups.get_mut(&group.key()) {
+            if !g.pinned_scope {
+                g.pinned_scope = true;
+                self.non_pinned_groups -= 1;
+            }
+        }
+    }
+
+    pub(crate) fn min_pgshift(&self) -> u32 {
+        self.min_pgsize().trailing_zeros()
     }
 
     // --- The mapping tree. ---
@@ -254,8 +363,19 @@ impl Inner {
             // Capacity was reserved for every domain.
             mapped.push(*key, GFP_KERNEL)?;
         }
-        // With no IOMMU domain (not possible before emulated groups are
-        // supported) nothing would be pinned, as in type1.
+        // With no IOMMU domain (only emulated-IOMMU groups) nothing is
+        // pinned until a device asks, as in type1.
+        if self.dirty_tracking {
+            if let Err(e) = dma.start_dirty() {
+                for k in mapped.iter() {
+                    if let Some(d) = self.domains.get(k) {
+                        dma.unmap_from(&d.domain);
+                    }
+                }
+                dma.release_pages();
+                return Err(e);
+            }
+        }
 
         self.dmas.insert(node.into_node(range.start, dma));
         self.dma_avail -= 1;
@@ -337,7 +457,7 @@ impl Inner {
         if self.vaddr_invalid_count != 0 {
             return Err(EBUSY);
         }
-        if self.groups.get(&group.key()).is_some() {
+        if self.groups.get(&group.key()).is_some() || self.emulated.get(&group.key()).is_some() {
             return Err(EINVAL);
         }
         let resv = group.reserved_regions()?;
@@ -371,19 +491,22 @@ impl Inner {
             domain.attach(&group)?;
         }
 
+        let max_run = dma::max_run_pages();
         let key = match target {
             Some(key) => {
                 drop(domain);
                 key
             }
             None => {
-                if let Err(e) = self.replay_into(&domain) {
+                if let Err(e) = self.replay_into(&domain, max_run) {
                     domain.detach(&group);
                     return Err(e);
                 }
                 if let Some(base) = sw_msi_base(&resv) {
                     if let Err(e) = domain.get_msi_cookie(base) {
-                        self.unmap_all_from(&domain);
+                        let first = self.domains.iter().next().is_none();
+                        let n = self.dmas.iter().count();
+                        self.undo_replay(&domain, first, n);
                         domain.detach(&group);
                         return Err(e);
                     }
@@ -409,8 +532,11 @@ impl Inner {
                 group,
                 domain: key,
                 resv,
+                pinned_scope: false,
             },
         ));
+        // An IOMMU-backed group can dirty memory directly.
+        self.non_pinned_groups += 1;
         self.valid = valid;
         self.update_pgsize_bitmap();
         Ok(())
@@ -464,26 +590,62 @@ impl Inner {
     }
 
     /// Maps every existing mapping into a new domain; undoes it on error.
-    fn replay_into(&self, domain: &IommuDomain) -> Result {
-        for (i, dma) in self.dmas.values().enumerate() {
-            if let Err(e) = dma.map_into(domain) {
-                for done in self.dmas.values().take(i) {
-                    done.unmap_from(domain);
-                }
-                return Err(e);
+    /// type1's `vfio_iommu_replay()`. For the first domain (mappings made
+    /// while only emulated-IOMMU groups were attached) this pins too.
+    fn replay_into(&mut self, domain: &IommuDomain, max_run: u64) -> Result {
+        let first = self.domains.iter().next().is_none();
+        let mut failed = None;
+        for (i, dma) in self.dmas.values_mut().enumerate() {
+            let result = if first {
+                dma.pin_and_map(domain, max_run)
+            } else {
+                dma.map_into(domain)
+            };
+            if let Err(e) = result {
+                failed = Some((i, e));
+                break;
             }
         }
-        Ok(())
+        let Some((failed_at, e)) = failed else {
+            return Ok(());
+        };
+        self.undo_replay(domain, first, failed_at);
+        Err(e)
     }
 
-    fn unmap_all_from(&self, domain: &IommuDomain) {
-        for dma in self.dmas.values() {
+    /// Undoes `replay_into` for the first `count` mappings.
+    fn undo_replay(&mut self, domain: &IommuDomain, first: bool, count: usize) {
+        for dma in self.dmas.values_mut().take(count) {
             dma.unmap_from(domain);
+            if first {
+                dma.release_pages();
+            }
         }
+    }
+
+    /// type1's attach for a VFIO_EMULATED_IOMMU group: no domain; pages
+    /// are pinned when its devices ask.
+    pub(crate) fn attach_emulated(&mut self, group: Group) -> Result {
+        if self.vaddr_invalid_count != 0 {
+            return Err(EBUSY);
+        }
+        if self.groups.get(&group.key()).is_some() || self.emulated.get(&group.key()).is_some() {
+            return Err(EINVAL);
+        }
+        self.emulated
+            .try_create_and_insert(group.key(), group, GFP_KERNEL)?;
+        Ok(())
     }
 
     /// type1's `vfio_iommu_type1_detach_group()`.
     pub(crate) fn detach_group(&mut self, group: Group) {
+        if self.emulated.remove(&group.key()).is_some() {
+            // Emulated groups were always in pinned scope.
+            if !self.has_emulated() && self.domains.iter().next().is_none() {
+                self.remove_all_dmas();
+            }
+            return;
+        }
         let Some(entry) = self.groups.remove(&group.key()) else {
             pr_err!("detach of a group that is not attached\n");
             return;
@@ -496,12 +658,35 @@ impl Inner {
             free = d.groups == 0;
         }
         if free {
-            // The last IOMMU group takes every mapping with it.
-            if last_domain {
-                self.remove_all_dmas();
+            if let Some(d) = self.domains.remove(&entry.domain) {
+                if !last_domain {
+                    // Other domains keep the mappings; this one just goes.
+                } else if !self.has_emulated() {
+                    // The last IOMMU group takes every mapping with it.
+                    for dma in self.dmas.values() {
+                        dma.unmap_from(&d.domain);
+                    }
+                    self.remove_all_dmas();
+                } else {
+                    // Emulated groups remain: mappings stay, unpinned except
+                    // for the devices' own pins, which are charged now.
+                    for dma in self.dmas.values_mut() {
+                        dma.unmap_from(&d.domain);
+                        dma.release_pages();
+                    }
+                }
             }
-            self.domains.remove(&entry.domain);
             self.update_pgsize_bitmap();
+        }
+        if !entry.pinned_scope {
+            // Its departure may promote the container's dirty scope; what
+            // it might have written is reported once more.
+            self.non_pinned_groups -= 1;
+            if self.dirty_tracking {
+                for dma in self.dmas.values_mut() {
+                    dma.mark_all_dirty();
+                }
+            }
         }
         // Fewer constraints can only grow the list; on allocation failure keep
         // the old (smaller, still safe) one, as type1 does.

@@ -50,26 +50,57 @@ pub(crate) fn placement(bit_offset: u64, nbits: u64) -> Placement {
     }
 }
 
-/// Word `i` (0-based, `i < p.words`) of an all-dirty mapping of `nbits`
-/// pages placed at `p`; `leftover` is the user's word at `p.first_word`,
-/// whose low `p.shift` bits are kept.
-pub(crate) fn all_dirty_word(p: &Placement, nbits: u64, i: u64, leftover: u64) -> u64 {
-    let end = nbits + u64::from(p.shift); // one past the last bit, from word 0
-    let lo = i * 64;
-    let hi = lo + 64;
-    let from = u64::from(p.shift).max(lo);
-    let to = end.min(hi);
-    let mut w = if from < to {
-        let n = to - from;
-        let ones = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-        ones << (from - lo)
+/// Word `i` (0-based, `i < p.words`) written for a mapping of `nbits`
+/// pages placed at `p`, whose own bitmap's u64 word `j` is `src(j)` (bits at
+/// or past `nbits` are ignored); `leftover` is the user's word at
+/// `p.first_word`, whose low `p.shift` bits are kept.
+pub(crate) fn shifted_word(
+    p: &Placement,
+    nbits: u64,
+    i: u64,
+    leftover: u64,
+    src: &dyn Fn(u64) -> u64,
+) -> u64 {
+    let masked = |j: u64| -> u64 {
+        let lo = j * 64;
+        if lo >= nbits {
+            0
+        } else if nbits - lo >= 64 {
+            src(j)
+        } else {
+            src(j) & ((1u64 << (nbits - lo)) - 1)
+        }
+    };
+    let w = if p.shift == 0 {
+        masked(i)
     } else {
-        0
+        let lower = if i == 0 {
+            0
+        } else {
+            masked(i - 1) >> (64 - p.shift)
+        };
+        (masked(i) << p.shift) | lower
     };
     if i == 0 && p.shift != 0 {
-        w |= leftover & ((1u64 << p.shift) - 1);
+        w | (leftover & ((1u64 << p.shift) - 1))
+    } else {
+        w
     }
-    w
+}
+
+/// [`shifted_word`] for a mapping whose pages are all dirty.
+#[cfg(test)]
+pub(crate) fn all_dirty_word(p: &Placement, nbits: u64, i: u64, leftover: u64) -> u64 {
+    shifted_word(p, nbits, i, leftover, &|_| u64::MAX)
+}
+
+/// Sets bits `[first, first + n)` of `words`.
+pub(crate) fn set_bits(words: &mut [u64], first: u64, n: u64) {
+    for b in first..first + n {
+        if let Some(w) = words.get_mut((b / 64) as usize) {
+            *w |= 1u64 << (b % 64);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +133,24 @@ mod tests {
         );
         assert_eq!(all_dirty_word(&p, 70, 0, 0xdead), u64::MAX);
         assert_eq!(all_dirty_word(&p, 70, 1, 0), 0x3f);
+    }
+
+    #[test]
+    fn sparse_bitmap_is_shifted_across_words() {
+        // Pages 0, 5 and 63 dirty in a 70-page mapping placed at bit 10.
+        let mut own = [0u64; 2];
+        set_bits(&mut own, 0, 1);
+        set_bits(&mut own, 5, 1);
+        set_bits(&mut own, 63, 1);
+        set_bits(&mut own, 69, 1);
+        let p = placement(10, 70);
+        assert_eq!(p.words, 2);
+        let src = |j: u64| own[j as usize];
+        let w0 = shifted_word(&p, 70, 0, 0b11_1111_1111, &src);
+        let w1 = shifted_word(&p, 70, 1, 0, &src);
+        assert_eq!(w0, 0b11_1111_1111 | (1 << 10) | (1 << 15));
+        // Page 63 lands on bit 73 (word 1, bit 9), page 69 on bit 79.
+        assert_eq!(w1, (1 << 9) | (1 << 15));
     }
 
     #[test]

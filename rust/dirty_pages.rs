@@ -50,9 +50,9 @@ impl UserBitmap {
         })
     }
 
-    /// Writes the bits of mapping `dma` (all dirty, see `dirty.rs`) exactly
-    /// as type1's `update_user_bitmap()` does.
-    pub(crate) fn report(&self, dma: &IovaRange) -> Result {
+    /// Writes the bits of mapping `dma`, whose own bitmap word `j` is
+    /// `src(j)`, exactly as type1's `update_user_bitmap()` does.
+    pub(crate) fn report(&self, dma: &IovaRange, src: &dyn Fn(u64) -> u64) -> Result {
         let nbits = (dma.end - dma.start + 1) >> self.pgshift;
         let p = dirty::placement((dma.start - self.base) >> self.pgshift, nbits);
         let first = self.data + p.first_word * 8;
@@ -67,7 +67,7 @@ impl UserBitmap {
             let n = (p.words - i).min(CHUNK_WORDS as u64);
             buf.clear_bytes();
             for j in i..i + n {
-                let w = dirty::all_dirty_word(&p, nbits, j, leftover);
+                let w = dirty::shifted_word(&p, nbits, j, leftover, src);
                 buf.extend_from_slice(&w.to_ne_bytes(), GFP_KERNEL)?;
             }
             let at = first + i * 8;
@@ -106,14 +106,8 @@ pub(crate) fn dirty_pages(container: &Container, arg: UserPtr) -> Result {
         return Err(EINVAL);
     }
     match head.flags {
-        VFIO_IOMMU_DIRTY_PAGES_FLAG_START => {
-            container.lock().set_dirty_tracking(true);
-            Ok(())
-        }
-        VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP => {
-            container.lock().set_dirty_tracking(false);
-            Ok(())
-        }
+        VFIO_IOMMU_DIRTY_PAGES_FLAG_START => container.lock().set_dirty_tracking(true),
+        VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP => container.lock().set_dirty_tracking(false),
         _ => get_bitmap(container, arg, head.argsz as usize),
     }
 }
@@ -150,7 +144,7 @@ fn get_bitmap(container: &Container, arg: UserPtr, argsz: usize) -> Result {
     // The range must not bisect a mapping, as for a v2 unmap.
     check_not_bisected(&mut inner, &r)?;
     for dma in inner.mappings_starting_in(&r)? {
-        bitmap.report(&dma)?;
+        inner.report_dirty(dma.start, &bitmap)?;
     }
     Ok(())
 }

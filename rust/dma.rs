@@ -13,8 +13,9 @@ use crate::domain::IommuDomain;
 use crate::iova::IovaRange;
 use crate::mm::Owner;
 use crate::pin::{self, PinBatch, PAGE_SHIFT};
-use kernel::error::Result;
+use kernel::error::{code::*, Result};
 use kernel::prelude::*;
+use kernel::rbtree::RBTree;
 
 /// `IOMMU_READ`: the device may read the memory.
 pub(crate) const PROT_READ: i32 = bindings::IOMMU_READ;
@@ -66,7 +67,11 @@ impl Run {
 /// - Every entry of `runs` is pinned once by this mapping (unless reserved),
 ///   the runs tile `range` from its start without gaps, and the container
 ///   maps them in each of its domains.
-/// - `locked_vm` pages are charged to `owner.mm`.
+/// - `vpfns` holds one pin per entry (taken by [`Dma::pin_external`]).
+/// - `locked_vm` pages are charged to `owner.mm`: every non-reserved page
+///   of the range while `runs` is not empty, otherwise every non-reserved
+///   page in `vpfns` (type1's accounting: external pins are charged only
+///   while no IOMMU domain pins the whole range).
 pub(crate) struct Dma {
     range: IovaRange,
     vaddr: u64,
@@ -77,6 +82,17 @@ pub(crate) struct Dma {
     owner: Owner,
     locked_vm: usize,
     runs: KVec<Run>,
+    /// Pages pinned through the emulated-IOMMU interface (type1's
+    /// `pfn_list`), by IOVA.
+    vpfns: RBTree<u64, Vpfn>,
+    /// Dirty bitmap, one bit per page, while dirty tracking is on.
+    bitmap: Option<KVec<u64>>,
+}
+
+/// One page pinned for an emulated-IOMMU device, with its pin count.
+struct Vpfn {
+    pfn: u64,
+    refs: u32,
 }
 
 impl Dma {
@@ -90,6 +106,190 @@ impl Dma {
             owner,
             locked_vm: 0,
             runs: KVec::new(),
+            vpfns: RBTree::new(),
+            bitmap: None,
+        }
+    }
+
+    /// The IOMMU path pinned the whole range (a domain exists).
+    pub(crate) fn domain_pinned(&self) -> bool {
+        !self.runs.is_empty()
+    }
+
+    /// An emulated-IOMMU device holds pins in this mapping.
+    pub(crate) fn has_external_pins(&self) -> bool {
+        self.vpfns.iter().next().is_some()
+    }
+
+    pub(crate) fn prot(&self) -> i32 {
+        self.prot
+    }
+
+    fn external_nonreserved(&self) -> usize {
+        self.vpfns
+            .values()
+            .filter(|v| !pin::pfn_is_reserved(v.pfn))
+            .count()
+    }
+
+    /// Pins the page at `iova` for an emulated-IOMMU device (type1's
+    /// `vfio_pin_page_external()` plus its pfn_list), or takes one more
+    /// reference if it is pinned already. A new pin is charged when no
+    /// domain pinned the range. Returns the pfn; EINVAL for MMIO.
+    pub(crate) fn pin_external(&mut self, iova: u64) -> Result<u64> {
+        if let Some(v) = self.vpfns.get_mut(&iova) {
+            v.refs = v.refs.checked_add(1).ok_or(EINVAL)?;
+            return Ok(v.pfn);
+        }
+        let node = kernel::rbtree::RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let vaddr = self.vaddr + (iova - self.range.start);
+        let mut batch = PinBatch::new()?;
+        let write = self.prot & PROT_WRITE != 0;
+        let pfn = batch.pin(&self.owner.mm, vaddr, 1, write)?[0];
+        let run = Run {
+            iova,
+            pfn,
+            npages: 1,
+            reserved: pin::pfn_is_reserved(pfn),
+        };
+        let charge = !self.domain_pinned() && !run.reserved;
+        if charge {
+            if let Err(e) = self.owner.charge(1) {
+                // SAFETY: pinned just now, mapped nowhere.
+                unsafe { run.unpin(false) };
+                return Err(e);
+            }
+            self.locked_vm += 1;
+        }
+        // SAFETY: a pure lookup of the memory map.
+        if !unsafe { bindings::rvfio_pfn_valid(pfn) } {
+            if charge {
+                self.owner.uncharge(1);
+                self.locked_vm -= 1;
+            }
+            // SAFETY: pinned just now, mapped nowhere.
+            unsafe { run.unpin(false) };
+            return Err(EINVAL);
+        }
+        self.vpfns
+            .insert(node.into_node(iova, Vpfn { pfn, refs: 1 }));
+        Ok(pfn)
+    }
+
+    /// Drops one reference on the external pin at `iova` (type1's
+    /// `vfio_unpin_page_external()`); the last one unpins, uncharging when
+    /// no domain pinned the range. Returns whether `iova` was pinned.
+    pub(crate) fn unpin_external(&mut self, iova: u64) -> bool {
+        let Some(v) = self.vpfns.get_mut(&iova) else {
+            return false;
+        };
+        v.refs -= 1;
+        if v.refs > 0 {
+            return true;
+        }
+        let Some(v) = self.vpfns.remove(&iova) else {
+            return true;
+        };
+        let reserved = pin::pfn_is_reserved(v.pfn);
+        let run = Run {
+            iova,
+            pfn: v.pfn,
+            npages: 1,
+            reserved,
+        };
+        // SAFETY: the external pin was ours; the device let go of the page.
+        unsafe { run.unpin(self.prot & PROT_WRITE != 0) };
+        if !self.domain_pinned() && !reserved {
+            self.owner.uncharge(1);
+            self.locked_vm -= 1;
+        }
+        true
+    }
+
+    /// type1's `vfio_dma_rw_chunk()`: copies between `buf` and the user
+    /// memory behind `iova`, at most to the end of the mapping. Returns the
+    /// number of bytes copied.
+    pub(crate) fn rw(
+        &mut self,
+        iova: u64,
+        buf: *mut u8,
+        count: usize,
+        write: bool,
+    ) -> Result<usize> {
+        if (write && self.prot & PROT_WRITE == 0) || self.prot & PROT_READ == 0 {
+            return Err(EPERM);
+        }
+        let offset = iova - self.range.start;
+        let count = (count as u64).min(self.size() - offset);
+        // SAFETY: `buf` holds `count` bytes (the caller's contract, see
+        // `emulated::dma_rw`); the mm is grabbed.
+        let ret = unsafe {
+            bindings::rvfio_mm_rw(
+                self.owner.mm.as_ptr(),
+                (self.vaddr + offset) as _,
+                buf.cast(),
+                count as _,
+                write,
+            )
+        };
+        kernel::error::to_result(ret)?;
+        if write {
+            let first = offset >> PAGE_SHIFT;
+            let last = (offset + count - 1) >> PAGE_SHIFT;
+            self.mark_dirty(first, last - first + 1);
+        }
+        Ok(count as usize)
+    }
+
+    // --- Dirty tracking. ---
+
+    /// Starts tracking: a zeroed bitmap, then every externally pinned page
+    /// marked dirty (type1's `vfio_dma_bitmap_alloc()` and
+    /// `vfio_dma_populate_bitmap()`).
+    pub(crate) fn start_dirty(&mut self) -> Result {
+        let npages = self.size() >> PAGE_SHIFT;
+        let mut words = KVec::new();
+        words.extend_with(npages.div_ceil(64) as usize, 0u64, GFP_KERNEL)?;
+        self.bitmap = Some(words);
+        self.repopulate_dirty();
+        Ok(())
+    }
+
+    pub(crate) fn stop_dirty(&mut self) {
+        self.bitmap = None;
+    }
+
+    /// Marks `n` pages dirty from page index `first` of the mapping.
+    pub(crate) fn mark_dirty(&mut self, first: u64, n: u64) {
+        if let Some(words) = &mut self.bitmap {
+            crate::dirty::set_bits(words, first, n);
+        }
+    }
+
+    /// Marks every page dirty.
+    pub(crate) fn mark_all_dirty(&mut self) {
+        let n = self.size() >> PAGE_SHIFT;
+        self.mark_dirty(0, n);
+    }
+
+    /// Word `j` of the dirty bitmap (0 when not tracking).
+    pub(crate) fn dirty_word(&self, j: u64) -> u64 {
+        self.bitmap
+            .as_ref()
+            .and_then(|w| w.get(j as usize).copied())
+            .unwrap_or(0)
+    }
+
+    /// After a report: only the externally pinned pages stay dirty.
+    pub(crate) fn repopulate_dirty(&mut self) {
+        let start = self.range.start;
+        if let Some(words) = &mut self.bitmap {
+            for w in words.iter_mut() {
+                *w = 0;
+            }
+            for iova in self.vpfns.keys() {
+                crate::dirty::set_bits(words, (iova - start) >> PAGE_SHIFT, 1);
+            }
         }
     }
 
@@ -159,7 +359,20 @@ impl Dma {
 
             // Charge the batch before mapping any of it (type1 checks the
             // limit while pinning): ENOMEM leaves nothing behind.
-            let charge = pfns.iter().filter(|p| !pin::pfn_is_reserved(**p)).count();
+            // Pages an emulated-IOMMU device pinned before any domain
+            // existed are charged already.
+            let first_iova = self.range.start + (done << PAGE_SHIFT);
+            let charge = pfns
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| {
+                    !pin::pfn_is_reserved(**p)
+                        && self
+                            .vpfns
+                            .get(&(first_iova + ((*i as u64) << PAGE_SHIFT)))
+                            .is_none()
+                })
+                .count();
             if let Err(e) = self.owner.charge(charge) {
                 for &pfn in pfns {
                     // SAFETY: pinned just now, mapped nowhere.
@@ -302,14 +515,17 @@ impl Dma {
             unsafe { run.unpin(dirty) };
         }
         self.runs = KVec::new();
-        self.owner.uncharge(self.locked_vm);
-        self.locked_vm = 0;
+        // External pins stay, and are charged now that no domain pins the
+        // range (type1's `vfio_iommu_unmap_unpin_reaccount()`).
+        let keep = self.external_nonreserved();
+        self.owner.uncharge(self.locked_vm.saturating_sub(keep));
+        self.locked_vm = keep.min(self.locked_vm);
     }
 }
 
 impl Drop for Dma {
     fn drop(&mut self) {
-        if !self.runs.is_empty() {
+        if !self.runs.is_empty() || self.has_external_pins() {
             // Unpinning pages a device may still reach would hand it freed
             // memory: leak them loudly instead.
             pr_err!(

@@ -12,6 +12,7 @@
 #include <linux/sched/task.h>
 #include <linux/capability.h>
 #include <linux/err.h>
+#include <linux/kthread.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
 #include "vfio.h"	/* drivers/vfio/vfio.h: struct vfio_iommu_driver_ops */
@@ -65,6 +66,33 @@ static int rvfio_attach_group(void *data, struct iommu_group *group,
 	return rvfio_rs_attach_group(data, group, (int)type);
 }
 
+static int rvfio_pin_pages(void *data, struct iommu_group *group,
+			   dma_addr_t iova, int npage, int prot,
+			   struct page **pages)
+{
+	u64 *pfns = (u64 *)pages;
+	int ret, i;
+
+	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
+	if (!data || !pages)
+		return -EINVAL;
+	ret = rvfio_rs_pin_pages(data, group, iova, npage, prot, pfns);
+	for (i = 0; i < ret; i++)
+		pages[i] = pfn_to_page(pfns[i]);
+	return ret;
+}
+
+static void rvfio_unpin_pages(void *data, dma_addr_t iova, int npage)
+{
+	rvfio_rs_unpin_pages(data, iova, npage);
+}
+
+static int rvfio_dma_rw(void *data, dma_addr_t iova, void *buf, size_t count,
+			bool write)
+{
+	return rvfio_rs_dma_rw(data, iova, buf, count, write);
+}
+
 static const struct vfio_iommu_driver_ops rvfio_ops = {
 	.name		= "rvfio",
 	.owner		= THIS_MODULE,
@@ -73,6 +101,11 @@ static const struct vfio_iommu_driver_ops rvfio_ops = {
 	.ioctl		= rvfio_rs_ioctl,
 	.attach_group	= rvfio_attach_group,
 	.detach_group	= rvfio_rs_detach_group,
+	.pin_pages	= rvfio_pin_pages,
+	.unpin_pages	= rvfio_unpin_pages,
+	.register_device = rvfio_rs_register_device,
+	.unregister_device = rvfio_rs_unregister_device,
+	.dma_rw		= rvfio_dma_rw,
 };
 
 int rvfio_glue_register(void)
@@ -214,6 +247,42 @@ unsigned long rvfio_current_memlock_limit(void)
 	return rlimit(RLIMIT_MEMLOCK);
 }
 
+/* --- Emulated-IOMMU devices. --- */
+
+bool rvfio_vdev_has_dma_unmap(struct vfio_device *vdev)
+{
+	return vdev->ops->dma_unmap;
+}
+
+void rvfio_vdev_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
+{
+	vdev->ops->dma_unmap(vdev, iova, length);
+}
+
+int rvfio_mm_rw(struct mm_struct *mm, unsigned long vaddr, void *buf,
+		size_t count, bool write)
+{
+	bool kthread = current->mm == NULL;
+	unsigned long left = count;
+
+	if (!mmget_not_zero(mm))
+		return -EPERM;
+	if (kthread)
+		kthread_use_mm(mm);
+	if (kthread || current->mm == mm)
+		left = write ? copy_to_user((void __user *)vaddr, buf, count) :
+			       copy_from_user(buf, (void __user *)vaddr, count);
+	if (kthread)
+		kthread_unuse_mm(mm);
+	mmput(mm);
+	return left ? -EFAULT : 0;
+}
+
+bool rvfio_pfn_valid(u64 pfn)
+{
+	return pfn_valid(pfn);
+}
+
 /* --- Pinning. --- */
 
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
@@ -227,7 +296,7 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 
 	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
 	if (!mmget_not_zero(mm))
-		return -ESRCH;
+		return -ENODEV;
 	mmap_read_lock(mm);
 	ret = pin_user_pages_remote(mm, vaddr, npages, flags, pages, NULL);
 	mmap_read_unlock(mm);

@@ -20,6 +20,7 @@ struct iommu_domain;
 struct iommu_group;
 struct mm_struct;
 struct task_struct;
+struct vfio_device;
 
 /* --- Implemented in Rust (rust/backend.rs), called by the ops shims. --- */
 int rvfio_rs_open(unsigned long type, void **data);
@@ -27,6 +28,14 @@ void rvfio_rs_release(void *data);
 long rvfio_rs_ioctl(void *data, unsigned int cmd, unsigned long arg);
 int rvfio_rs_attach_group(void *data, struct iommu_group *group, int type);
 void rvfio_rs_detach_group(void *data, struct iommu_group *group);
+/* Emulated-IOMMU (mdev) ops. rvfio_rs_pin_pages stores pfns in @pfns; the
+ * C shim turns them into struct page pointers in place. */
+int rvfio_rs_pin_pages(void *data, struct iommu_group *group, u64 iova,
+		       int npage, int prot, u64 *pfns);
+void rvfio_rs_unpin_pages(void *data, u64 iova, int npage);
+void rvfio_rs_register_device(void *data, struct vfio_device *vdev);
+void rvfio_rs_unregister_device(void *data, struct vfio_device *vdev);
+int rvfio_rs_dma_rw(void *data, u64 iova, void *buf, size_t count, bool write);
 
 /* --- Registration. --- */
 int rvfio_glue_register(void);
@@ -87,11 +96,24 @@ bool rvfio_access_ok(unsigned long ptr, unsigned long size);
 /* RLIMIT_MEMLOCK of the current process, in bytes (for messages). */
 unsigned long rvfio_current_memlock_limit(void);
 
+/* --- Emulated-IOMMU devices. --- */
+/* The device has a dma_unmap callback (only those are registered). */
+bool rvfio_vdev_has_dma_unmap(struct vfio_device *vdev);
+/* Calls the device's dma_unmap callback. */
+void rvfio_vdev_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length);
+/* type1's dma_rw chunk: copies between @buf and @vaddr of @mm, borrowing
+ * the mm in a kernel thread; returns 0, -EPERM when @mm is gone, or
+ * -EFAULT (also when the caller is a process other than @mm's). */
+int rvfio_mm_rw(struct mm_struct *mm, unsigned long vaddr, void *buf,
+		size_t count, bool write);
+/* pfn_valid(): backed by a struct page. */
+bool rvfio_pfn_valid(u64 pfn);
+
 /* --- Pinning user memory. --- */
 /*
  * Long-term pins @npages pages at @vaddr of @mm (FOLL_LONGTERM, FOLL_WRITE
  * when @write) and stores their pfns in @pfns. Returns the number pinned
- * (> 0) or -errno; never 0.
+ * (> 0) or -errno (-ENODEV when @mm has no users); never 0.
  */
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 		    bool write, u64 *pfns);

@@ -14,11 +14,6 @@ use kernel::error::{code::*, Result};
 use kernel::types::FromBytes;
 use kernel::uaccess::{UserPtr, UserSlice};
 
-/// EOPNOTSUPP, which the 6.12 kernel crate does not name.
-pub(crate) fn eopnotsupp() -> kernel::error::Error {
-    kernel::error::Error::from_errno(-(crate::bindings::EOPNOTSUPP as i32))
-}
-
 /// Reads the fixed part `T` of an ioctl argument that starts with `u32
 /// argsz`. EINVAL when `argsz` is smaller than `T`, EFAULT on a bad pointer.
 pub(crate) fn read_fixed<T: FromBytes>(arg: UserPtr) -> Result<T> {
@@ -38,9 +33,8 @@ pub(crate) fn check_extension(container: Option<&Container>, ext: u64) -> isize 
             None => 0,
             Some(c) => c.lock().all_domains_coherent() as isize,
         },
-        // Offered once the container exists and has no emulated-IOMMU
-        // group (rvfio accepts none yet).
-        VFIO_UPDATE_VADDR => container.is_some() as isize,
+        // Emulated-IOMMU devices cannot pin or read while vaddrs change.
+        VFIO_UPDATE_VADDR => container.is_some_and(|c| !c.lock().has_emulated()) as isize,
         // Reserved for the nesting container, not offered yet (6.13+ type1
         // no longer offers it either; 6.12 type1 does, but every attach
         // then fails on Intel).

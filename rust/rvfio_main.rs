@@ -24,6 +24,7 @@ mod dirty;
 mod dirty_pages;
 mod dma;
 mod domain;
+mod emulated;
 mod get_info;
 mod ioctl;
 mod iova;

@@ -7,11 +7,13 @@
 
 use crate::container::Container;
 use crate::dirty_pages::{check_not_bisected, UserBitmap};
+use crate::emulated;
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::uapi::*;
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
+use kernel::prelude::*;
 use kernel::uaccess::{UserPtr, UserSlice};
 
 pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
@@ -41,6 +43,10 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     let all = unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL != 0;
 
     let mut inner = container.lock();
+    // Devices of emulated-IOMMU groups could not follow the vaddr change.
+    if invalidate && inner.has_emulated() {
+        return Err(EBUSY);
+    }
     let pgsize = inner.min_pgsize();
     let range = iova::check_unmap(unmap.iova, unmap.size, all, pgsize).ok_or(EINVAL)?;
     if let Some((_, bitmap_pgsize)) = &bitmap {
@@ -52,26 +58,49 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     if container.v2 && !all {
         check_not_bisected(&mut inner, &range)?;
     }
-    // v1: a request that starts inside a mapping unmaps nothing (success,
-    // size 0); one that covers a mapping's first IOVA removes the whole
-    // mapping, even past the end of the request.
-    let starts_inside = inner.first_overlap(&range).is_some_and(|k| k < range.start);
-    if !container.v2 && starts_inside {
-        drop(inner);
-        return write_size(arg, &mut unmap, 0);
-    }
     if invalidate {
-        let size = inner.invalidate_vaddrs(&range)?;
+        // v1: nothing when the request starts inside a mapping (below).
+        let starts_inside = inner.first_overlap(&range).is_some_and(|k| k < range.start);
+        let size = if !container.v2 && starts_inside {
+            0
+        } else {
+            inner.invalidate_vaddrs(&range)?
+        };
         drop(inner);
         return write_size(arg, &mut unmap, size);
     }
     let mut unmapped: u64 = 0;
+    let mut last: Option<u64> = None;
+    let mut retries = 0;
     while let Some(key) = inner.first_overlap(&range) {
-        if let Some((bitmap, _)) = &bitmap {
-            if let Some(r) = inner.mapping_at(key) {
-                // As in type1, mappings already removed stay removed.
-                bitmap.report(&r)?;
+        // v1: a request that starts inside a mapping unmaps nothing more
+        // (success); one that covers a mapping's first IOVA removes the
+        // whole mapping, even past the end of the request.
+        if !container.v2 && key < range.start {
+            break;
+        }
+        if inner.has_external_pins(key) {
+            // Devices must drop their pins first; they do so from the
+            // callback, through unpin_pages. type1 BUG()s after 10 tries.
+            if last == Some(key) {
+                retries += 1;
+                if retries > 10 {
+                    pr_err!("devices keep pages pinned at iova {:#x}\n", key);
+                    return Err(EBUSY);
+                }
+            } else {
+                last = Some(key);
+                retries = 0;
             }
+            let Some(r) = inner.mapping_at(key) else {
+                continue;
+            };
+            inner = emulated::notify_dma_unmap(container, inner, r.start, r.end - r.start + 1);
+            continue;
+        }
+        if let Some((bitmap, _)) = &bitmap {
+            // As in type1, mappings already removed stay removed.
+            inner.report_dirty(key, bitmap)?;
         }
         unmapped += inner.remove_dma(key);
     }

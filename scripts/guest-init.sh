@@ -210,6 +210,10 @@ mode_check() {
 			echo "### BACKEND $b LOAD OK"
 		else
 			echo "### BACKEND $b LOAD FAILED $?"
+			if crashed; then
+				echo "### ABORT kernel crashed while loading $b"
+				return
+			fi
 			continue
 		fi
 		grep "^$b " /proc/modules

@@ -261,13 +261,16 @@ if order:
     for t in order:
         print(f"{t:<{w}}  " + "  ".join(
             f"{results.get(b, {}).get(t, ('-',))[0]:<16}" for b in cols))
+# Compare only backends that ran at all (one that did not load is a failure
+# of its own above).
+ran_cols = [b for b in cols if results.get(b)]
 diff = [t for t in order
-        if len({results.get(b, {}).get(t, ("missing",))[0] for b in cols}) > 1]
-if len(cols) > 1:
+        if len({results[b].get(t, ("missing",))[0] for b in ran_cols}) > 1]
+if len(ran_cols) > 1:
     print("\n== differences between backends ==")
     for t in diff:
         print(f"  {t}: " + ", ".join(
-            f"{b}={results.get(b, {}).get(t, ('missing',))[0]}" for b in cols))
+            f"{b}={results[b].get(t, ('missing',))[0]}" for b in ran_cols))
     if not diff:
         print("  none")
 if skips:
@@ -332,6 +335,12 @@ tsc_khz=${TSC_KHZ:-$(host_tsc_khz)} || die "cannot find the host TSC rate; set T
 # After an Oops the guest stops testing (ABORT) but still dumps dmesg; a panic
 # reboots at once (panic=-1), which -no-reboot turns into a QEMU exit.
 append="console=ttyS0,115200 panic=-1 intel_iommu=on tsc_early_khz=$tsc_khz log_buf_len=8M"
+# no5lvl: -cpu max offers LA57. With 5-level paging, 6.12's KASAN decides
+# whether an address has shadow from cpu_feature_enabled(LA57), which reads
+# false while identify_cpu() refills the feature words at boot; an interrupt
+# in that window gives a false "BUG: KASAN: wild-memory-access" (seen here in
+# handle_edge_irq from identify_cpu). The guest needs no 5-level paging.
+append+=" no5lvl"
 append+=" hugepagesz=2M hugepages=${HUGEPAGES:-64}"
 grep -qx 'CONFIG_DETECT_HUNG_TASK=y' "$kdir/.config" 2>/dev/null &&
 	append+=" hung_task_timeout_secs=60"
@@ -375,6 +384,22 @@ progress() {
 	done
 }
 
+# run's console view: everything but the final kernel log dump (the log file
+# has it; the verdict below quotes any splat from it).
+hide_dmesg_dump() {
+	local line n=0 hiding=no
+	while IFS= read -r line; do
+		case "$line" in
+		*"### DMESG BEGIN"*) hiding=yes ;;
+		*"### DMESG END"*)
+			hiding=no
+			echo "(kernel log dump: $n lines, in $log)"
+			;;
+		*) if [ $hiding = yes ]; then n=$((n + 1)); else printf '%s\n' "$line"; fi ;;
+		esac
+	done
+}
+
 start=$(date +%s)
 case "$mode" in
 shell)
@@ -390,7 +415,8 @@ shell)
 run)
 	vm_timeout=${VM_TIMEOUT:-600}
 	set +e
-	timeout -k 10 "$vm_timeout" "${qemu[@]}" -nographic </dev/null 2>&1 | tee "$log"
+	timeout -k 10 "$vm_timeout" "${qemu[@]}" -nographic </dev/null 2>&1 | tee "$log" |
+		hide_dmesg_dump
 	qrc=${PIPESTATUS[0]}
 	set -e
 	;;

@@ -463,8 +463,9 @@ TEST_F(edu, get_bitmap_again_still_reports_mapped_pages)
 				TH_LOG("round %d word %d: bits outside the mappings set: %#018llx",
 				       round, w, (unsigned long long)(bm[w] & ~expect_zero[w]));
 		}
-		for (int g = 0; g < NGUARD; g++)
+		for (int g = 0; g < NGUARD; g++) {
 			EXPECT_EQ(GUARD_WORD, bm[RANGE_WORDS + g]);
+		}
 	}
 }
 
@@ -556,8 +557,9 @@ TEST_F(edu, get_bitmap_maximum_size_256m)
 	EXPECT_EQ(-EINVAL, get_bitmap(self->c, 0, 2048ull << 32, PAGE_4K, DIRTY_MAX_BYTES + 8, bm));
 	EXPECT_EQ(-EINVAL, get_bitmap(self->c, 0, (2048ull << 32) + 64 * PAGE_4K, PAGE_4K,
 				      DIRTY_MAX_BYTES + 8, bm));
-	for (int i = 0; i < 16; i++)
+	for (int i = 0; i < 16; i++) {
 		EXPECT_EQ(P_WORD, bm[i]);
+	}
 	ASSERT_EQ(0, get_bitmap(self->c, 0, 2048ull << 32, PAGE_4K, DIRTY_MAX_BYTES, bm));
 	for (int i = 0; i < 16; i++) {
 		EXPECT_EQ(i == 4 ? P_WORD | (0xfull << 5) : P_WORD, bm[i]) TH_LOG("word %d", i);

@@ -230,9 +230,10 @@ TEST_F_TIMEOUT(edu, group_leaves_and_rejoins, DMA_TEST_TIMEOUT)
 
 	SKIP_IF_ONE_EDU();
 	ASSERT_EQ(0, edu_open(&e2, edu_bdf(1), self->c, 0, err, sizeof(err))) TH_LOG("%s", err);
-	if (n_edu == 3)
+	if (n_edu == 3) {
 		ASSERT_EQ(0, edu_open(&e3, edu_bdf(2), self->c, 0, err, sizeof(err)))
 			TH_LOG("%s", err);
+	}
 	ASSERT_EQ(0, vfio_map(self->c, A, a, PAGE_4K, RW));
 	ASSERT_EQ(0, edu_detach(&e2));
 	ASSERT_EQ(0, vfio_map(self->c, B, b, PAGE_4K, RW));

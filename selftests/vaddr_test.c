@@ -390,8 +390,9 @@ TEST_F_TIMEOUT(edu, invalidate_vaddr_all, DMA_TEST_TIMEOUT)
 	m = memfd_map(fd, len);
 	ASSERT_NE(MAP_FAILED, m);
 	prefault(m, len, 0);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
 		ASSERT_EQ(0, vfio_map(self->c, iova[i], m + off[i] * PAGE_4K, pages[i] * PAGE_4K, RW));
+	}
 	lck1 = vmlck_kb();
 	EXPECT_EQ(-EINVAL, vfio_unmap(self->c, SZ_1M, 0, UNMAP_VADDR | VFIO_DMA_UNMAP_FLAG_ALL, &n));
 	EXPECT_EQ(-EINVAL, vfio_unmap(self->c, 0, SZ_4G, UNMAP_VADDR | VFIO_DMA_UNMAP_FLAG_ALL, &n));
@@ -412,9 +413,10 @@ TEST_F_TIMEOUT(edu, invalidate_vaddr_all, DMA_TEST_TIMEOUT)
 		ASSERT_EQ(0, restore(self->c, iova[i], m + off[i] * PAGE_4K, pages[i] * PAGE_4K))
 			TH_LOG("mapping %d was not invalidated", i);
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
 		EXPECT_EQ(-EINVAL, restore(self->c, iova[i], m + off[i] * PAGE_4K,
 					   pages[i] * PAGE_4K));
+	}
 	if (edu_count() >= 2) {
 		ASSERT_EQ(0, edu_open(&e2, edu_bdf(1), self->c, 0, err, sizeof(err)))
 			TH_LOG("%s", err);
