@@ -182,13 +182,13 @@ static long sample_ioctl_pin(struct sample_state *s, void __user *arg)
 	ret = vfio_pin_pages(&s->vdev, pin.iova, pin.npages, prot, pages);
 	/* ret: pages pinned (the backend pins all or nothing) or -errno. */
 	for (i = 0; i < ret; i++) {
-		u64 iova = pin.iova + (u64)i * PAGE_SIZE;
-
-		if (sample_record_pin(s, iova, pages[i], prot)) {
-			/* Cannot track it: give this page back at once. */
-			vfio_unpin_pages(&s->vdev, iova, 1);
-			if (ret > 0 && i == 0)
-				ret = -ENOMEM;
+		if (sample_record_pin(s, pin.iova + (u64)i * PAGE_SIZE,
+				      pages[i], prot)) {
+			/* Out of memory: give back what cannot be tracked. */
+			vfio_unpin_pages(&s->vdev, pin.iova + (u64)i * PAGE_SIZE,
+					 ret - i);
+			ret = i ? i : -ENOMEM;
+			break;
 		}
 	}
 	mutex_unlock(&s->pin_mutex);
