@@ -19,7 +19,8 @@
 #   ### BACKEND <name> TEST <binary>          then the binary's output
 #   ### EXIT <rc> TIME <secs> [TIMEOUT]
 #   ### BACKEND <name> UNLOAD OK|UNLOAD FAILED <rc>
-#   ### UNEXPECTED <what>                     e.g. a backend loaded by accident
+#   ### UNEXPECTED <what>                     e.g. a backend loaded by accident,
+#                                             or an mdev sample that failed to load
 #   ### ABORT <why>                           remaining tests not run
 #   ### SAMPLE EXIT <rc>                      run mode
 #   ### DMESG BEGIN ... ### DMESG END         the whole kernel log
@@ -141,6 +142,27 @@ load_backend() {
 	fi
 }
 
+# Sample mdev drivers (scripts/build-mdev-sample.sh) for the emulated-IOMMU
+# tests, with the kernel's mdev.ko first. Loaded once for all backends: an
+# mdev uses a backend only while a test has it in a container. Without them
+# in the initramfs the mdev tests skip.
+load_mdev_samples() {
+	local ko
+	ls /samples-mdev/*.ko >/dev/null 2>&1 || {
+		say "no mdev sample in /samples-mdev"
+		return 0
+	}
+	if ! load_mod mdev; then
+		echo "### UNEXPECTED loading mdev.ko failed"
+		return 0
+	fi
+	for ko in /samples-mdev/*.ko; do
+		is_loaded "$(modname "$ko")" && continue
+		insmod "$ko" || echo "### UNEXPECTED insmod $ko failed"
+	done
+	say "mdev samples: $(ls /sys/class/mdev_bus 2>/dev/null | tr '\n' ' ')"
+}
+
 setup_failed() {
 	echo "### SETUP FAILED $*"
 	if [ "$MODE" = shell ]; then
@@ -202,6 +224,7 @@ crashed() {
 mode_check() {
 	local b t rc start end extra other
 	dmesg -n "$LOGLEVEL"
+	load_mdev_samples
 	for b in $BACKENDS; do
 		for other in vfio_iommu_type1 rvfio; do
 			is_loaded "$other" && echo "### UNEXPECTED $other loaded before backend $b"
@@ -270,6 +293,7 @@ mode_run() {
 }
 
 mode_shell() {
+	load_mdev_samples
 	if load_backend "$BACKEND"; then
 		echo "### BACKEND $BACKEND LOAD OK"
 	else

@@ -9,6 +9,8 @@
 #   /rvfio/rvfio.ko                 build/module/rvfio.ko, when it exists
 #   /selftests/*                    every executable in build/selftests/
 #   /samples/*                      every executable in build/samples/
+#   /samples-mdev/*.ko              sample mdev drivers from build/samples-mdev
+#                                   (scripts/build-mdev-sample.sh), stripped
 #
 # The archive is rebuilt only when one of those inputs is newer than it, when
 # the inputs' locations changed, or with FORCE=1; a rebuild takes about a
@@ -17,6 +19,7 @@
 # Environment (defaults in brackets), for testing against other inputs:
 #   KDIR [build/kernel-debug]   MODULE [build/module/rvfio.ko]
 #   SELFTESTS_DIR [build/selftests]   SAMPLES_DIR [build/samples]
+#   MDEV_SAMPLES_DIR [build/samples-mdev]
 #   INITRAMFS [build/initramfs.cpio.gz]   BUSYBOX [/bin/busybox]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +33,7 @@ init_src="$top/scripts/guest-init.sh"
 module="${MODULE:-$build/module/rvfio.ko}"
 selftests="${SELFTESTS_DIR:-$build/selftests}"
 samples="${SAMPLES_DIR:-$build/samples}"
+mdev_samples="${MDEV_SAMPLES_DIR:-$build/samples-mdev}"
 
 die() { echo "mkinitramfs: $*" >&2; exit 1; }
 
@@ -43,11 +47,15 @@ kver=$(ls "$modroot/lib/modules" | head -n1)
 # Inputs whose change requires a rebuild. Directories are listed too, so a
 # deleted file (which changes its directory's mtime) also triggers one.
 inputs=("$busybox" "$init_src" "$0" "$modroot/lib/modules/$kver")
-for d in "$(dirname "$module")" "$selftests" "$samples"; do
+for d in "$(dirname "$module")" "$selftests" "$samples" "$mdev_samples"; do
 	[ -d "$d" ] && inputs+=("$d")
 done
 [ -f "$module" ] && inputs+=("$module")
+for f in "$mdev_samples"/*.ko; do
+	[ -f "$f" ] && inputs+=("$f")
+done
 where="kdir=$kdir module=$module selftests=$selftests samples=$samples busybox=$busybox"
+where+=" mdev_samples=$mdev_samples"
 if [ "${FORCE:-0}" != 1 ] && [ -f "$out" ] &&
 	[ "$(cat "$out.inputs" 2>/dev/null)" = "$where" ] &&
 	[ -z "$(find "${inputs[@]}" -newer "$out" -print -quit 2>/dev/null)" ]; then
@@ -55,7 +63,7 @@ if [ "${FORCE:-0}" != 1 ] && [ -f "$out" ] &&
 fi
 
 rm -rf "$stage"
-mkdir -p "$stage"/{bin,dev,proc,sys,tmp,mnt,root,etc,lib/modules,rvfio,selftests,samples}
+mkdir -p "$stage"/{bin,dev,proc,sys,tmp,mnt,root,etc,lib/modules,rvfio,selftests,samples,samples-mdev}
 ln -s bin "$stage/sbin"
 mkdir -p "$stage/usr"
 ln -s ../bin "$stage/usr/bin"
@@ -114,6 +122,13 @@ copy_execs() {
 copy_execs "$selftests" "$stage/selftests"
 copy_execs "$samples" "$stage/samples"
 
+# Sample mdev drivers (out-of-tree .ko files), stripped like the rest.
+for f in "$mdev_samples"/*.ko; do
+	[ -f "$f" ] || continue
+	cp "$f" "$stage/samples-mdev/"
+	"$strip" --strip-debug "$stage/samples-mdev/${f##*/}"
+done
+
 tmp="$out.tmp.$$"
 (cd "$stage" && find . -print0 | LC_ALL=C sort -z |
 	cpio --null -o -H newc --owner=0:0 --quiet) | gzip -1 >"$tmp"
@@ -121,4 +136,5 @@ mv "$tmp" "$out"
 echo "$where" >"$out.inputs"
 echo "mkinitramfs: $(du -h "$out" | cut -f1) $out (kernel $kver," \
 	"rvfio.ko: $([ -f "$stage/rvfio/rvfio.ko" ] && echo yes || echo no)," \
-	"selftests: $(ls "$stage/selftests" | wc -l), samples: $(ls "$stage/samples" | wc -l))"
+	"selftests: $(ls "$stage/selftests" | wc -l), samples: $(ls "$stage/samples" | wc -l)," \
+	"mdev samples: $(ls "$stage/samples-mdev" | wc -l))"

@@ -1,0 +1,1478 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mdev_test - the emulated-IOMMU (mdev) side of a VFIO IOMMU backend, as
+ * upstream vfio_iommu_type1 (6.12) implements it: vfio_pin_pages(),
+ * vfio_unpin_pages(), vfio_dma_rw(), device registration and the .dma_unmap
+ * notification, locked-memory accounting of pins, and pinned-page dirty
+ * scope.
+ *
+ * The device is rvfio_mdev_sample (samples/mdev/), whose ioctls make it pin,
+ * unpin, access pinned pages and vfio_dma_rw() on request
+ * (samples/mdev/rvfio_mdev_sample.h). Each test creates its own mdev through
+ * sysfs and removes it at the end. An mdev has an "emulated" IOMMU group:
+ * the backend allocates no IOMMU domain for it and pins nothing at MAP_DMA.
+ *
+ * Witnesses, as in accounting_test: VmLck (mm->locked_vm of the mapping
+ * task) and the system-wide count of FOLL_PIN pins (nr_foll_pin_acquired -
+ * nr_foll_pin_released). Mixed tests put the first edu device (vfio-pci,
+ * IOMMU-backed) into the same container.
+ *
+ * Without /sys/class/mdev_bus (mdev.ko) or the sample's mdev type, every test
+ * skips with the reason.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/capability.h>
+
+#include "kselftest_harness.h"
+#include "vfio_edu.h"
+#include "../samples/mdev/rvfio_mdev_sample.h"
+
+#define MDEV_BUS_DIR	"/sys/class/mdev_bus"
+#define MDEV_TYPE_DIR	MDEV_BUS_DIR "/" RVFIO_MDEV_SAMPLE_PARENT \
+			"/mdev_supported_types/" RVFIO_MDEV_SAMPLE_TYPE
+
+#define RO		VFIO_DMA_MAP_FLAG_READ
+#define WO		VFIO_DMA_MAP_FLAG_WRITE
+#define RW		(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
+#define PIN_R		RVFIO_MDEV_PROT_READ
+#define PIN_W		RVFIO_MDEV_PROT_WRITE
+#define PIN_RW		(PIN_R | PIN_W)
+#define RW_WRITE	RVFIO_MDEV_DMA_RW_WRITE
+#define RW_KTHREAD	RVFIO_MDEV_DMA_RW_KTHREAD
+
+#define KB_PER_PAGE	(long)(PAGE_4K / 1024)
+#define IOVA_A		0x100000ull	/* below the edu's 256 MiB DMA window */
+#define MAX_BUFS	16
+#define DMA_TEST_TIMEOUT 120
+
+#define DSTART		VFIO_IOMMU_DIRTY_PAGES_FLAG_START
+#define DSTOP		VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP
+
+/* ---- the mdev: create through sysfs, attach its group, open the device ---- */
+
+struct mdev {
+	char uuid[40];
+	int group_id;
+	int group;		/* /dev/vfio/<group_id> */
+	int device;		/* vfio device fd */
+	bool created;
+};
+
+static void mdev_init(struct mdev *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->group = m->device = -1;
+}
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return n;
+}
+
+/* Why mdev tests cannot run here, or NULL. */
+static const char *mdev_missing(void)
+{
+	if (access("/dev/vfio/vfio", F_OK))
+		return "/dev/vfio/vfio does not exist: vfio is not loaded";
+	if (access(MDEV_BUS_DIR, F_OK))
+		return MDEV_BUS_DIR " does not exist: mdev.ko is not loaded";
+	if (access(MDEV_TYPE_DIR, F_OK))
+		return MDEV_TYPE_DIR " does not exist: rvfio_mdev_sample.ko is not loaded";
+	return NULL;
+}
+
+/* echo <new uuid> > .../create; find /dev/vfio/N through the iommu_group link. */
+static int mdev_create(struct mdev *m, char *err, size_t errlen)
+{
+	char path[256], link[256];
+	uint8_t b[16];
+	const char *base;
+	ssize_t n;
+	int ret, i;
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b)) {
+		uint64_t t = random_seed() * 0x9e3779b97f4a7c15ull ^ getpid();
+
+		for (i = 0; i < 16; i++)
+			b[i] = t >> (8 * (i % 8)) ^ i * 37;
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
+	snprintf(m->uuid, sizeof(m->uuid),
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	ret = write_str(MDEV_TYPE_DIR "/create", m->uuid);
+	if (ret) {
+		snprintf(err, errlen, "create mdev %s: %s", m->uuid, strerror(-ret));
+		return ret;
+	}
+	m->created = true;
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/iommu_group", m->uuid);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "readlink of mdev %s iommu_group: %s", m->uuid,
+			 strerror(errno));
+		return ret;
+	}
+	link[n] = '\0';
+	base = strrchr(link, '/');
+	m->group_id = atoi(base ? base + 1 : link);
+	snprintf(path, sizeof(path), "/dev/vfio/%d", m->group_id);
+	for (i = 0; i < 50 && access(path, F_OK); i++)
+		usleep(100 * 1000);
+	if (access(path, F_OK)) {
+		snprintf(err, errlen, "/dev/vfio/%d did not appear", m->group_id);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Open the mdev's group and add it to container. 0 or -errno. */
+static int mdev_attach(struct mdev *m, int container)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	char path[64];
+
+	snprintf(path, sizeof(path), "/dev/vfio/%d", m->group_id);
+	m->group = open(path, O_RDWR | O_CLOEXEC);
+	if (m->group < 0)
+		return -errno;
+	if (ioctl(m->group, VFIO_GROUP_GET_STATUS, &st))
+		return -errno;
+	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE))
+		return -EPERM;
+	if (ioctl(m->group, VFIO_GROUP_SET_CONTAINER, &container))
+		return -errno;
+	return 0;
+}
+
+static int mdev_open_device(struct mdev *m)
+{
+	m->device = ioctl(m->group, VFIO_GROUP_GET_DEVICE_FD, m->uuid);
+	return m->device < 0 ? -errno : 0;
+}
+
+static void mdev_close_device(struct mdev *m)
+{
+	if (m->device >= 0)
+		close(m->device);
+	m->device = -1;
+}
+
+/* Close the fds, then remove the mdev (which waits for its fds to close). */
+static void mdev_destroy(struct mdev *m)
+{
+	char path[128];
+
+	mdev_close_device(m);
+	if (m->group >= 0)
+		close(m->group);
+	m->group = -1;
+	if (m->created) {
+		snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", m->uuid);
+		write_str(path, "1");
+		m->created = false;
+	}
+}
+
+/*
+ * Create an mdev and put it into container (a new one if *container < 0,
+ * then SET_IOMMU(iommu_type) unless iommu_type is 0), open its device.
+ * On failure everything made here is undone and err says why.
+ */
+static int mdev_up(struct mdev *m, int *container, int iommu_type,
+		      char *err, size_t errlen)
+{
+	bool own = *container < 0;
+	int ret;
+
+	mdev_init(m);
+	if (own) {
+		*container = vfio_container_open();
+		if (*container < 0) {
+			ret = *container;
+			snprintf(err, errlen, "open /dev/vfio/vfio: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	ret = mdev_create(m, err, errlen);
+	if (ret)
+		goto fail;
+	ret = mdev_attach(m, *container);
+	if (ret) {
+		snprintf(err, errlen, "attach group %d of mdev %s: %s", m->group_id,
+			 m->uuid, strerror(-ret));
+		goto fail;
+	}
+	if (iommu_type) {
+		ret = vfio_set_iommu(*container, iommu_type);
+		if (ret) {
+			snprintf(err, errlen, "VFIO_SET_IOMMU(%d) with only the mdev group: %s",
+				 iommu_type, strerror(-ret));
+			goto fail;
+		}
+	}
+	ret = mdev_open_device(m);
+	if (ret) {
+		snprintf(err, errlen, "VFIO_GROUP_GET_DEVICE_FD(%s): %s", m->uuid,
+			 strerror(-ret));
+		goto fail;
+	}
+	return 0;
+fail:
+	mdev_destroy(m);
+	if (own) {
+		close(*container);
+		*container = -1;
+	}
+	return ret;
+}
+
+/* ---- the sample's ioctls; each returns the ioctl's result or -errno ---- */
+
+static long mpin(int dev, uint64_t iova, uint32_t npages, uint32_t prot)
+{
+	struct rvfio_mdev_pin p = { .iova = iova, .npages = npages, .prot = prot };
+
+	return vfio_ioctl(dev, RVFIO_MDEV_PIN, &p);
+}
+
+static long munpin(int dev, uint64_t iova, uint32_t npages)
+{
+	struct rvfio_mdev_pin p = { .iova = iova, .npages = npages };
+
+	return vfio_ioctl(dev, RVFIO_MDEV_UNPIN, &p);
+}
+
+static long maccess(int dev, bool write, uint64_t iova, uint32_t off, void *buf,
+		    uint32_t len)
+{
+	struct rvfio_mdev_access a = {
+		.iova = iova, .offset = off, .len = len, .data = (uintptr_t)buf,
+	};
+
+	return vfio_ioctl(dev, write ? RVFIO_MDEV_WRITE_PINNED : RVFIO_MDEV_READ_PINNED, &a);
+}
+
+static long mdma_rw(int dev, uint64_t iova, void *buf, uint32_t len, uint32_t flags)
+{
+	struct rvfio_mdev_dma_rw r = {
+		.iova = iova, .data = (uintptr_t)buf, .len = len, .flags = flags,
+	};
+
+	return vfio_ioctl(dev, RVFIO_MDEV_DMA_RW, &r);
+}
+
+static struct rvfio_mdev_stats mstats(int dev)
+{
+	struct rvfio_mdev_stats st;
+
+	memset(&st, 0xff, sizeof(st));	/* impossible values if the ioctl fails */
+	vfio_ioctl(dev, RVFIO_MDEV_GET_STATS, &st);
+	return st;
+}
+
+/* ---- dirty tracking ---- */
+
+static int dirty_ctl(int c, uint32_t flag)
+{
+	struct vfio_iommu_type1_dirty_bitmap db = { .argsz = sizeof(db), .flags = flag };
+
+	return (int)vfio_ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &db);
+}
+
+/* GET_BITMAP of [iova, iova + size) in 4 KiB pages into one zeroed u64. */
+static int dirty_get(int c, uint64_t iova, uint64_t size, uint64_t *word)
+{
+	struct {
+		struct vfio_iommu_type1_dirty_bitmap db;
+		struct vfio_iommu_type1_dirty_bitmap_get range;
+	} req = {
+		.db = {
+			.argsz = sizeof(req),
+			.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+		},
+		.range = {
+			.iova = iova, .size = size,
+			.bitmap = { .pgsize = PAGE_4K, .size = sizeof(*word),
+				    .data = (__u64 *)word },
+		},
+	};
+
+	*word = 0;
+	return (int)vfio_ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &req);
+}
+
+/* ---- accounting witnesses ---- */
+
+#define ASSERT_PINS(expected) do { \
+	long long __p = foll_pins_outstanding(); \
+	ASSERT_NE(LLONG_MIN, __p) TH_LOG("no nr_foll_pin_* in /proc/vmstat"); \
+	ASSERT_EQ((long long)(expected), __p) \
+		TH_LOG("outstanding FOLL_PIN pins: expected %lld, have %lld", \
+		       (long long)(expected), __p); \
+} while (0)
+
+#define ASSERT_VMLCK(expected_kb) do { \
+	long __l = vmlck_kb(); \
+	ASSERT_EQ((long)(expected_kb), __l) \
+		TH_LOG("VmLck: expected %ld kB, have %ld kB", (long)(expected_kb), __l); \
+} while (0)
+
+/* Drop CAP_IPC_LOCK from the effective set (so RLIMIT_MEMLOCK applies). */
+static int drop_cap_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	if (syscall(SYS_capset, &hdr, data))
+		return -errno;
+	return 0;
+}
+
+/* ---- buffers, unmapped at teardown ---- */
+
+struct bufs {
+	struct { void *p; size_t len; } b[MAX_BUFS];
+	int n;
+};
+
+#define new_buf(bufs, len, fill) __new_buf(_metadata, (bufs), (len), (fill))
+static uint8_t *__new_buf(struct __test_metadata *_metadata, struct bufs *bufs,
+			  size_t len, uint8_t fill)
+{
+	void *p;
+
+	ASSERT_LT(bufs->n, MAX_BUFS);
+	p = alloc_pages_4k(len, fill);
+	ASSERT_NE(MAP_FAILED, p);
+	bufs->b[bufs->n].p = p;
+	bufs->b[bufs->n].len = len;
+	bufs->n++;
+	return p;
+}
+
+static void free_bufs(struct bufs *bufs)
+{
+	for (int i = 0; i < bufs->n; i++)
+		munmap(bufs->b[i].p, bufs->b[i].len);
+	bufs->n = 0;
+}
+
+/* =========================================================================
+ * mdev-only type1v2 container
+ * ========================================================================= */
+
+FIXTURE(mdev) {
+	int c;
+	struct mdev m;
+	int dev;		/* == m.device */
+	struct mdev m2;		/* a second mdev, for tests that want one */
+	struct bufs bufs;
+};
+
+FIXTURE_SETUP(mdev)
+{
+	const char *why = mdev_missing();
+	char err[256] = "";
+
+	self->c = -1;
+	self->bufs.n = 0;
+	mdev_init(&self->m);
+	mdev_init(&self->m2);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("setup: %s", err);
+	self->dev = self->m.device;
+}
+
+FIXTURE_TEARDOWN(mdev)
+{
+	mdev_destroy(&self->m2);
+	mdev_close_device(&self->m);
+	if (self->m.group >= 0)
+		close(self->m.group);
+	self->m.group = -1;
+	if (self->c >= 0)
+		close(self->c);
+	self->c = -1;
+	mdev_destroy(&self->m);
+	free_bufs(&self->bufs);
+}
+
+/* The device fd answers VFIO_DEVICE_GET_INFO: no regions, no interrupts. */
+TEST_F(mdev, device_info_no_regions)
+{
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+
+	ASSERT_EQ(0, vfio_ioctl(self->dev, VFIO_DEVICE_GET_INFO, &info));
+	EXPECT_EQ(0, info.num_regions);
+	EXPECT_EQ(0, info.num_irqs);
+}
+
+/*
+ * An emulated-only container has no IOMMU domain, hence no aperture and no
+ * reserved regions: GET_INFO reports every page size from 4 KiB up and no
+ * IOVA_RANGE capability (type1's "a container with a single mdev device will
+ * have an empty list"), and MAP_DMA accepts IOVAs a VT-d domain would refuse,
+ * such as the x86 MSI window.
+ */
+TEST_F(mdev, info_and_map_without_iova_ranges)
+{
+	struct vfio_iommu_type1_info *info = vfio_get_info(self->c);
+	const struct vfio_iommu_type1_info_dma_avail *avail;
+	uint8_t *buf = new_buf(&self->bufs, 2 * PAGE_4K, 0x31);
+	uint64_t n = 0;
+
+	ASSERT_NE(NULL, info) TH_LOG("GET_INFO: %s", strerror(errno));
+	EXPECT_TRUE(info->flags & VFIO_IOMMU_INFO_PGSIZES);
+	EXPECT_EQ(~(uint64_t)(PAGE_4K - 1), info->iova_pgsizes)
+		TH_LOG("iova_pgsizes 0x%llx", (unsigned long long)info->iova_pgsizes);
+	EXPECT_EQ(NULL, vfio_info_cap(info, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE));
+	avail = (const void *)vfio_info_cap(info, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL);
+	ASSERT_NE(NULL, avail);
+	free(info);
+
+	ASSERT_EQ(0, vfio_map(self->c, X86_MSI_BASE, buf, PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, 1ull << 62, buf + PAGE_4K, PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_unmap(self->c, X86_MSI_BASE, PAGE_4K, 0, &n));
+	EXPECT_EQ(PAGE_4K, n);
+	ASSERT_EQ(0, vfio_unmap(self->c, 1ull << 62, PAGE_4K, 0, &n));
+	EXPECT_EQ(PAGE_4K, n);
+}
+
+/* MAP_DMA with only an emulated group pins nothing and charges nothing. */
+TEST_F(mdev, map_pins_nothing)
+{
+	const size_t size = 64 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x42);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats st;
+	uint64_t n = 0;
+
+	ASSERT_GE(lck0, 0);
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
+	EXPECT_EQ(size, n);
+	/* Nothing was pinned in the mapping: no .dma_unmap callback. */
+	st = mstats(self->dev);
+	EXPECT_EQ(0, st.dma_unmap_calls);
+}
+
+/*
+ * Without pinning at map time, MAP_DMA does not look at the memory at all:
+ * it accepts a range that is not (or no longer) mapped in the process. The
+ * failure shows up when the mdev pins (EFAULT from pin_user_pages_remote) or
+ * accesses it (EFAULT from the user copy).
+ */
+TEST_F(mdev, map_unbacked_then_pin_efault)
+{
+	const size_t size = 4 * PAGE_4K;
+	uint8_t *buf = alloc_pages_4k(size, 0x55);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	uint8_t tmp[64];
+	uint64_t n = 0;
+
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, munmap(buf, size));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	EXPECT_EQ(-EFAULT, mpin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(-EFAULT, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-EFAULT, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
+	EXPECT_EQ(size, n);
+}
+
+/*
+ * vaddr update cannot coexist with an mdev: CHECK_EXTENSION(VFIO_UPDATE_VADDR)
+ * says 0 and UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR fails with EBUSY,
+ * leaving the mapping intact.
+ */
+TEST_F(mdev, update_vaddr_refused_with_mdev)
+{
+	uint8_t *buf = new_buf(&self->bufs, 4 * PAGE_4K, 0x17);
+	uint64_t n = 0;
+
+	EXPECT_EQ(0, ioctl(self->c, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 4 * PAGE_4K, RW));
+	EXPECT_EQ(-EBUSY, vfio_unmap(self->c, IOVA_A, 4 * PAGE_4K, VFIO_DMA_UNMAP_FLAG_VADDR, &n));
+	/* On error type1 does not copy the struct back: size is still the input. */
+	EXPECT_EQ(4 * PAGE_4K, n);
+	/* Still mapped and usable. */
+	EXPECT_EQ(1, mpin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(1, munpin(self->dev, IOVA_A, 1));
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 4 * PAGE_4K, 0, &n));
+	EXPECT_EQ(4 * PAGE_4K, n);
+}
+
+/*
+ * PIN returns npages; with no IOMMU domain in the container the backend
+ * charges each pinned page to the mapper's locked_vm exactly once and holds
+ * one FOLL_PIN pin per page. UNPIN gives both back.
+ */
+TEST_F(mdev, pin_charges_vmlck_exactly)
+{
+	const size_t size = 16 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x61);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats st;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(4, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 4, PIN_RW));
+	ASSERT_VMLCK(lck0 + 4 * KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 4);
+	st = mstats(self->dev);
+	EXPECT_EQ(4, st.pinned_pages);
+	EXPECT_EQ(4, st.pinned_refs);
+
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 15 * PAGE_4K, 1, PIN_R));
+	ASSERT_VMLCK(lck0 + 5 * KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 5);
+
+	ASSERT_EQ(4, munpin(self->dev, IOVA_A + 2 * PAGE_4K, 4));
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + 15 * PAGE_4K, 1));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
+}
+
+/* 512 pages (VFIO_PIN_PAGES_MAX_ENTRIES) in one call work; 513 are E2BIG. */
+TEST_F(mdev, pin_max_entries)
+{
+	const size_t size = 520 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x62);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	EXPECT_EQ(-E2BIG, mpin(self->dev, IOVA_A, 513, PIN_RW));
+	ASSERT_VMLCK(lck0);
+	ASSERT_EQ(512, mpin(self->dev, IOVA_A, 512, PIN_RW));
+	ASSERT_VMLCK(lck0 + 512 * KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 512);
+	ASSERT_EQ(512, munpin(self->dev, IOVA_A, 512));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/*
+ * The struct page the backend returns is the user's page: READ_PINNED (a
+ * kmap of it) returns the user's bytes, WRITE_PINNED changes the user's
+ * memory, exactly at the bytes written.
+ */
+TEST_F(mdev, pinned_page_is_user_memory)
+{
+	const size_t size = 4 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0);
+	uint32_t seed = random_seed();
+	uint8_t got[PAGE_4K], data[300];
+
+	fill_pattern(buf, size, seed);
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(2, mpin(self->dev, IOVA_A + PAGE_4K, 2, PIN_RW));
+
+	ASSERT_EQ(PAGE_4K, maccess(self->dev, false, IOVA_A + PAGE_4K, 0, got, PAGE_4K));
+	EXPECT_EQ(0, memcmp(got, buf + PAGE_4K, PAGE_4K));
+	ASSERT_EQ(200, maccess(self->dev, false, IOVA_A + 2 * PAGE_4K, 3000, got, 200));
+	EXPECT_EQ(0, memcmp(got, buf + 2 * PAGE_4K + 3000, 200));
+
+	memset(data, 0xc3, sizeof(data));
+	ASSERT_EQ(sizeof(data), maccess(self->dev, true, IOVA_A + 2 * PAGE_4K, 100, data,
+					sizeof(data)));
+	EXPECT_EQ(-1, check_fill(buf + 2 * PAGE_4K + 100, sizeof(data), 0xc3));
+	/* Everything around it is untouched. */
+	EXPECT_EQ(-1, check_pattern(buf, 2 * PAGE_4K + 100, seed));
+	{
+		uint8_t *ref = malloc(size);
+
+		ASSERT_NE(NULL, ref);
+		fill_pattern(ref, size, seed);
+		EXPECT_EQ(0, memcmp(buf + 2 * PAGE_4K + 400, ref + 2 * PAGE_4K + 400,
+				    size - 2 * PAGE_4K - 400));
+		free(ref);
+	}
+	/* Unpinned pages cannot be accessed through the driver. */
+	EXPECT_EQ(-ENOENT, maccess(self->dev, false, IOVA_A, 0, got, 16));
+	ASSERT_EQ(2, munpin(self->dev, IOVA_A + PAGE_4K, 2));
+}
+
+/*
+ * Pinning a page twice takes two references on one pin: VmLck and FOLL_PIN
+ * are charged once, and after one unpin the page stays pinned (still charged,
+ * still pinned, still reachable, and UNMAP must still ask the device to let
+ * go of it).
+ */
+TEST_F(mdev, pin_twice_unpin_once_stays_pinned)
+{
+	const size_t size = 4 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x7e);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats st;
+	uint8_t got[8];
+	uint64_t n = 0;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 1);
+	st = mstats(self->dev);
+	EXPECT_EQ(1, st.pinned_pages);
+	EXPECT_EQ(2, st.pinned_refs);
+
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 1);
+	ASSERT_EQ(sizeof(got), maccess(self->dev, false, IOVA_A + PAGE_4K, 0, got, sizeof(got)));
+	EXPECT_EQ(-1, check_fill(got, sizeof(got), 0x7e));
+
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
+	EXPECT_EQ(size, n);
+	st = mstats(self->dev);
+	EXPECT_EQ(1, st.dma_unmap_calls);
+	EXPECT_EQ(1, st.unmap_unpinned);
+	EXPECT_EQ(0, st.pinned_pages);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/*
+ * PIN of an IOVA no mapping covers is EINVAL, also when only the last page
+ * of the request is outside; the pages pinned before the failing one are
+ * unwound (nothing stays pinned or charged).
+ */
+TEST_F(mdev, pin_outside_mapping_einval)
+{
+	const size_t size = 4 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x19);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+
+	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A, 1, PIN_RW));	/* nothing mapped */
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A - PAGE_4K, 1, PIN_RW));
+	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A + size, 1, PIN_RW));
+	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 3, PIN_RW));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
+}
+
+/*
+ * A pin may not ask for more than the mapping allows: WRITE on a read-only
+ * mapping is EPERM (READ works), READ on a write-only mapping is EPERM.
+ */
+TEST_F(mdev, pin_prot_exceeds_mapping_eperm)
+{
+	uint8_t *buf = new_buf(&self->bufs, 2 * PAGE_4K, 0x23);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, PAGE_4K, RO));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + PAGE_4K, buf + PAGE_4K, PAGE_4K, WO));
+	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A, 1, PIN_W));
+	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_R));
+	/* Page 0 pinned, page 1 refused: unwound. */
+	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A, 2, PIN_R));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A, 1, PIN_R));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_W));
+	ASSERT_VMLCK(lck0 + 2 * KB_PER_PAGE);
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A, 1));
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/*
+ * UNMAP_DMA of a mapping with pinned pages calls the device's .dma_unmap
+ * with that mapping's whole range; the device unpins, the unmap completes
+ * with the full size, and pins and VmLck return to the baseline.
+ */
+TEST_F(mdev, unmap_with_pins_notifies)
+{
+	const size_t size = 16 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x4d);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats st;
+	uint64_t n = 0;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(2, mpin(self->dev, IOVA_A + 3 * PAGE_4K, 2, PIN_RW));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 9 * PAGE_4K, 1, PIN_R));
+	ASSERT_VMLCK(lck0 + 3 * KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 3);
+
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
+	EXPECT_EQ(size, n);
+	st = mstats(self->dev);
+	EXPECT_EQ(1, st.dma_unmap_calls);
+	EXPECT_EQ(IOVA_A, st.last_unmap_iova);
+	EXPECT_EQ(size, st.last_unmap_length);
+	EXPECT_EQ(3, st.unmap_unpinned);
+	EXPECT_EQ(0, st.pinned_pages);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	/* The IOVA is free again. */
+	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A + 3 * PAGE_4K, 1, PIN_R));
+}
+
+/*
+ * One UNMAP_DMA over three mappings, of which the first and last hold pins:
+ * one callback per mapping that has pins (with that mapping's range), none
+ * for the one without; all three are unmapped.
+ */
+TEST_F(mdev, unmap_notifies_each_mapping_with_pins)
+{
+	const size_t seg = 4 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, 3 * seg, 0x2f);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats st;
+	uint64_t n = 0;
+
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ(0, vfio_map(self->c, IOVA_A + i * seg, buf + i * seg, seg, RW));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(2, mpin(self->dev, IOVA_A + 2 * seg, 2, PIN_RW));
+
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 3 * seg, 0, &n));
+	EXPECT_EQ(3 * seg, n);
+	st = mstats(self->dev);
+	EXPECT_EQ(2, st.dma_unmap_calls);
+	EXPECT_EQ(3, st.unmap_unpinned);
+	/* Upstream notifies in IOVA order; either mapping's range is fine here. */
+	EXPECT_TRUE(st.last_unmap_iova == IOVA_A + 2 * seg || st.last_unmap_iova == IOVA_A)
+		TH_LOG("last callback iova 0x%llx", (unsigned long long)st.last_unmap_iova);
+	EXPECT_EQ(seg, st.last_unmap_length);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/* UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_ALL notifies too and reports the total. */
+TEST_F(mdev, unmap_all_with_pins_notifies)
+{
+	uint8_t *buf = new_buf(&self->bufs, 8 * PAGE_4K, 0x3a);
+	long lck0 = vmlck_kb();
+	struct rvfio_mdev_stats st;
+	uint64_t n = 0;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 4 * PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, 1ull << 32, buf + 4 * PAGE_4K, 4 * PAGE_4K, RW));
+	ASSERT_EQ(4, mpin(self->dev, 1ull << 32, 4, PIN_RW));
+	ASSERT_EQ(0, vfio_unmap_all(self->c, &n));
+	EXPECT_EQ(8 * PAGE_4K, n);
+	st = mstats(self->dev);
+	EXPECT_EQ(1, st.dma_unmap_calls);
+	EXPECT_EQ(1ull << 32, st.last_unmap_iova);
+	EXPECT_EQ(4 * PAGE_4K, st.last_unmap_length);
+	EXPECT_EQ(0, st.pinned_pages);
+	ASSERT_VMLCK(lck0);
+}
+
+/*
+ * Closing the device fd (close_device unpins everything) returns pins and
+ * VmLck; the mapping stays and, with no pins left, unmaps without a callback.
+ */
+TEST_F(mdev, close_device_releases_pins)
+{
+	uint8_t *buf = new_buf(&self->bufs, 8 * PAGE_4K, 0x0c);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats st;
+	uint64_t n = 0;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 8 * PAGE_4K, RW));
+	ASSERT_EQ(8, mpin(self->dev, IOVA_A, 8, PIN_RW));
+	ASSERT_VMLCK(lck0 + 8 * KB_PER_PAGE);
+	mdev_close_device(&self->m);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	ASSERT_EQ(0, mdev_open_device(&self->m));
+	self->dev = self->m.device;
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 8 * PAGE_4K, 0, &n));
+	EXPECT_EQ(8 * PAGE_4K, n);
+	st = mstats(self->dev);
+	EXPECT_EQ(0, st.dma_unmap_calls);
+	EXPECT_EQ(0, st.pinned_pages);
+}
+
+/*
+ * The mapping task's RLIMIT_MEMLOCK (checked unless it had CAP_IPC_LOCK at
+ * MAP_DMA time) bounds mdev pins when no IOMMU domain pins: a PIN that
+ * crosses it fails with ENOMEM and unwinds; up to the limit works.
+ */
+TEST_F(mdev, pin_over_memlock_enomem)
+{
+	uint8_t *buf = new_buf(&self->bufs, 8 * PAGE_4K, 0x4b);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rlimit rl;
+
+	ASSERT_GE(lck0, 0);
+	rl.rlim_cur = rl.rlim_max = (lck0 + 2 * KB_PER_PAGE) * 1024;
+	ASSERT_EQ(0, setrlimit(RLIMIT_MEMLOCK, &rl));
+	ASSERT_EQ(0, drop_cap_ipc_lock());
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 8 * PAGE_4K, RW));
+	EXPECT_EQ(-ENOMEM, mpin(self->dev, IOVA_A, 3, PIN_RW));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	ASSERT_EQ(2, mpin(self->dev, IOVA_A, 2, PIN_RW));
+	ASSERT_VMLCK(lck0 + 2 * KB_PER_PAGE);
+	EXPECT_EQ(-ENOMEM, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 1, PIN_RW));
+	/* A page pinned already costs nothing more. */
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_VMLCK(lck0 + 2 * KB_PER_PAGE);
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(2, munpin(self->dev, IOVA_A, 2));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/* Pinned pages of a vfio-pci BAR (not pfn_valid) cannot be pinned: EINVAL. */
+TEST_F(mdev, pin_mmio_einval)
+{
+	char err[256] = "";
+	struct edu e;
+	long lck0 = vmlck_kb();
+
+	if (edu_count() < 1)
+		SKIP(return, "needs an edu device in EDU_BDFS");
+	ASSERT_EQ(0, edu_open(&e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	/* The edu stays in its own container; ours maps its BAR by vaddr. */
+	EXPECT_EQ(0, vfio_map(self->c, IOVA_A, (void *)e.bar0, PAGE_4K, RW));
+	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
+	EXPECT_EQ(lck0, vmlck_kb());
+	EXPECT_EQ(0, vfio_unmap(self->c, IOVA_A, PAGE_4K, 0, NULL));
+	edu_close(&e);
+}
+
+/*
+ * DMA_RW moves bytes between the device and the user's memory without
+ * pinning: reads see the user's bytes, writes change exactly the bytes
+ * written, across page boundaries, from the ioctl caller and from a kthread.
+ */
+static void dma_rw_roundtrip(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(mdev) *self, uint32_t ctx)
+{
+	const size_t size = 4 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0);
+	uint8_t *ref = malloc(size), *tmp = malloc(size);
+	uint32_t seed = random_seed();
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+
+	ASSERT_NE(NULL, ref);
+	ASSERT_NE(NULL, tmp);
+	fill_pattern(buf, size, seed);
+	memcpy(ref, buf, size);
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 1000, tmp, 3000 + PAGE_4K, ctx));
+	EXPECT_EQ(0, memcmp(tmp, ref + 1000, 3000 + PAGE_4K));
+
+	memset(tmp, 0xe7, size);
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 2000, tmp, 5000, ctx | RW_WRITE));
+	memset(ref + 2000, 0xe7, 5000);
+	EXPECT_EQ(0, memcmp(buf, ref, size));
+
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A, tmp, size, ctx));
+	EXPECT_EQ(0, memcmp(tmp, ref, size));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+	free(ref);
+	free(tmp);
+}
+
+TEST_F(mdev, dma_rw_from_caller)
+{
+	dma_rw_roundtrip(_metadata, self, 0);
+}
+
+TEST_F(mdev, dma_rw_from_kthread)
+{
+	dma_rw_roundtrip(_metadata, self, RW_KTHREAD);
+}
+
+/* One DMA_RW may span adjacent mappings of unrelated buffers. */
+TEST_F(mdev, dma_rw_across_mappings)
+{
+	uint8_t *a = new_buf(&self->bufs, PAGE_4K, 0xaa);
+	uint8_t *b = new_buf(&self->bufs, PAGE_4K, 0xbb);
+	uint8_t tmp[512];
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, a, PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + PAGE_4K, b, PAGE_4K, RW));
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + PAGE_4K - 256, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-1, check_fill(tmp, 256, 0xaa));
+	EXPECT_EQ(-1, check_fill(tmp + 256, 256, 0xbb));
+	memset(tmp, 0x11, sizeof(tmp));
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + PAGE_4K - 256, tmp, sizeof(tmp),
+			     RW_WRITE | RW_KTHREAD));
+	EXPECT_EQ(-1, check_fill(a + PAGE_4K - 256, 256, 0x11));
+	EXPECT_EQ(-1, check_fill(b, 256, 0x11));
+	EXPECT_EQ(-1, check_fill(b + 256, PAGE_4K - 256, 0xbb));
+}
+
+/*
+ * DMA_RW outside every mapping is EINVAL. One that runs off the end of a
+ * mapping is EINVAL too, after type1 has copied the part inside it (it works
+ * mapping by mapping).
+ */
+TEST_F(mdev, dma_rw_outside_mapping_einval)
+{
+	uint8_t *buf = new_buf(&self->bufs, 2 * PAGE_4K, 0x5a);
+	uint8_t tmp[512];
+
+	memset(tmp, 0x99, sizeof(tmp));
+	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 2 * PAGE_4K, RW));
+	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A + 2 * PAGE_4K, tmp, 16, RW_WRITE));
+	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A - 16, tmp, 16, RW_WRITE | RW_KTHREAD));
+	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A + 2 * PAGE_4K - 256, tmp, sizeof(tmp),
+				   RW_WRITE));
+	EXPECT_EQ(-1, check_fill(buf + 2 * PAGE_4K - 256, 256, 0x99))
+		TH_LOG("type1 writes the part of the request inside the mapping");
+	EXPECT_EQ(-1, check_fill(buf, 2 * PAGE_4K - 256, 0x5a));
+	/* Length 0 is refused by vfio_dma_rw() itself. */
+	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A, tmp, 0, 0));
+}
+
+/*
+ * DMA_RW honours the mapping's protection: a write needs WRITE, and type1
+ * wants READ for any access (so a write-only mapping is refused both ways).
+ */
+TEST_F(mdev, dma_rw_prot_eperm)
+{
+	uint8_t *buf = new_buf(&self->bufs, 2 * PAGE_4K, 0x6b);
+	uint8_t tmp[64];
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, PAGE_4K, RO));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + PAGE_4K, buf + PAGE_4K, PAGE_4K, WO));
+	memset(tmp, 0, sizeof(tmp));
+	EXPECT_EQ(0, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-1, check_fill(tmp, sizeof(tmp), 0x6b));
+	EXPECT_EQ(-EPERM, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_WRITE));
+	EXPECT_EQ(-EPERM, mdma_rw(self->dev, IOVA_A + PAGE_4K, tmp, sizeof(tmp), RW_WRITE));
+	EXPECT_EQ(-EPERM, mdma_rw(self->dev, IOVA_A + PAGE_4K, tmp, sizeof(tmp),
+				  RW_KTHREAD));
+	EXPECT_EQ(-1, check_fill(buf, 2 * PAGE_4K, 0x6b));
+}
+
+/*
+ * Another process (here a forked child, with its own mm) that reaches the
+ * device: DMA_RW from its own context fails with EFAULT (type1 will not copy
+ * into an mm that is not current's), from a kthread it works; PIN works and
+ * charges the mapping task, not the child.
+ */
+TEST_F(mdev, other_process_dma_rw_and_pin)
+{
+	uint8_t *buf = new_buf(&self->bufs, 2 * PAGE_4K, 0x3c);
+	long *res = mmap(NULL, PAGE_4K, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	long lck0 = vmlck_kb();
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, res);
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 2 * PAGE_4K, RW));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		uint8_t tmp[32];
+
+		memset(tmp, 0, sizeof(tmp));
+		res[0] = mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0);
+		res[1] = mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD);
+		res[2] = check_fill(tmp, sizeof(tmp), 0x3c);
+		res[3] = mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(-EFAULT, res[0]);
+	EXPECT_EQ(0, res[1]);
+	EXPECT_EQ(-1, res[2]);
+	EXPECT_EQ(1, res[3]);
+	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_VMLCK(lck0);
+	munmap(res, PAGE_4K);
+}
+
+/*
+ * Dirty tracking with only an emulated group is pinned-page scoped: a
+ * GET_BITMAP reports the pages pinned (before or during tracking) and the
+ * pages written by DMA_RW since the last GET_BITMAP; the next one reports
+ * only what is still pinned. DMA_RW reads dirty nothing. An unpinned page is
+ * still reported once (it was dirty since the last report).
+ */
+TEST_F(mdev, dirty_pinned_scope)
+{
+	const size_t size = 8 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x12);
+	uint8_t tmp[16] = { 1, 2, 3 };
+	uint64_t w;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 6 * PAGE_4K, 1, PIN_R));	/* before START */
+	ASSERT_EQ(0, dirty_ctl(self->c, DSTART));
+
+	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	EXPECT_EQ(1ull << 6, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 3 * PAGE_4K + 10, tmp, sizeof(tmp), RW_WRITE));
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 4 * PAGE_4K, tmp, sizeof(tmp),
+			     RW_WRITE | RW_KTHREAD));
+	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 5 * PAGE_4K, tmp, sizeof(tmp), 0));
+	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	EXPECT_EQ((1ull << 1) | (1ull << 3) | (1ull << 4) | (1ull << 6), w)
+		TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+
+	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	EXPECT_EQ((1ull << 1) | (1ull << 6), w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	EXPECT_EQ((1ull << 1) | (1ull << 6), w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	EXPECT_EQ(1ull << 6, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+
+	ASSERT_EQ(0, dirty_ctl(self->c, DSTOP));
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + 6 * PAGE_4K, 1));
+}
+
+/*
+ * UNMAP_DMA with GET_DIRTY_BITMAP while a page is pinned: the device is told
+ * to unpin first, and the returned bitmap still has that page (and only it).
+ */
+TEST_F(mdev, dirty_unmap_bitmap_reports_pinned)
+{
+	const size_t size = 8 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x13);
+	uint64_t w = 0;
+	struct {
+		struct vfio_iommu_type1_dma_unmap u;
+		struct vfio_bitmap b;
+	} req = {
+		.u = {
+			.argsz = sizeof(req),
+			.flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+			.iova = IOVA_A, .size = size,
+		},
+		.b = { .pgsize = PAGE_4K, .size = sizeof(w), .data = (__u64 *)&w },
+	};
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(0, dirty_ctl(self->c, DSTART));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(0, vfio_ioctl(self->c, VFIO_IOMMU_UNMAP_DMA, &req));
+	EXPECT_EQ(size, req.u.size);
+	EXPECT_EQ(1ull << 2, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+	EXPECT_EQ(1, mstats(self->dev).dma_unmap_calls);
+	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
+	ASSERT_EQ(0, dirty_ctl(self->c, DSTOP));
+}
+
+/*
+ * Two mdevs in one container: the backend notifies every registered device
+ * for a mapping with pins, whichever device pinned. Both pinning the same
+ * page shares one pin (charged once).
+ */
+TEST_F(mdev, two_mdevs_both_notified)
+{
+	uint8_t *buf = new_buf(&self->bufs, 4 * PAGE_4K, 0x71);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats s1, s2;
+	struct mdev *m2 = &self->m2;
+	char err[256] = "";
+	uint64_t n = 0;
+	int ret;
+
+	ret = mdev_up(m2, &self->c, 0, err, sizeof(err));
+	ASSERT_EQ(0, ret) TH_LOG("second mdev: %s", err);
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 4 * PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + SZ_1M, buf, PAGE_4K, RW));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(1, mpin(m2->device, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 1);
+
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 4 * PAGE_4K, 0, &n));
+	EXPECT_EQ(4 * PAGE_4K, n);
+	s1 = mstats(self->dev);
+	s2 = mstats(m2->device);
+	EXPECT_EQ(1, s1.dma_unmap_calls);
+	EXPECT_EQ(1, s2.dma_unmap_calls);
+	EXPECT_EQ(IOVA_A, s2.last_unmap_iova);
+	EXPECT_EQ(4 * PAGE_4K, s2.last_unmap_length);
+	EXPECT_EQ(1, s1.unmap_unpinned);
+	EXPECT_EQ(1, s2.unmap_unpinned);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+
+	/* Only m2 pins now: both are still told. */
+	ASSERT_EQ(1, mpin(m2->device, IOVA_A + SZ_1M, 1, PIN_R));
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A + SZ_1M, PAGE_4K, 0, &n));
+	EXPECT_EQ(PAGE_4K, n);
+	EXPECT_EQ(2, mstats(self->dev).dma_unmap_calls);
+	EXPECT_EQ(2, mstats(m2->device).dma_unmap_calls);
+	ASSERT_VMLCK(lck0);
+}
+
+/* =========================================================================
+ * Tests that build their own container: the "bare" fixture only cleans up
+ * (an mdev left behind would use up one of the sample's instances).
+ * ========================================================================= */
+
+FIXTURE(bare) {
+	int c;			/* container */
+	struct mdev m;
+	struct edu e;		/* joins c; c stays owned by the fixture */
+	struct bufs bufs;
+};
+
+FIXTURE_SETUP(bare)
+{
+	const char *why = mdev_missing();
+
+	self->c = -1;
+	self->bufs.n = 0;
+	mdev_init(&self->m);
+	memset(&self->e, 0, sizeof(self->e));
+	self->e.container = self->e.group = self->e.device = -1;
+	if (why)
+		SKIP(return, "%s", why);
+}
+
+FIXTURE_TEARDOWN(bare)
+{
+	edu_close(&self->e);
+	mdev_close_device(&self->m);
+	if (self->m.group >= 0)
+		close(self->m.group);
+	self->m.group = -1;
+	if (self->c >= 0)
+		close(self->c);
+	self->c = -1;
+	mdev_destroy(&self->m);
+	free_bufs(&self->bufs);
+}
+
+/* In a VFIO_TYPE1_IOMMU (v1) container vfio_pin_pages() is EACCES; dma_rw works. */
+TEST_F(bare, v1_container_pin_eacces)
+{
+	uint8_t *buf = new_buf(&self->bufs, 2 * PAGE_4K, 0x44);
+	char err[256] = "";
+	uint8_t tmp[16];
+	uint64_t n = 0;
+
+	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 2 * PAGE_4K, RW));
+	EXPECT_EQ(-EACCES, mpin(self->m.device, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(0, mstats(self->m.device).pinned_pages);
+	EXPECT_EQ(0, mdma_rw(self->m.device, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-1, check_fill(tmp, sizeof(tmp), 0x44));
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 2 * PAGE_4K, 0, &n));
+	EXPECT_EQ(2 * PAGE_4K, n);
+}
+
+/* =========================================================================
+ * Mixed container: the first edu (vfio-pci, IOMMU domain) plus an mdev
+ * ========================================================================= */
+
+FIXTURE(mixed) {
+	struct edu e;
+	int c;
+	struct mdev m;
+	int dev;
+	struct bufs bufs;
+};
+
+FIXTURE_SETUP(mixed)
+{
+	const char *why = mdev_missing();
+	char err[256] = "";
+	int ret;
+
+	self->bufs.n = 0;
+	self->c = -1;
+	mdev_init(&self->m);
+	memset(&self->e, 0, sizeof(self->e));
+	self->e.container = self->e.group = self->e.device = -1;
+	if (why)
+		SKIP(return, "%s", why);
+	if (edu_count() < 1)
+		SKIP(return, "needs an edu device in EDU_BDFS, have none");
+	ret = edu_open(&self->e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err));
+	ASSERT_EQ(0, ret) TH_LOG("setup: %s", err);
+	self->c = self->e.container;
+	ret = mdev_up(&self->m, &self->c, 0, err, sizeof(err));
+	if (ret)
+		edu_close(&self->e);
+	ASSERT_EQ(0, ret) TH_LOG("setup: %s", err);
+	self->dev = self->m.device;
+}
+
+FIXTURE_TEARDOWN(mixed)
+{
+	mdev_close_device(&self->m);
+	if (self->m.group >= 0)
+		close(self->m.group);
+	self->m.group = -1;
+	edu_close(&self->e);		/* closes the container */
+	mdev_destroy(&self->m);
+	free_bufs(&self->bufs);
+}
+
+/*
+ * With an IOMMU domain in the container, MAP_DMA pins and charges every page
+ * once; an mdev PIN of those pages charges nothing more (type1 pins the page
+ * again for the mdev's reference, and lets go of it at UNPIN). The edu's DMA
+ * still works, and sees the same memory as the mdev's pinned pages.
+ */
+TEST_F_TIMEOUT(mixed, map_charges_once_and_edu_works, DMA_TEST_TIMEOUT)
+{
+	const size_t size = 16 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0);
+	uint32_t seed = random_seed();
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding(), pins_pin;
+	uint8_t got[256], data[256];
+	uint64_t n = 0;
+
+	fill_pattern(buf, size, seed);
+	ASSERT_EQ(0, ioctl(self->c, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 16);
+
+	ASSERT_EQ(4, mpin(self->dev, IOVA_A, 4, PIN_RW));
+	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
+	pins_pin = foll_pins_outstanding();
+	TH_LOG("FOLL_PIN pins after the mdev PIN of 4 mapped pages: +%lld",
+	       pins_pin - (pins0 + 16));
+
+	/* The mdev writes page 1 through its struct page; the edu reads it. */
+	memset(data, 0x5d, sizeof(data));
+	ASSERT_EQ(sizeof(data), maccess(self->dev, true, IOVA_A + PAGE_4K, 0, data, sizeof(data)));
+	ASSERT_EQ(0, edu_dma_to_dev(&self->e, IOVA_A + PAGE_4K, 0, sizeof(data)));
+	ASSERT_EQ(0, edu_dma_to_ram(&self->e, 0, IOVA_A + 8 * PAGE_4K, sizeof(data)));
+	EXPECT_EQ(-1, check_fill(buf + 8 * PAGE_4K, sizeof(data), 0x5d));
+	/* The edu writes page 3 (pinned by the mdev); the mdev reads it. */
+	ASSERT_EQ(0, edu_copy(&self->e, IOVA_A + 12 * PAGE_4K, IOVA_A + 3 * PAGE_4K, sizeof(got)));
+	ASSERT_EQ(sizeof(got), maccess(self->dev, false, IOVA_A + 3 * PAGE_4K, 0, got, sizeof(got)));
+	EXPECT_EQ(0, memcmp(got, buf + 12 * PAGE_4K, sizeof(got)));
+	EXPECT_EQ(0, memcmp(buf + 3 * PAGE_4K, buf + 12 * PAGE_4K, sizeof(got)));
+
+	ASSERT_EQ(4, munpin(self->dev, IOVA_A, 4));
+	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 16);
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
+	EXPECT_EQ(size, n);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/* UNMAP_DMA with mdev pins in a mixed container: notified, all released. */
+TEST_F(mixed, unmap_with_pins_notifies)
+{
+	const size_t size = 8 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x29);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	struct rvfio_mdev_stats st;
+	uint64_t n = 0;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(3, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 3, PIN_RW));
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
+	EXPECT_EQ(size, n);
+	st = mstats(self->dev);
+	EXPECT_EQ(1, st.dma_unmap_calls);
+	EXPECT_EQ(IOVA_A, st.last_unmap_iova);
+	EXPECT_EQ(size, st.last_unmap_length);
+	EXPECT_EQ(0, st.pinned_pages);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/*
+ * The edu group leaves while the mdev holds pins: the last IOMMU domain goes,
+ * its pins are dropped, and locked_vm is re-accounted to just the pages the
+ * mdev still pins. Unpinning them then returns VmLck to the baseline.
+ */
+TEST_F(mixed, edu_leaves_reaccounts_mdev_pins)
+{
+	const size_t size = 16 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x2a);
+	long lck0 = vmlck_kb();
+	long long pins0 = foll_pins_outstanding();
+	uint8_t got[16];
+	int c = self->c;
+
+	ASSERT_EQ(0, vfio_map(c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(3, mpin(self->dev, IOVA_A + 5 * PAGE_4K, 3, PIN_RW));
+	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
+
+	/* Keep the container: take it from the edu, then close the edu. */
+	self->e.own_container = false;
+	edu_close(&self->e);
+	self->e.container = c;
+	self->e.own_container = true;
+	ASSERT_VMLCK(lck0 + 3 * KB_PER_PAGE);
+	ASSERT_PINS(pins0 + 3);
+	ASSERT_EQ(sizeof(got), maccess(self->dev, false, IOVA_A + 6 * PAGE_4K, 0, got, sizeof(got)));
+	EXPECT_EQ(-1, check_fill(got, sizeof(got), 0x2a));
+	/* Now pins are charged one by one again. */
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A, 1, PIN_RW));
+	ASSERT_VMLCK(lck0 + 4 * KB_PER_PAGE);
+	ASSERT_EQ(3, munpin(self->dev, IOVA_A + 5 * PAGE_4K, 3));
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A, 1));
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/*
+ * Dirty tracking in a mixed container: the edu group never pins, so type1
+ * cannot know what it wrote and reports every mapped page dirty on every
+ * GET_BITMAP, whatever the mdev pins.
+ */
+TEST_F(mixed, dirty_all_pages_while_edu_never_pins)
+{
+	const size_t size = 16 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x2b);
+	uint64_t w;
+
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(0, dirty_ctl(self->c, DSTART));
+	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	EXPECT_EQ(0xffffull, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	EXPECT_EQ(0xffffull, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
+	ASSERT_EQ(0, dirty_ctl(self->c, DSTOP));
+	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+}
+
+/*
+ * mdev first, edu joins later: pages the mdev already pinned (and charged)
+ * are not charged again when the new IOMMU domain pins the whole mapping, and
+ * the vaddr-update extension stays off. (VFIO_UPDATE_VADDR is on for the edu
+ * alone.)
+ */
+TEST_F_TIMEOUT(bare, edu_joins_after_mdev_pins, DMA_TEST_TIMEOUT)
+{
+	const size_t size = 16 * PAGE_4K;
+	uint8_t *buf = new_buf(&self->bufs, size, 0x66);
+	char err[256] = "";
+	long lck0;
+	long long pins0;
+	uint64_t n = 0;
+	int ret;
+
+	if (edu_count() < 1)
+		SKIP(return, "needs an edu device in EDU_BDFS");
+
+	/* The edu alone offers vaddr update. */
+	ASSERT_EQ(0, edu_open(&self->e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	EXPECT_EQ(1, ioctl(self->e.container, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR));
+	edu_close(&self->e);
+
+	lck0 = vmlck_kb();
+	pins0 = foll_pins_outstanding();
+	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	EXPECT_EQ(0, ioctl(self->c, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
+	ASSERT_EQ(4, mpin(self->m.device, IOVA_A + 4 * PAGE_4K, 4, PIN_RW));
+	ASSERT_VMLCK(lck0 + 4 * KB_PER_PAGE);
+
+	ret = edu_open(&self->e, edu_bdf(0), self->c, 0, err, sizeof(err));
+	ASSERT_EQ(0, ret) TH_LOG("edu joining: %s", err);
+	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
+	EXPECT_EQ(0, ioctl(self->c, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR));
+	/* The new domain maps the old mapping: the edu can DMA through it. */
+	ASSERT_EQ(0, edu_copy(&self->e, IOVA_A, IOVA_A + 10 * PAGE_4K, 64));
+	EXPECT_EQ(-1, check_fill(buf + 10 * PAGE_4K, 64, 0x66));
+	ASSERT_EQ(4, munpin(self->m.device, IOVA_A + 4 * PAGE_4K, 4));
+	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
+	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
+	EXPECT_EQ(size, n);
+	ASSERT_VMLCK(lck0);
+	ASSERT_PINS(pins0);
+}
+
+/*
+ * An IOMMU-backed group cannot join a container whose (aperture-less, mdev
+ * only) IOVA space already maps its reserved MSI window: SET_CONTAINER fails
+ * with EINVAL and the container keeps working for the mdev.
+ */
+TEST_F(bare, edu_join_conflicts_with_msi_mapping)
+{
+	const uint64_t iova = X86_MSI_BASE + SZ_1M / 2;
+	uint8_t *buf = new_buf(&self->bufs, PAGE_4K, 0x67);
+	char err[256] = "";
+	uint64_t n = 0;
+	int ret;
+
+	if (edu_count() < 1)
+		SKIP(return, "needs an edu device in EDU_BDFS");
+	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	ASSERT_EQ(0, vfio_map(self->c, iova, buf, PAGE_4K, RW));
+	ret = edu_open(&self->e, edu_bdf(0), self->c, 0, err, sizeof(err));
+	EXPECT_EQ(-EINVAL, ret) TH_LOG("edu joining: %s", err);
+	ASSERT_EQ(1, mpin(self->m.device, iova, 1, PIN_RW));
+	ASSERT_EQ(0, vfio_unmap(self->c, iova, PAGE_4K, 0, &n));
+	EXPECT_EQ(PAGE_4K, n);
+	EXPECT_EQ(1, mstats(self->m.device).dma_unmap_calls);
+}
+
+TEST_HARNESS_MAIN
