@@ -6,9 +6,10 @@
 //! `update_user_bitmap()`: the mapping's bits start at bit `(dma.iova -
 //! base) / pgsize` of the user bitmap; the words written start at that bit's
 //! u64 word and cover `DIRTY_BITMAP_BYTES(nbits + shift)` bytes; when the
-//! mapping does not start on a word boundary, the low `shift` bits of the
-//! first word keep what the user buffer already held (the previous mapping's
-//! bits). rvfio writes exactly the same words.
+//! mapping does not start on a word boundary, the first word is ORed with
+//! what the user buffer already held there (the whole word: type1's
+//! `bitmap_or()` works on whole words), so the previous mapping's bits stay.
+//! Other words are overwritten. rvfio writes exactly the same words.
 //!
 //! Which pages are dirty: type1 reports every page of a mapping when any
 //! IOMMU-backed group has not declared its dirty scope through pin_pages
@@ -53,7 +54,8 @@ pub(crate) fn placement(bit_offset: u64, nbits: u64) -> Placement {
 /// Word `i` (0-based, `i < p.words`) written for a mapping of `nbits`
 /// pages placed at `p`, whose own bitmap's u64 word `j` is `src(j)` (bits at
 /// or past `nbits` are ignored); `leftover` is the user's word at
-/// `p.first_word`, whose low `p.shift` bits are kept.
+/// `p.first_word`: when `p.shift` is not 0, all of its bits are kept (type1
+/// ORs the whole word back, not just the `shift` bits below the mapping).
 pub(crate) fn shifted_word(
     p: &Placement,
     nbits: u64,
@@ -82,7 +84,8 @@ pub(crate) fn shifted_word(
         (masked(i) << p.shift) | lower
     };
     if i == 0 && p.shift != 0 {
-        w | (leftover & ((1u64 << p.shift) - 1))
+        // type1's bitmap_or(..., &leftover, shift) works on whole words.
+        w | leftover
     } else {
         w
     }
@@ -167,14 +170,16 @@ mod tests {
         );
         assert_eq!(all_dirty_word(&p, 3, 0, 0b11), 0b11111);
         assert_eq!(
-            all_dirty_word(&p, 3, 0, 0b100),
-            0b11100,
-            "only the low shift bits are kept"
+            all_dirty_word(&p, 3, 0, 0xa5 << 56),
+            (0xa5 << 56) | 0b11100,
+            "the whole user word is kept, as type1's bitmap_or does"
         );
         // Crossing a word boundary: 64 pages from bit 60.
         let p = placement(60, 64);
         assert_eq!(p.words, 2);
         assert_eq!(all_dirty_word(&p, 64, 0, 0), 0xf << 60);
         assert_eq!(all_dirty_word(&p, 64, 1, 0), (1 << 60) - 1);
+        // Only the first word takes the user's bits.
+        assert_eq!(all_dirty_word(&p, 64, 1, u64::MAX), (1 << 60) - 1);
     }
 }
