@@ -33,6 +33,7 @@ selftests: kernel
 
 samples: kernel
 	@$(MAKE) -s -C $(TOP)/samples KDIR=$(KDIR) OUT=$(BUILD)/samples
+	@$(TOP)/scripts/build-mdev-sample.sh
 
 initramfs: module selftests samples
 	@$(TOP)/scripts/mkinitramfs.sh
