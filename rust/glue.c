@@ -285,6 +285,42 @@ bool rvfio_pfn_valid(u64 pfn)
 
 /* --- Pinning. --- */
 
+/*
+ * type1's follow_fault_pfn(): the pfn behind @vaddr in a VM_PFNMAP vma,
+ * faulting it in when absent (vfio-pci populates BAR mmaps on first access).
+ * -EAGAIN when the fault dropped the mmap lock: the vma may be stale.
+ */
+static int rvfio_follow_fault_pfn(struct vm_area_struct *vma,
+				  struct mm_struct *mm, unsigned long vaddr,
+				  unsigned long *pfn, bool write)
+{
+	struct follow_pfnmap_args args = { .vma = vma, .address = vaddr };
+	int ret;
+
+	ret = follow_pfnmap_start(&args);
+	if (ret) {
+		bool unlocked = false;
+
+		ret = fixup_user_fault(mm, vaddr,
+				       FAULT_FLAG_REMOTE |
+				       (write ? FAULT_FLAG_WRITE : 0),
+				       &unlocked);
+		if (unlocked)
+			return -EAGAIN;
+		if (ret)
+			return ret;
+		ret = follow_pfnmap_start(&args);
+		if (ret)
+			return ret;
+	}
+	if (write && !args.writable)
+		ret = -EFAULT;
+	else
+		*pfn = args.pfn;
+	follow_pfnmap_end(&args);
+	return ret;
+}
+
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 		    bool write, u64 *pfns)
 {
@@ -292,6 +328,8 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 	 * caller's array, then convert in place. */
 	struct page **pages = (struct page **)pfns;
 	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
+	struct vm_area_struct *vma;
+	unsigned long pfn;
 	long ret, i;
 
 	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
@@ -299,12 +337,36 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 		return -ENODEV;
 	mmap_read_lock(mm);
 	ret = pin_user_pages_remote(mm, vaddr, npages, flags, pages, NULL);
-	mmap_read_unlock(mm);
-	mmput(mm);
+	if (ret > 0) {
+		for (i = 0; i < ret; i++)
+			pfns[i] = page_to_pfn(pages[i]);
+		goto out;
+	}
 	if (ret == 0)
 		ret = -EFAULT;
-	for (i = 0; i < ret; i++)
-		pfns[i] = page_to_pfn(pages[i]);
+
+	/* Not pinnable: a VM_PFNMAP range (another device's BAR) is looked up
+	 * page by page, as in 6.12's vaddr_get_pfns(); such pfns are neither
+	 * pinned nor charged. */
+	vaddr = untagged_addr_remote(mm, vaddr);
+retry:
+	vma = vma_lookup(mm, vaddr);
+	if (vma && (vma->vm_flags & VM_PFNMAP)) {
+		ret = rvfio_follow_fault_pfn(vma, mm, vaddr, &pfn, write);
+		if (ret == -EAGAIN)
+			goto retry;
+		if (!ret) {
+			if (rvfio_pfn_is_reserved(pfn)) {
+				pfns[0] = pfn;
+				ret = 1;
+			} else {
+				ret = -EFAULT;
+			}
+		}
+	}
+out:
+	mmap_read_unlock(mm);
+	mmput(mm);
 	return ret;
 }
 
