@@ -56,4 +56,5 @@ host-test:
 		cargo test --quiet --offline
 
 clean:
-	rm -rf $(MODDIR) $(BUILD)/selftests $(BUILD)/samples $(BUILD)/initramfs*
+	rm -rf $(MODDIR) $(BUILD)/selftests $(BUILD)/samples $(BUILD)/samples-mdev \
+		$(BUILD)/initramfs*

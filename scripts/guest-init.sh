@@ -4,7 +4,8 @@
 # line:
 #   rvfio.mode=check|run|shell      what to do (default: shell)
 #   rvfio.backends=a,b              check: backends to test, in order
-#                                   (default: vfio_iommu_type1,rvfio)
+#                                   (default: rvfio,vfio_iommu_type1: rvfio
+#                                   first, while lockdep is certainly on)
 #   rvfio.backend=NAME              run/shell: backend to load (default: rvfio)
 #   rvfio.test_timeout=SECS         check: limit per test binary (default: 600)
 #   rvfio.loglevel=N                console loglevel while tests run (default: 4,
@@ -38,7 +39,7 @@ mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/null ||
 	echo "init: hugetlbfs not available"
 
 MODE=shell
-BACKENDS=vfio_iommu_type1,rvfio
+BACKENDS=rvfio,vfio_iommu_type1
 BACKEND=rvfio
 TEST_TIMEOUT=600
 LOGLEVEL=4

@@ -8,7 +8,9 @@
 #   scripts/vm.sh shell   interactive shell on the console (Ctrl-A x quits QEMU)
 #
 # Environment:
-#   BACKENDS=a,b       check: backends in order (default vfio_iommu_type1,rvfio)
+#   BACKENDS=a,b       check: backends in order (default rvfio,vfio_iommu_type1;
+#                      rvfio first: lockdep turns itself off after a report,
+#                      and upstream's type1 has a known one, see KNOWN_UPSTREAM)
 #   BACKEND=name       run/shell: backend to load (default rvfio)
 #   VM_TIMEOUT=secs    whole-VM limit (check 1800, run 600, shell none)
 #   TEST_TIMEOUT=secs  check: limit per test binary inside the guest (600)
@@ -81,6 +83,30 @@ except StopIteration:
          lines[-30:])
     kernel_log, klog_base = lines, 0
 
+# Reports that upstream's vfio_iommu_type1 (the oracle) itself produces,
+# recognised by every pattern matching within the report. Each is documented
+# in Documentation/testing.rst; it is printed, not counted. A report that
+# names rvfio's own code never matches (type1's lock and function names).
+KNOWN_UPSTREAM = [
+    ("type1 lock inversion between iommu->lock and device_list_lock "
+     "(vfio_notify_dma_unmap -> driver dma_unmap -> vfio_unpin_pages); "
+     "a real deadlock, see Documentation/testing.rst",
+     [r"possible circular locking dependency",
+      r"vfio_iommu_type1_unpin_pages",
+      r"&iommu->device_list_lock",
+      r"vfio_notify_dma_unmap"]),
+]
+known = []
+
+
+def known_upstream(i):
+    window = "\n".join(kernel_log[i:i + 120])
+    for why, pats in KNOWN_UPSTREAM:
+        if all(re.search(p, window) for p in pats):
+            return why
+    return None
+
+
 splats = []
 last = -100
 for i, l in enumerate(kernel_log):
@@ -90,6 +116,10 @@ for i, l in enumerate(kernel_log):
         last = i
 for i in splats:
     ctx = kernel_log[max(0, i - 2):i + 15]
+    why = known_upstream(i)
+    if why:
+        known.append((kernel_log[i].strip(), why))
+        continue
     fail(f"kernel log: {kernel_log[i].strip()}", ctx)
 
 if qemu_rc == 124 or qemu_rc == 137:
@@ -111,6 +141,10 @@ def summary_line(passed, failed, skipped):
 
 
 def report_failures():
+    if known:
+        print("\n== known upstream issues (printed, not counted) ==")
+        for line, why in known:
+            print(f"KNOWN: {line}\n    | {why}")
     if not failures:
         return
     print("\n== failures ==")
@@ -301,7 +335,7 @@ log="${VM_LOG:-$build/vm-$mode.log}"
 die() { echo "vm.sh: $*" >&2; exit 1; }
 
 [ -f "$bzimage" ] || die "no kernel at $bzimage (make kernel)"
-BACKENDS=${BACKENDS:-vfio_iommu_type1,rvfio}
+BACKENDS=${BACKENDS:-rvfio,vfio_iommu_type1}
 BACKEND=${BACKEND:-rvfio}
 needs_rvfio=no
 case "$mode" in
