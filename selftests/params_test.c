@@ -432,4 +432,210 @@ TEST_F_TIMEOUT(params, hugepages_map_2m_leaf, DMA_TEST_TIMEOUT)
 	munmap(hp, SZ_2M);
 }
 
+#define THP_SIZE	(2 * SZ_2M)	/* two THPs: two 2 MiB leaves */
+#define KPF_COMPOUND_HEAD	15
+#define KPF_THP			22
+
+/*
+ * THP_SIZE of anonymous memory at a 2 MiB-aligned address, madvised
+ * MADV_HUGEPAGE and touched. Returns MAP_FAILED (why set) when the THP mode
+ * is "never" or the mapping fails.
+ */
+static uint8_t *thp_buf(char *why, size_t whylen)
+{
+	char mode[128] = "";
+	uint8_t *raw, *p;
+	uintptr_t a;
+	FILE *f;
+
+	f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+	if (!f || !fgets(mode, sizeof(mode), f)) {
+		snprintf(why, whylen, "no /sys/kernel/mm/transparent_hugepage/enabled");
+		if (f)
+			fclose(f);
+		return MAP_FAILED;
+	}
+	fclose(f);
+	mode[strcspn(mode, "\n")] = '\0';
+	if (strstr(mode, "[never]")) {
+		snprintf(why, whylen, "THP disabled (enabled: %s)", mode);
+		return MAP_FAILED;
+	}
+	raw = mmap(NULL, THP_SIZE + SZ_2M, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED) {
+		snprintf(why, whylen, "mmap: %s", strerror(errno));
+		return MAP_FAILED;
+	}
+	a = ((uintptr_t)raw + SZ_2M - 1) & ~(uintptr_t)(SZ_2M - 1);
+	p = (uint8_t *)a;
+	if (p > raw)
+		munmap(raw, p - raw);
+	if (p + THP_SIZE < raw + THP_SIZE + SZ_2M)
+		munmap(p + THP_SIZE, raw + THP_SIZE + SZ_2M - (p + THP_SIZE));
+	if (madvise(p, THP_SIZE, MADV_HUGEPAGE)) {
+		snprintf(why, whylen, "madvise(MADV_HUGEPAGE): %s", strerror(errno));
+		munmap(p, THP_SIZE);
+		return MAP_FAILED;
+	}
+	for (size_t off = 0; off < THP_SIZE; off += PAGE_4K)
+		p[off] = 0x5a;
+	return p;
+}
+
+/*
+ * Whether [buf, buf + THP_SIZE) is backed by whole THPs: every 4 KiB page's
+ * PFN (/proc/self/pagemap) has KPF_THP in /proc/kpageflags, the first of
+ * each 2 MiB is a 2 MiB-aligned compound head and the rest follow it
+ * contiguously. 1 yes, 0 no (why set), -errno when it cannot be read.
+ */
+static int thp_backed(const uint8_t *buf, char *why, size_t whylen)
+{
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int kf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	uint64_t head = 0;
+	int ret = 1;
+
+	if (pm < 0 || kf < 0) {
+		ret = -errno;
+		snprintf(why, whylen, "cannot open %s: %s",
+			 pm < 0 ? "/proc/self/pagemap" : "/proc/kpageflags", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < THP_SIZE / PAGE_4K; i++) {
+		uint64_t ent, pfn, flags;
+		uintptr_t va = (uintptr_t)buf + i * PAGE_4K;
+
+		if (pread(pm, &ent, 8, (va / PAGE_4K) * 8) != 8) {
+			ret = -EIO;
+			snprintf(why, whylen, "pagemap read: %s", strerror(errno));
+			goto out;
+		}
+		pfn = ent & ((1ull << 55) - 1);
+		if (!(ent & (1ull << 63)) || !pfn) {
+			ret = -EPERM;
+			snprintf(why, whylen, "pagemap shows no PFN for %#lx (entry %#llx)",
+				 (unsigned long)va, (unsigned long long)ent);
+			goto out;
+		}
+		if (pread(kf, &flags, 8, pfn * 8) != 8) {
+			ret = -EIO;
+			snprintf(why, whylen, "kpageflags read: %s", strerror(errno));
+			goto out;
+		}
+		if (!(flags & (1ull << KPF_THP))) {
+			ret = 0;
+			snprintf(why, whylen, "page %#lx (pfn %#llx) is not THP (kpageflags %#llx)",
+				 (unsigned long)va, (unsigned long long)pfn,
+				 (unsigned long long)flags);
+			goto out;
+		}
+		if (!(i % 512)) {
+			if (!(flags & (1ull << KPF_COMPOUND_HEAD)) || (pfn & 511)) {
+				ret = 0;
+				snprintf(why, whylen, "%#lx (pfn %#llx) is not a 2 MiB THP head",
+					 (unsigned long)va, (unsigned long long)pfn);
+				goto out;
+			}
+			head = pfn;
+		} else if (pfn != head + i % 512) {
+			ret = 0;
+			snprintf(why, whylen, "%#lx: pfn %#llx not contiguous with head %#llx",
+				 (unsigned long)va, (unsigned long long)pfn,
+				 (unsigned long long)head);
+			goto out;
+		}
+	}
+out:
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
+	return ret;
+}
+
+/*
+ * disable_hugepages=0: two transparent huge pages of an anonymous buffer
+ * (MADV_HUGEPAGE), mapped at a 2 MiB-aligned IOVA, become two 2 MiB leaves;
+ * the device DMAs across them; UNMAP returns VmLck and pins to baseline.
+ */
+TEST_F_TIMEOUT(params, thp_maps_2m_leaf, DMA_TEST_TIMEOUT)
+{
+	static struct leaf lv[1100];
+	struct vfio_iommu_type1_info *info;
+	char why[300] = "";
+	struct edu *e = &self->dev;
+	uint32_t seed0, seed1;
+	long long pins0;
+	uint64_t pgsizes, n;
+	long lck0;
+	uint8_t *buf;
+	int cnt;
+
+	buf = thp_buf(why, sizeof(why));
+	if (buf == MAP_FAILED)
+		SKIP(return, "no THP buffer: %s", why);
+	cnt = thp_backed(buf, why, sizeof(why));
+	if (cnt < 0)
+		SKIP(return, "cannot verify THP backing: %s", why);
+	if (cnt == 0)
+		SKIP(return, "THP allocation failed: %s", why);
+	OPEN_EDU(e);
+	info = vfio_get_info(e->container);
+	ASSERT_NE(NULL, info);
+	pgsizes = info->iova_pgsizes;
+	free(info);
+	if (!(pgsizes & SZ_2M))
+		SKIP(return, "the IOMMU offers no 2 MiB pages (iova_pgsizes %#llx)",
+		     (unsigned long long)pgsizes);
+	ASSERT_EQ(0, param_write_str(self->be, "disable_hugepages", "0"));
+	lck0 = vmlck_kb();
+	pins0 = foll_pins_outstanding();
+	ASSERT_GE(lck0, 0);
+	ASSERT_NE(LLONG_MIN, pins0) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
+
+	ASSERT_EQ(0, vfio_map(e->container, HUGE_IOVA, buf, THP_SIZE, RW));
+	EXPECT_EQ(lck0 + (long)(THP_SIZE / 1024), vmlck_kb());
+	EXPECT_EQ(pins0 + (long long)(THP_SIZE / PAGE_4K), foll_pins_outstanding());
+	/* Pinning did not split the THPs. */
+	EXPECT_EQ(1, thp_backed(buf, why, sizeof(why))) TH_LOG("%s", why);
+
+	cnt = read_leaves(e->bdf, HUGE_IOVA, THP_SIZE, lv, 1100, why, sizeof(why));
+	if (cnt == -ENOENT || cnt == -ENODATA)
+		SKIP(return, "intel IOMMU debugfs cannot show the domain: %s", why);
+	ASSERT_GE(cnt, 0) TH_LOG("%s", why);
+	ASSERT_EQ(2, cnt) TH_LOG("leaf entries for the 4 MiB range (%d levels in the first)",
+				 cnt ? lv[0].nvals : 0);
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ((HUGE_IOVA + i * SZ_2M) >> 12, lv[i].pfn);
+		ASSERT_EQ(4, lv[i].nvals) TH_LOG("leaf %d (pfn %#llx) not a PDE leaf", i,
+						 (unsigned long long)lv[i].pfn);
+		EXPECT_NE(0, lv[i].val[3] & VTD_PS) TH_LOG("PDE %#llx without PS",
+							   (unsigned long long)lv[i].val[3]);
+		EXPECT_NE(0, lv[i].val[3] & 3) TH_LOG("PDE without R/W");
+	}
+
+	/* The device copies across the two leaves, both ways. */
+	seed0 = random_seed();
+	seed1 = seed0 ^ 0x9e3779b9u;
+	fill_pattern(buf, PAGE_4K, seed0);
+	fill_pattern(buf + SZ_2M, PAGE_4K, seed1);
+	memset(buf + THP_SIZE - PAGE_4K, 0, PAGE_4K);
+	memset(buf + SZ_2M - PAGE_4K, 0, PAGE_4K);
+	ASSERT_EQ(0, edu_copy(e, HUGE_IOVA, HUGE_IOVA + THP_SIZE - PAGE_4K, PAGE_4K));
+	ASSERT_EQ(0, edu_copy(e, HUGE_IOVA + SZ_2M, HUGE_IOVA + SZ_2M - PAGE_4K, PAGE_4K));
+	EXPECT_EQ(-1, check_pattern(buf + THP_SIZE - PAGE_4K, PAGE_4K, seed0));
+	EXPECT_EQ(-1, check_pattern(buf + SZ_2M - PAGE_4K, PAGE_4K, seed1));
+
+	n = 0;
+	ASSERT_EQ(0, vfio_unmap(e->container, HUGE_IOVA, THP_SIZE, 0, &n));
+	EXPECT_EQ(THP_SIZE, n);
+	cnt = read_leaves(e->bdf, HUGE_IOVA, THP_SIZE, lv, 1100, why, sizeof(why));
+	EXPECT_EQ(0, cnt) TH_LOG("entries left after UNMAP");
+	EXPECT_EQ(lck0, vmlck_kb());
+	EXPECT_EQ(pins0, foll_pins_outstanding());
+	edu_close(e);
+	munmap(buf, THP_SIZE);
+}
+
 TEST_HARNESS_MAIN
