@@ -31,13 +31,6 @@
 #define MAP_PAGES	(MAP_SIZE / PAGE_4K)
 #define MAP_KB		(MAP_SIZE / 1024)
 
-#define ASSERT_PINS(expected) do { \
-	long long __p = foll_pins_outstanding(); \
-	ASSERT_NE(LLONG_MIN, __p) TH_LOG("no nr_foll_pin_* in /proc/vmstat"); \
-	ASSERT_EQ((long long)(expected), __p) \
-		TH_LOG("outstanding FOLL_PIN pins: expected %lld, have %lld", \
-		       (long long)(expected), __p); \
-} while (0)
 
 /* Map 2 MiB of pre-faulted 4 KiB pages: VmLck and pins grow by exactly that; UNMAP undoes both. */
 TEST_F(edu, map_charges_vmlck_and_pins_exactly_unmap_releases)

@@ -31,13 +31,6 @@
 #define ITERATIONS	200
 #define THREAD_PAGES	8
 
-#define ASSERT_PINS(expected) do { \
-	long long __p = foll_pins_outstanding(); \
-	ASSERT_NE(LLONG_MIN, __p); \
-	ASSERT_EQ((long long)(expected), __p) \
-		TH_LOG("outstanding FOLL_PIN pins: expected %lld, have %lld", \
-		       (long long)(expected), __p); \
-} while (0)
 
 static uint64_t now_ms(void)
 {

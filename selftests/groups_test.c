@@ -26,16 +26,6 @@
 		SKIP(return, "needs 2 edu devices in EDU_BDFS, have %d", edu_count()); \
 } while (0)
 
-/* dev copies one page src_iova -> dst_iova; the pattern put at src_mem must arrive at dst_mem. */
-#define ASSERT_DEV_COPY(e, src, src_mem, dst, dst_mem) do { \
-	uint32_t __seed = random_seed(); \
-	fill_pattern((src_mem), PAGE_4K, __seed); \
-	memset((dst_mem), 0xd1, PAGE_4K); \
-	ASSERT_EQ(0, edu_copy((e), (src), (dst), PAGE_4K)); \
-	EXPECT_EQ(-1, check_pattern((dst_mem), PAGE_4K, __seed)) \
-		TH_LOG("%s: copy %#llx -> %#llx did not move the data", (e)->bdf, \
-		       (unsigned long long)(src), (unsigned long long)(dst)); \
-} while (0)
 
 /* The device's write to dst is dropped (dst_mem keeps its poison). */
 #define ASSERT_DEV_WRITE_DROPPED(e, dst, dst_mem) do { \
@@ -45,13 +35,6 @@
 		TH_LOG("%s: write to %#llx reached memory", (e)->bdf, (unsigned long long)(dst)); \
 } while (0)
 
-#define ASSERT_PINS(expected) do { \
-	long long __p = foll_pins_outstanding(); \
-	ASSERT_NE(LLONG_MIN, __p); \
-	ASSERT_EQ((long long)(expected), __p) \
-		TH_LOG("outstanding FOLL_PIN pins: expected %lld, have %lld", \
-		       (long long)(expected), __p); \
-} while (0)
 
 /* Leave the container the documented way: device fd closed, then UNSET_CONTAINER. */
 static int edu_detach(struct edu *e)

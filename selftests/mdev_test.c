@@ -328,13 +328,6 @@ static int dirty_get(int c, uint64_t iova, uint64_t size, uint64_t *word)
 
 /* ---- accounting witnesses ---- */
 
-#define ASSERT_PINS(expected) do { \
-	long long __p = foll_pins_outstanding(); \
-	ASSERT_NE(LLONG_MIN, __p) TH_LOG("no nr_foll_pin_* in /proc/vmstat"); \
-	ASSERT_EQ((long long)(expected), __p) \
-		TH_LOG("outstanding FOLL_PIN pins: expected %lld, have %lld", \
-		       (long long)(expected), __p); \
-} while (0)
 
 #define ASSERT_VMLCK(expected_kb) do { \
 	long __l = vmlck_kb(); \

@@ -66,19 +66,6 @@ static int restore(int c, uint64_t iova, const void *vaddr, uint64_t size)
 	return vfio_map(c, iova, vaddr, size, VADDR);
 }
 
-/*
- * Copy one page through the device: IOVA src -> edu -> IOVA dst; then check
- * that the pattern written at src_mem arrived at dst_mem.
- */
-#define ASSERT_DEV_COPY(e, src, src_mem, dst, dst_mem) do { \
-	uint32_t __seed = random_seed(); \
-	fill_pattern((src_mem), PAGE_4K, __seed); \
-	memset((dst_mem), 0xd1, PAGE_4K); \
-	ASSERT_EQ(0, edu_copy((e), (src), (dst), PAGE_4K)); \
-	EXPECT_EQ(-1, check_pattern((dst_mem), PAGE_4K, __seed)) \
-		TH_LOG("device copy %#llx -> %#llx did not move the data", \
-		       (unsigned long long)(src), (unsigned long long)(dst)); \
-} while (0)
 
 /* Once the container has an IOMMU type, CHECK_EXTENSION(VFIO_UPDATE_VADDR) is 1. */
 TEST_F(edu, update_vaddr_extension_after_set_iommu)

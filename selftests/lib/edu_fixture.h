@@ -10,6 +10,7 @@
 #ifndef EDU_FIXTURE_H
 #define EDU_FIXTURE_H
 
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>

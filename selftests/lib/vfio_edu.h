@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <linux/vfio.h>
 
@@ -165,5 +166,33 @@ int module_refcount(const char *name);
 /* Read an integer module parameter /sys/module/<mod>/parameters/<param>. */
 int module_param_read(const char *mod, const char *param, long *val);
 int module_param_write(const char *mod, const char *param, long val);
+
+/*
+ * Assertions for kselftest_harness tests (expanded only where used).
+ */
+
+/* The system-wide count of outstanding FOLL_PIN pins is exactly @expected. */
+#define ASSERT_PINS(expected) do { \
+	long long __p = foll_pins_outstanding(); \
+	ASSERT_NE(LLONG_MIN, __p); \
+	ASSERT_EQ((long long)(expected), __p) \
+		TH_LOG("outstanding FOLL_PIN pins: expected %lld, have %lld", \
+		       (long long)(expected), __p); \
+} while (0)
+
+/*
+ * Device @e copies one page: IOVA @src -> edu -> IOVA @dst; the pattern put
+ * at @src_mem must arrive at @dst_mem.
+ */
+#define ASSERT_DEV_COPY(e, src, src_mem, dst, dst_mem) do { \
+	uint32_t __seed = random_seed(); \
+	fill_pattern((src_mem), PAGE_4K, __seed); \
+	memset((dst_mem), 0xd1, PAGE_4K); \
+	ASSERT_EQ(0, edu_copy((e), (src), (dst), PAGE_4K)); \
+	EXPECT_EQ(-1, check_pattern((dst_mem), PAGE_4K, __seed)) \
+		TH_LOG("%s: copy %#llx -> %#llx did not move the data", (e)->bdf, \
+		       (unsigned long long)(src), (unsigned long long)(dst)); \
+} while (0)
+
 
 #endif /* VFIO_EDU_H */
