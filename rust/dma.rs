@@ -209,7 +209,11 @@ impl Dma {
     /// type1's `vfio_dma_rw_chunk()`: copies between `buf` and the user
     /// memory behind `iova`, at most to the end of the mapping. Returns the
     /// number of bytes copied.
-    pub(crate) fn rw(
+    ///
+    /// # Safety
+    ///
+    /// `buf` is valid for reads and writes of `count` bytes.
+    pub(crate) unsafe fn rw(
         &mut self,
         iova: u64,
         buf: *mut u8,
@@ -221,8 +225,8 @@ impl Dma {
         }
         let offset = iova - self.range.start;
         let count = (count as u64).min(self.size() - offset);
-        // SAFETY: `buf` holds `count` bytes (the caller's contract, see
-        // `emulated::dma_rw`); the mm is grabbed.
+        // SAFETY: `buf` holds at least `count` bytes (the function's
+        // contract; `count` was only lowered); the mm is grabbed.
         let ret = unsafe {
             bindings::rvfio_mm_rw(
                 self.owner.mm.as_ptr(),

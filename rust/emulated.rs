@@ -190,8 +190,9 @@ pub(crate) unsafe fn dma_rw(
     while done < count {
         let at = iova + done as u64;
         let dma = inner.dma_at_mut(at).ok_or(EINVAL)?;
-        // SAFETY: `buf + done` has `count - done` bytes left.
-        done += dma.rw(at, unsafe { buf.add(done) }, count - done, write)?;
+        // SAFETY: `done < count`, so `buf + done` stays inside the caller's
+        // `count` bytes and has `count - done` bytes left (our contract).
+        done += unsafe { dma.rw(at, buf.add(done), count - done, write)? };
     }
     Ok(())
 }
