@@ -171,20 +171,6 @@ TEST(child_exit_with_live_mappings_leaves_nothing_pinned)
 	ASSERT_PINS(pins0);
 }
 
-/* Drop CAP_IPC_LOCK from the effective set (so RLIMIT_MEMLOCK applies). */
-static int drop_cap_ipc_lock(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2];
-
-	if (syscall(SYS_capget, &hdr, data))
-		return -errno;
-	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	if (syscall(SYS_capset, &hdr, data))
-		return -errno;
-	return 0;
-}
-
 /*
  * Without CAP_IPC_LOCK, RLIMIT_MEMLOCK bounds what can be pinned: up to the
  * limit works, one page more fails with ENOMEM and leaves nothing charged or

@@ -335,20 +335,6 @@ static int dirty_get(int c, uint64_t iova, uint64_t size, uint64_t *word)
 		TH_LOG("VmLck: expected %ld kB, have %ld kB", (long)(expected_kb), __l); \
 } while (0)
 
-/* Drop CAP_IPC_LOCK from the effective set (so RLIMIT_MEMLOCK applies). */
-static int drop_cap_ipc_lock(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2];
-
-	if (syscall(SYS_capget, &hdr, data))
-		return -errno;
-	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	if (syscall(SYS_capset, &hdr, data))
-		return -errno;
-	return 0;
-}
-
 /* ---- buffers, unmapped at teardown ---- */
 
 struct bufs {

@@ -2,6 +2,8 @@
 /*
  * vfio_edu.c - helpers for the rvfio selftests. See vfio_edu.h.
  */
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include "vfio_edu.h"
 
 #include <errno.h>
@@ -677,4 +679,18 @@ int module_param_write(const char *mod, const char *param, long val)
 	if (fclose(f))
 		ret = -errno;
 	return ret;
+}
+
+/* Drop CAP_IPC_LOCK from the effective set (so RLIMIT_MEMLOCK applies). */
+int drop_cap_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	if (syscall(SYS_capset, &hdr, data))
+		return -errno;
+	return 0;
 }

@@ -167,6 +167,9 @@ int module_refcount(const char *name);
 int module_param_read(const char *mod, const char *param, long *val);
 int module_param_write(const char *mod, const char *param, long val);
 
+/* Drops CAP_IPC_LOCK from the effective set; 0 or -errno. */
+int drop_cap_ipc_lock(void);
+
 /*
  * Assertions for kselftest_harness tests (expanded only where used).
  */
