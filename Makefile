@@ -4,6 +4,8 @@
 #   make run     build everything needed, boot the test VM, run the sample client
 #   make check   build everything needed, run the selftests against rvfio and
 #                against upstream's vfio_iommu_type1 in one VM boot
+#   make bench   map/unmap speed: rvfio vs type1 vs iommufd vs the floor, on the
+#                perf kernel, one fresh VM per backend (Documentation/bench.rst)
 # Building blocks: deps, kernel, module (default), selftests, samples, lint,
 # host-test, vm-shell, clean.
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -13,7 +15,7 @@ MODDIR := $(BUILD)/module
 STAMP_DEPS := $(TOOLS)/deps.stamp
 
 .PHONY: all module deps kernel selftests samples initramfs check run vm-shell \
-	lint host-test clean
+	lint host-test clean bench
 
 all: module
 
@@ -46,6 +48,11 @@ run: initramfs
 
 vm-shell: initramfs
 	@$(TOP)/scripts/vm.sh shell
+
+# Builds its own perf kernel, rvfio.ko, floor module and initramfs under
+# build/ (scripts/bench.sh); make check does not need any of it.
+bench: deps
+	@$(TOP)/scripts/bench.sh
 
 lint: kernel
 	@$(TOP)/scripts/build-module.sh lint

@@ -2,13 +2,18 @@
 # Build rvfio.ko out of tree against build/kernel-debug.
 #   scripts/build-module.sh          build build/module/rvfio.ko
 #   scripts/build-module.sh lint     rustfmt --check and clippy on the module
+# Environment (defaults in brackets), to build against another kernel:
+#   KDIR [build/kernel-debug]   MODDIR [build/module] (the mirror and output)
+#   SRC [the checkout]   where Kbuild and rust/ come from (make bench can build
+#                        a committed revision exported elsewhere)
 # The module is built in build/module, a symlink mirror of Kbuild and rust/,
 # because 6.12's Kbuild writes objects next to the sources for M= builds.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-build}
-kdir=$top/build/kernel-debug
-mod=$top/build/module
+kdir=${KDIR:-$top/build/kernel-debug}
+mod=${MODDIR:-$top/build/module}
+src=${SRC:-$top}
 tools=$top/build/tools
 rust_lib=$(ls -d /usr/src/rustc-*/library | head -n1)
 
@@ -16,8 +21,8 @@ rust_lib=$(ls -d /usr/src/rustc-*/library | head -n1)
 
 # Refresh the mirror: new files appear, deleted ones vanish.
 mkdir -p "$mod/rust"
-ln -sfn "$top/Kbuild" "$mod/Kbuild"
-for f in "$top"/rust/*; do
+ln -sfn "$src/Kbuild" "$mod/Kbuild"
+for f in "$src"/rust/*; do
 	case "$f" in */host) continue ;; esac
 	ln -sfn "$f" "$mod/rust/$(basename "$f")"
 done

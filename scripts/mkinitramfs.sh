@@ -21,6 +21,8 @@
 #   SELFTESTS_DIR [build/selftests]   SAMPLES_DIR [build/samples]
 #   MDEV_SAMPLES_DIR [build/samples-mdev]
 #   INITRAMFS [build/initramfs.cpio.gz]   BUSYBOX [/bin/busybox]
+#   INIT [scripts/guest-init.sh]   the /init script (make bench uses
+#                                   bench/bench-init.sh)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
@@ -29,7 +31,7 @@ modroot="$kdir/modroot"
 out="${INITRAMFS:-$build/initramfs.cpio.gz}"
 stage="$out.d"
 busybox=${BUSYBOX:-/bin/busybox}
-init_src="$top/scripts/guest-init.sh"
+init_src="${INIT:-$top/scripts/guest-init.sh}"
 module="${MODULE:-$build/module/rvfio.ko}"
 selftests="${SELFTESTS_DIR:-$build/selftests}"
 samples="${SAMPLES_DIR:-$build/samples}"
@@ -56,6 +58,7 @@ for f in "$mdev_samples"/*.ko; do
 done
 where="kdir=$kdir module=$module selftests=$selftests samples=$samples busybox=$busybox"
 where+=" mdev_samples=$mdev_samples"
+[ -n "${INIT:-}" ] && where+=" init=$init_src"
 if [ "${FORCE:-0}" != 1 ] && [ -f "$out" ] &&
 	[ "$(cat "$out.inputs" 2>/dev/null)" = "$where" ] &&
 	[ -z "$(find "${inputs[@]}" -newer "$out" -print -quit 2>/dev/null)" ]; then

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""make bench's report (scripts/bench.sh calls it): reads the console logs
+build/bench/vm-BACKEND-rROUND.log that bench/bench-init.sh and
+bench/rvfio_bench.c produce, and writes into the same directory
+
+  results.json  a list of rows {"row", "rvfio_ms", "type1_ms", "iommufd_ms",
+                "floor_ms"} (null where a backend cannot do the row)
+  results.md    the table with ratios and targets, contiguity, environment
+  chart.png     medians per row and backend (needs matplotlib)
+
+The median of a backend in a row is taken over every repetition of every
+round (each round is a fresh VM boot); the per-round medians are listed too.
+
+usage: report.py OUTDIR KDIR [WALL_SECONDS]
+"""
+import datetime
+import glob
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+out, kdir = sys.argv[1], sys.argv[2]
+wall = sys.argv[3] if len(sys.argv) > 3 else None
+
+BACKENDS = [("rvfio", "rvfio"), ("vfio_iommu_type1", "type1"),
+            ("iommufd", "iommufd"), ("floor", "floor")]
+CASES = [
+    ("4k_prefault", "256 MiB anon 4 KiB pages, pre-faulted"),
+    ("4k_fault", "256 MiB anon 4 KiB pages, not pre-faulted (map faults them in)"),
+    ("4k_frag", "256 MiB anon 4 KiB pages, no two neighbours physically adjacent"),
+    ("thp", "256 MiB THP (MADV_HUGEPAGE, 2 MiB aligned)"),
+    ("hugetlb", "256 MiB hugetlbfs 2 MiB pages"),
+    ("4k_x4096", "4096 separate 4 KiB maps, then 4096 unmaps (total)"),
+    ("pfnmap_4k", "PFNMAP: 4 KiB of edu BAR0 (vfio mmap)"),
+    ("pfnmap_bar", "PFNMAP: the whole edu BAR0 (1 MiB, 256 pages)"),
+]
+
+# data[backend][case] = {"map": [[reps of round]...], "unmap": [...], "layout": [...]}
+data = {}
+skips = {}
+errors = []
+info = {}
+for log in sorted(glob.glob(os.path.join(out, "vm-*-r*.log"))):
+    m = re.match(r"vm-(.+)-r(\d+)\.log$", os.path.basename(log))
+    backend, rnd = m.group(1), int(m.group(2))
+    with open(log, errors="replace") as f:
+        lines = [l.rstrip("\r\n").replace("\r", "") for l in f]
+    done = False
+    for l in lines:
+        if l.startswith("BENCH {"):
+            r = json.loads(l[6:])
+            d = data.setdefault(backend, {}).setdefault(
+                r["case"], {"map": [], "unmap": [], "layout": []})
+            d["map"].append(r["map_ms"])
+            d["unmap"].append(r["unmap_ms"])
+            d["layout"].append(r)
+        elif l.startswith("BENCH-SKIP"):
+            _, case, why = l.split(" ", 2)
+            skips[(backend, case)] = why
+        elif l.startswith(("BENCH-ERR", "BENCH-FATAL")) or "### SETUP FAILED" in l \
+                or "### UNEXPECTED" in l:
+            errors.append(f"{backend} round {rnd}: {l.strip()}")
+        elif l.startswith("### PARAM"):
+            info[f"{backend} {l.split()[2]}"] = l.split()[3]
+        elif m2 := re.search(r"init: \[[\d.]+\] kernel (\S+),", l):
+            info["guest kernel"] = m2.group(1)
+        elif l.startswith("### DONE"):
+            done = True
+    if not done:
+        errors.append(f"{backend} round {rnd}: VM did not finish ({log})")
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def cell(backend, case, op):
+    d = data.get(backend, {}).get(case)
+    if not d:
+        return None
+    return med([x for rnd in d[op] for x in rnd])
+
+
+rows = []
+table = []
+for case, _ in CASES:
+    for op in ("map", "unmap"):
+        vals = {short: cell(b, case, op) for b, short in BACKENDS}
+        if all(v is None for v in vals.values()):
+            continue
+        rows.append({"row": f"{case} {op}", **{f"{k}_ms": (round(v, 4) if v is not None else None)
+                                              for k, v in vals.items()}})
+        table.append((case, op, vals))
+
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(rows, f, indent=1)
+    f.write("\n")
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt(v, nd=3):
+    if v is None:
+        return "-"
+    return f"{v:.{nd}f}" if v < 100 else f"{v:.1f}"
+
+
+def fr(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
+# Targets of issue 5, per row.
+def targets(case, op, v):
+    r, t1, fd, fl = v["rvfio"], v["type1"], v["iommufd"], v["floor"]
+    short = []
+    if r is None:
+        return ["rvfio has no result"]
+    best = min([x for x in (t1, fd) if x is not None], default=None)
+    if best and r / best > 0.9:
+        short.append(f"{r / best:.2f}x best C (want <= 0.9)")
+    if case in ("thp", "hugetlb") and op == "unmap" and t1 and r / t1 > 0.3:
+        short.append(f"{r / t1:.2f}x type1 (want <= 0.3)")
+    if fl and r / fl > 1.25:
+        short.append(f"{r / fl:.2f}x floor (want <= 1.25)")
+    return short
+
+
+md = []
+now = datetime.datetime.now(datetime.timezone.utc)
+qemu = subprocess.run(["/usr/bin/qemu-system-x86_64", "--version"], capture_output=True,
+                      text=True).stdout.splitlines()[0]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+            if l.startswith("model name")), "?")
+try:
+    rvfio_src = open(os.path.join(out, "rvfio-source")).read().strip()
+except OSError:
+    rvfio_src = "?"
+rounds = max((len(d["map"]) for b in data.values() for d in b.values()), default=0)
+reps = max((len(r) for b in data.values() for d in b.values() for r in d["map"]), default=0)
+
+md.append(f"# rvfio map/unmap benchmark, {now:%Y-%m-%d %H:%M} UTC\n")
+md.append("Produced by `make bench` (scripts/bench.sh, Documentation/bench.rst). TCG timings:")
+md.append("compare the ratios of one run, not absolute numbers across runs or machines.\n")
+md.append(f"- guest kernel: {info.get('guest kernel', '?')} (build/kernel-perf: base config, "
+          "no KASAN, no lockdep), 2 vCPUs, 4 GiB, TCG")
+md.append(f"- QEMU: {qemu}; q35, intel-iommu intremap=on,caching-mode=on,eim=on, "
+          "3 edu dma_mask=64 bit")
+md.append(f"- host: {os.cpu_count()} cores, {cpu}")
+md.append(f"- rvfio: {rvfio_src}")
+md.append(f"- {rounds} round(s) x 4 backends, a fresh VM boot each; {reps} repetitions per "
+          "case and boot; medians over all repetitions of all rounds")
+lim = {k: v for k, v in info.items() if "dma_entry_limit" in k}
+if lim:
+    md.append("- dma_entry_limit: " + ", ".join(f"{k.split()[0]} {v}" for k, v in lim.items()))
+if wall:
+    md.append(f"- make bench wall time: {int(wall) // 60}m{int(wall) % 60:02d}s")
+md.append("")
+md.append("## Medians (ms) and ratios\n")
+md.append("| row | rvfio | type1 | iommufd | floor | rvfio/type1 | rvfio/iommufd | rvfio/floor "
+          "| issue 5 targets |")
+md.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+for case, op, v in table:
+    t = targets(case, op, v)
+    md.append(f"| {case} {op} | {fmt(v['rvfio'])} | {fmt(v['type1'])} | {fmt(v['iommufd'])} | "
+              f"{fmt(v['floor'])} | {fr(ratio(v['rvfio'], v['type1']))} | "
+              f"{fr(ratio(v['rvfio'], v['iommufd']))} | {fr(ratio(v['rvfio'], v['floor']))} | "
+              f"{'met' if not t else '; '.join(t)} |")
+md.append("")
+# PFNMAP growth: the whole BAR against one page.
+pf = []
+for b, short in BACKENDS:
+    a, z = cell(b, "pfnmap_4k", "map"), cell(b, "pfnmap_bar", "map")
+    if a and z:
+        pf.append(f"{short} {z / a:.1f}x")
+if pf:
+    md.append("PFNMAP map growth, whole 1 MiB BAR (256 pages) against one page: "
+              + ", ".join(pf) + " (a cost that does not grow page by page stays near 1x).\n")
+md.append("Rows: " + "; ".join(f"`{c}` {d}" for c, d in CASES) + ".\n")
+
+md.append("## Per-round medians (ms, map / unmap)\n")
+md.append("| case | " + " | ".join(s for _, s in BACKENDS) + " |")
+md.append("|---|" + "---|" * len(BACKENDS))
+for case, _ in CASES:
+    cells = []
+    for b, _ in BACKENDS:
+        d = data.get(b, {}).get(case)
+        if not d:
+            cells.append("-")
+            continue
+        cells.append(", ".join(f"{fmt(med(m))} / {fmt(med(u))}"
+                               for m, u in zip(d["map"], d["unmap"])))
+    if any(c != "-" for c in cells):
+        md.append(f"| {case} | " + " | ".join(cells) + " |")
+md.append("")
+md.append("## Physical contiguity of the buffers (per round)\n")
+md.append("runs = physically contiguous runs of 4 KiB pages (fewer is more contiguous; "
+          "pages/runs is the mean run length), 2M = 2 MiB-aligned fully contiguous chunks, "
+          "adj = neighbouring pages physically adjacent in either direction.\n")
+md.append("| case | pages | " + " | ".join(s for _, s in BACKENDS) + " |")
+md.append("|---|---:|" + "---|" * len(BACKENDS))
+for case, _ in CASES:
+    if case.startswith("pfnmap"):
+        continue
+    pages = None
+    cells = []
+    for b, _ in BACKENDS:
+        d = data.get(b, {}).get(case)
+        if not d:
+            cells.append("-")
+            continue
+        pages = d["layout"][0]["pages"]
+        cells.append(", ".join(f"{x['runs']} runs/{x['huge_runs']} 2M/{x['adjacent_pairs']} adj"
+                               for x in d["layout"]))
+    md.append(f"| {case} | {pages} | " + " | ".join(cells) + " |")
+md.append("")
+if skips:
+    md.append("## Not measured\n")
+    for (b, c), why in sorted(skips.items()):
+        md.append(f"- {b} {c}: {why}")
+    md.append("")
+if errors:
+    md.append("## Errors\n")
+    for e in errors:
+        md.append(f"- {e}")
+    md.append("")
+
+text = "\n".join(md)
+with open(os.path.join(out, "results.md"), "w") as f:
+    f.write(text)
+print(text)
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    print("report: no matplotlib, no chart", file=sys.stderr)
+    sys.exit(0)
+fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+colors = {"rvfio": "#d95f02", "type1": "#1b9e77", "iommufd": "#7570b3", "floor": "#999999"}
+for ax, op in zip(axes, ("map", "unmap")):
+    rs = [(c, v) for c, o, v in table if o == op]
+    w = 0.2
+    for k, (_, short) in enumerate(BACKENDS):
+        xs = [i + (k - 1.5) * w for i in range(len(rs))]
+        ys = [v[short] if v[short] is not None else 0 for _, v in rs]
+        ax.bar(xs, ys, w, label=short, color=colors[short])
+    ax.set_xticks(range(len(rs)))
+    ax.set_xticklabels([c for c, _ in rs], rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (median, log scale)")
+    ax.set_title(f"{op} (TCG; compare ratios, not absolutes)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+fig.suptitle(f"rvfio vs vfio_iommu_type1 vs iommufd vs floor, {now:%Y-%m-%d}, "
+             f"{info.get('guest kernel', '')} perf kernel")
+fig.tight_layout()
+fig.savefig(os.path.join(out, "chart.png"), dpi=90)
+print(f"\nreport: {out}/results.json, results.md, chart.png")

@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rvfio_bench: map/unmap timings of one IOMMU backend, run inside the bench
+ * VM by bench/bench-init.sh (see Documentation/bench.rst).
+ *
+ *   rvfio_bench BACKEND BDF [REPS] [MIB]
+ *
+ * BACKEND is how the memory gets mapped:
+ *   rvfio, vfio_iommu_type1   legacy container (/dev/vfio/vfio, TYPE1v2) with
+ *                             BDF's group attached; the init script loaded
+ *                             exactly one of the two modules
+ *   iommufd                   IOMMU_IOAS_MAP/UNMAP on an IOAS the device
+ *                             (/dev/vfio/devices/vfioN) is attached to
+ *   floor                     /dev/rvfio_floor (bench/floor): pin +
+ *                             iommu_map, iommu_unmap + unpin, timed in-kernel
+ *
+ * One line per case on stdout, machine readable:
+ *   BENCH {"backend":..,"case":..,"map_ms":[..],"unmap_ms":[..],...}
+ * with every repetition's time (ms) and the physical contiguity of the buffer
+ * (pages, runs of physically contiguous pages, largest run, 2 MiB-aligned
+ * runs). A case a backend cannot do prints "BENCH-SKIP case why"; a failure
+ * "BENCH-ERR case why". Map/unmap times are CLOCK_MONOTONIC around the ioctl,
+ * except for the floor, whose times the module measures with ktime.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
+
+#include "floor/rvfio_floor.h"
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
+
+#define PAGE 4096UL
+#define HUGE (2UL << 20)
+#define IOVA_BASE 0x100000000ULL /* 4 GiB: clear of the MSI window */
+#define NR_SMALL 4096
+#define MAXREPS 64
+
+static const char *backend;
+static int reps = 5;
+static size_t size_mib = 256;
+
+/* ---- helpers ---- */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("BENCH-FATAL ");
+	vprintf(fmt, ap);
+	printf(" (%s)\n", strerror(errno));
+	va_end(ap);
+	exit(1);
+}
+
+/* ---- backends: map/unmap one range; *kns gets the in-kernel time (floor) ---- */
+
+static int container_fd = -1, group_fd = -1, device_fd = -1;
+static int iommufd = -1, floor_fd = -1;
+static uint32_t ioas_id;
+
+static int be_map(uint64_t va, uint64_t iova, uint64_t size, unsigned slot, double *kms)
+{
+	*kms = -1;
+	if (!strcmp(backend, "iommufd")) {
+		struct iommu_ioas_map m = {
+			.size = sizeof(m),
+			.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+				 IOMMU_IOAS_MAP_WRITEABLE,
+			.ioas_id = ioas_id, .user_va = va, .length = size, .iova = iova,
+		};
+		return ioctl(iommufd, IOMMU_IOAS_MAP, &m) ? -errno : 0;
+	}
+	if (!strcmp(backend, "floor")) {
+		struct rvfio_floor_req r = { .vaddr = va, .size = size, .iova = iova, .slot = slot };
+
+		if (ioctl(floor_fd, RVFIO_FLOOR_MAP, &r))
+			return -errno;
+		*kms = r.total_ns / 1e6;
+		return 0;
+	}
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = va, .iova = iova, .size = size,
+	};
+	return ioctl(container_fd, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
+}
+
+static int be_unmap(uint64_t iova, uint64_t size, unsigned slot, double *kms)
+{
+	*kms = -1;
+	if (!strcmp(backend, "iommufd")) {
+		struct iommu_ioas_unmap u = {
+			.size = sizeof(u), .ioas_id = ioas_id, .iova = iova, .length = size,
+		};
+		if (ioctl(iommufd, IOMMU_IOAS_UNMAP, &u))
+			return -errno;
+		return u.length == size ? 0 : -EIO;
+	}
+	if (!strcmp(backend, "floor")) {
+		struct rvfio_floor_req r = { .slot = slot };
+
+		if (ioctl(floor_fd, RVFIO_FLOOR_UNMAP, &r))
+			return -errno;
+		*kms = r.total_ns / 1e6;
+		return 0;
+	}
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u), .iova = iova, .size = size,
+	};
+	if (ioctl(container_fd, VFIO_IOMMU_UNMAP_DMA, &u))
+		return -errno;
+	return u.size == size ? 0 : -EIO;
+}
+
+static void setup(const char *bdf)
+{
+	char path[512], link[256];
+	ssize_t n;
+
+	if (!strcmp(backend, "floor")) {
+		floor_fd = open("/dev/rvfio_floor", O_RDWR);
+		if (floor_fd < 0)
+			die("open /dev/rvfio_floor");
+		return;
+	}
+	if (!strcmp(backend, "iommufd")) {
+		char *name = NULL;
+		struct iommu_ioas_alloc a = { .size = sizeof(a) };
+
+		iommufd = open("/dev/iommu", O_RDWR);
+		if (iommufd < 0)
+			die("open /dev/iommu");
+		if (ioctl(iommufd, IOMMU_IOAS_ALLOC, &a))
+			die("IOMMU_IOAS_ALLOC");
+		ioas_id = a.out_ioas_id;
+		/* /sys/bus/pci/devices/BDF/vfio-dev/vfioN */
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+		DIR *d = opendir(path);
+		struct dirent *e;
+
+		while (d && (e = readdir(d)) && strncmp(e->d_name, "vfio", 4))
+			;
+		if (!d || !e)
+			die("no vfio-dev under %s", path);
+		snprintf(link, sizeof(link), "%s", e->d_name);
+		closedir(d);
+		name = link;
+		snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
+		device_fd = open(path, O_RDWR);
+		if (device_fd < 0)
+			die("open %s", path);
+		struct vfio_device_bind_iommufd b = { .argsz = sizeof(b), .iommufd = iommufd };
+
+		if (ioctl(device_fd, VFIO_DEVICE_BIND_IOMMUFD, &b))
+			die("VFIO_DEVICE_BIND_IOMMUFD");
+		struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at), .pt_id = ioas_id };
+
+		if (ioctl(device_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at))
+			die("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+		return;
+	}
+	container_fd = open("/dev/vfio/vfio", O_RDWR);
+	if (container_fd < 0)
+		die("open /dev/vfio/vfio");
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		die("readlink %s", path);
+	link[n] = 0;
+	snprintf(path, sizeof(path), "/dev/vfio/%s", basename(link));
+	group_fd = open(path, O_RDWR);
+	if (group_fd < 0)
+		die("open %s", path);
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+
+	if (ioctl(group_fd, VFIO_GROUP_GET_STATUS, &st) || !(st.flags & VFIO_GROUP_FLAGS_VIABLE))
+		die("group %s not viable", path);
+	if (ioctl(group_fd, VFIO_GROUP_SET_CONTAINER, &container_fd))
+		die("VFIO_GROUP_SET_CONTAINER");
+	if (ioctl(container_fd, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
+		die("VFIO_SET_IOMMU TYPE1v2");
+	device_fd = ioctl(group_fd, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (device_fd < 0)
+		die("VFIO_GROUP_GET_DEVICE_FD %s", bdf);
+}
+
+/* ---- memory and its physical layout ---- */
+
+struct layout {
+	size_t pages, runs, largest, huge_runs, adjacent, absent;
+};
+
+/* From /proc/self/pagemap (root sees PFNs): physically contiguous runs. */
+static struct layout layout_of(void *buf, size_t size)
+{
+	struct layout l = { .pages = size / PAGE };
+	uint64_t *pm = malloc(l.pages * 8);
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	size_t i, run = 0;
+
+	if (!pm || fd < 0 ||
+	    pread(fd, pm, l.pages * 8, (uintptr_t)buf / PAGE * 8) != (ssize_t)(l.pages * 8)) {
+		l.runs = l.largest = (size_t)-1;
+		goto out;
+	}
+	for (i = 0; i < l.pages; i++) {
+		uint64_t pfn = pm[i] & ((1ULL << 55) - 1);
+
+		if (!(pm[i] >> 63) || !pfn) {
+			l.absent++;
+			continue;
+		}
+		uint64_t prev = i ? pm[i - 1] & ((1ULL << 55) - 1) : 0;
+
+		if (i && (pm[i - 1] >> 63) && (pfn == prev + 1 || pfn + 1 == prev))
+			l.adjacent++;
+		if (i && (pm[i - 1] >> 63) && pfn == prev + 1) {
+			run++;
+		} else {
+			if (run > l.largest)
+				l.largest = run;
+			l.runs++;
+			run = 1;
+		}
+	}
+	if (run > l.largest)
+		l.largest = run;
+	/* 2 MiB-aligned IOVA/VA chunks whose 512 pages are one aligned run */
+	for (i = 0; i + 512 <= l.pages; i += 512) {
+		uint64_t p0 = pm[i] & ((1ULL << 55) - 1);
+		size_t k;
+
+		if (((uintptr_t)buf + i * PAGE) % HUGE || p0 % 512 || !(pm[i] >> 63))
+			continue;
+		for (k = 1; k < 512; k++)
+			if ((pm[i + k] & ((1ULL << 55) - 1)) != p0 + k)
+				break;
+		if (k == 512)
+			l.huge_runs++;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(pm);
+	return l;
+}
+
+static void touch(void *buf, size_t size)
+{
+	for (size_t off = 0; off < size; off += PAGE)
+		((volatile char *)buf)[off] = 1;
+}
+
+static void *map_anon(size_t size, int advice)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (advice >= 0 && madvise(p, size, advice))
+		die("madvise");
+	return p;
+}
+
+/* 2 MiB-aligned anonymous memory with MADV_HUGEPAGE (THP). */
+static void *map_thp(size_t size)
+{
+	char *p = mmap(NULL, size + HUGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	char *a = (char *)(((uintptr_t)p + HUGE - 1) & ~(HUGE - 1));
+
+	if (a > p)
+		munmap(p, a - p);
+	munmap(a + size, p + size + HUGE - (a + size));
+	if (madvise(a, size, MADV_HUGEPAGE))
+		die("madvise(MADV_HUGEPAGE)");
+	return a;
+}
+
+/*
+ * size bytes of 4 KiB pages of which no two neighbours are physically
+ * adjacent: fault in twice as much, give every other page back (in address
+ * order), then fault in the buffer, which takes the freed pages (the page
+ * allocator hands out the most recently freed first) while the other half
+ * keeps them from merging. *hold is the other half, to be freed later.
+ */
+static void *map_fragmented(size_t size, void **hold)
+{
+	char *h = map_anon(2 * size, MADV_NOHUGEPAGE);
+	char *b = map_anon(size, MADV_NOHUGEPAGE);
+
+	if (!h || !b)
+		return NULL;
+	touch(h, 2 * size);
+	for (size_t off = PAGE; off < 2 * size; off += 2 * PAGE)
+		madvise(h + off, PAGE, MADV_DONTNEED);
+	touch(b, size);
+	*hold = h;
+	return b;
+}
+
+/* ---- measuring ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+	double s[MAXREPS];
+
+	memcpy(s, v, n * sizeof(*v));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static void print_list(const char *name, const double *v, int n)
+{
+	printf(",\"%s\":[", name);
+	for (int i = 0; i < n; i++)
+		printf("%s%.4f", i ? "," : "", v[i]);
+	printf("],\"%s_median\":%.4f", name, median(v, n));
+}
+
+static void report(const char *cas, const double *map, const double *unmap, int n,
+		   struct layout l, const char *extra)
+{
+	printf("BENCH {\"backend\":\"%s\",\"case\":\"%s\",\"reps\":%d", backend, cas, n);
+	print_list("map_ms", map, n);
+	print_list("unmap_ms", unmap, n);
+	printf(",\"pages\":%zu,\"runs\":%zu,\"largest_run\":%zu,\"huge_runs\":%zu,"
+	       "\"adjacent_pairs\":%zu,\"absent\":%zu%s}\n",
+	       l.pages, l.runs, l.largest, l.huge_runs, l.adjacent, l.absent, extra ? extra : "");
+	fflush(stdout);
+}
+
+/* One timed map of [buf, buf+size) at IOVA_BASE, then one timed unmap. */
+static int map_unmap_once(void *buf, size_t size, double *map_ms, double *unmap_ms,
+			  struct layout *l)
+{
+	double t0, t1, kms;
+	int ret;
+
+	t0 = now_ms();
+	ret = be_map((uintptr_t)buf, IOVA_BASE, size, 0, &kms);
+	t1 = now_ms();
+	if (ret)
+		return ret;
+	*map_ms = kms >= 0 ? kms : t1 - t0;
+	if (l)
+		*l = layout_of(buf, size);
+	t0 = now_ms();
+	ret = be_unmap(IOVA_BASE, size, 0, &kms);
+	t1 = now_ms();
+	*unmap_ms = kms >= 0 ? kms : t1 - t0;
+	return ret;
+}
+
+/* The same buffer mapped and unmapped REPS times. */
+static void case_same_buffer(const char *cas, void *buf, size_t size, const char *extra)
+{
+	double map[MAXREPS], unmap[MAXREPS];
+	struct layout l;
+	int i, ret;
+
+	for (i = 0; i < reps; i++) {
+		ret = map_unmap_once(buf, size, &map[i], &unmap[i], i ? NULL : &l);
+		if (ret) {
+			printf("BENCH-ERR %s rep %d: %s\n", cas, i, strerror(-ret));
+			return;
+		}
+	}
+	report(cas, map, unmap, reps, l, extra);
+}
+
+static void case_4k_prefault(size_t size)
+{
+	void *b = map_anon(size, MADV_NOHUGEPAGE);
+
+	if (!b)
+		die("mmap");
+	touch(b, size);
+	case_same_buffer("4k_prefault", b, size, NULL);
+	munmap(b, size);
+}
+
+/* Fresh, never-touched memory every repetition: the map faults it in. */
+static void case_4k_fault(size_t size)
+{
+	double map[MAXREPS], unmap[MAXREPS];
+	struct layout l;
+	int i, ret;
+
+	for (i = 0; i < reps; i++) {
+		void *b = map_anon(size, MADV_NOHUGEPAGE);
+
+		if (!b)
+			die("mmap");
+		ret = map_unmap_once(b, size, &map[i], &unmap[i], i ? NULL : &l);
+		munmap(b, size);
+		if (ret) {
+			printf("BENCH-ERR 4k_fault rep %d: %s\n", i, strerror(-ret));
+			return;
+		}
+	}
+	report("4k_fault", map, unmap, reps, l, NULL);
+}
+
+static void case_4k_frag(size_t size)
+{
+	void *hold = NULL, *b = map_fragmented(size, &hold);
+
+	if (!b)
+		die("mmap");
+	case_same_buffer("4k_frag", b, size, NULL);
+	munmap(b, size);
+	munmap(hold, 2 * size);
+}
+
+static void case_thp(size_t size)
+{
+	void *b = map_thp(size);
+
+	if (!b)
+		die("mmap");
+	touch(b, size);
+	case_same_buffer("thp", b, size, NULL);
+	munmap(b, size);
+}
+
+static void case_hugetlb(size_t size)
+{
+	void *b = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+
+	if (b == MAP_FAILED) {
+		printf("BENCH-ERR hugetlb mmap(MAP_HUGETLB) %zu MiB: %s\n", size >> 20,
+		       strerror(errno));
+		return;
+	}
+	touch(b, size);
+	case_same_buffer("hugetlb", b, size, NULL);
+	munmap(b, size);
+}
+
+/* NR_SMALL separate 4 KiB maps (IOVAs 8 KiB apart), then as many unmaps. */
+static void case_small_maps(void)
+{
+	size_t size = NR_SMALL * PAGE;
+	double map[MAXREPS], unmap[MAXREPS], t0, kms, ksum;
+	char *b = map_anon(size, MADV_NOHUGEPAGE);
+	struct layout l;
+	int i, k, ret = 0;
+
+	if (!b)
+		die("mmap");
+	touch(b, size);
+	l = layout_of(b, size);
+	for (i = 0; i < reps; i++) {
+		t0 = now_ms();
+		ksum = 0;
+		for (k = 0; k < NR_SMALL; k++) {
+			ret = be_map((uintptr_t)b + k * PAGE, IOVA_BASE + 2 * k * PAGE, PAGE, k, &kms);
+			if (ret)
+				goto err;
+			ksum += kms;
+		}
+		map[i] = kms >= 0 ? ksum : now_ms() - t0;
+		t0 = now_ms();
+		ksum = 0;
+		for (k = 0; k < NR_SMALL; k++) {
+			ret = be_unmap(IOVA_BASE + 2 * k * PAGE, PAGE, k, &kms);
+			if (ret)
+				goto err;
+			ksum += kms;
+		}
+		unmap[i] = kms >= 0 ? ksum : now_ms() - t0;
+	}
+	report("4k_x4096", map, unmap, reps, l, NULL);
+	munmap(b, size);
+	return;
+err:
+	printf("BENCH-ERR 4k_x4096 rep %d map %d: %s\n", i, k, strerror(-ret));
+	/* Leave no mapping behind for the next case. */
+	for (k = 0; k < NR_SMALL; k++)
+		be_unmap(IOVA_BASE + 2 * k * PAGE, PAGE, k, &kms);
+	munmap(b, size);
+}
+
+/* BAR0 of the device, mmap'd through its vfio fd: a VM_PFNMAP range. */
+static void case_pfnmap(void)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	double map[MAXREPS], unmap[MAXREPS];
+	struct layout l = { 0 };
+	char extra[64];
+	void *bar;
+	int i, ret;
+
+	if (!strcmp(backend, "floor")) {
+		printf("BENCH-SKIP pfnmap the floor pins pages; a BAR has none\n");
+		return;
+	}
+	if (!strcmp(backend, "iommufd")) {
+		printf("BENCH-SKIP pfnmap iommufd in 6.12 cannot map VM_PFNMAP memory\n");
+		return;
+	}
+	if (ioctl(device_fd, VFIO_DEVICE_GET_REGION_INFO, &ri) || !ri.size ||
+	    !(ri.flags & VFIO_REGION_INFO_FLAG_MMAP)) {
+		printf("BENCH-ERR pfnmap BAR0 region info: %s\n", strerror(errno));
+		return;
+	}
+	bar = mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, device_fd, ri.offset);
+	if (bar == MAP_FAILED) {
+		printf("BENCH-ERR pfnmap mmap BAR0: %s\n", strerror(errno));
+		return;
+	}
+	/* One page, then the whole BAR: does the cost grow with the size? */
+	for (int whole = 0; whole < 2; whole++) {
+		size_t size = whole ? ri.size : PAGE;
+		const char *cas = whole ? "pfnmap_bar" : "pfnmap_4k";
+		double m0, u0;
+
+		/* Warm-up (not counted): the first map faults the BAR's PTEs in. */
+		ret = map_unmap_once(bar, size, &m0, &u0, NULL);
+		for (i = 0; i < reps && !ret; i++)
+			ret = map_unmap_once(bar, size, &map[i], &unmap[i], NULL);
+		if (ret) {
+			printf("BENCH-ERR %s: %s\n", cas, strerror(-ret));
+			continue;
+		}
+		l.pages = size / PAGE;
+		snprintf(extra, sizeof(extra), ",\"bar_bytes\":%llu", (unsigned long long)size);
+		report(cas, map, unmap, reps, l, extra);
+	}
+	munmap(bar, ri.size);
+}
+
+int main(int argc, char **argv)
+{
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	const char *only = getenv("BENCH_CASES");
+	size_t size;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s rvfio|vfio_iommu_type1|iommufd|floor BDF [REPS] [MIB]\n",
+			argv[0]);
+		return 2;
+	}
+	backend = argv[1];
+	if (argc > 3)
+		reps = atoi(argv[3]);
+	if (argc > 4)
+		size_mib = strtoul(argv[4], NULL, 0);
+	if (reps < 1 || reps > MAXREPS)
+		reps = 5;
+	size = size_mib << 20;
+	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	setup(argv[2]);
+	printf("BENCH-INFO backend=%s bdf=%s reps=%d size_mib=%zu\n", backend, argv[2], reps,
+	       size_mib);
+
+#define RUN(name, call) \
+	do { \
+		if (!only || strstr(only, name)) { \
+			double _t = now_ms(); \
+			call; \
+			printf("BENCH-INFO case %s took %.0f ms\n", name, now_ms() - _t); \
+		} \
+	} while (0)
+	RUN("4k_prefault", case_4k_prefault(size));
+	RUN("4k_fault", case_4k_fault(size));
+	RUN("thp", case_thp(size));
+	RUN("hugetlb", case_hugetlb(size));
+	RUN("4k_x4096", case_small_maps());
+	RUN("pfnmap", case_pfnmap());
+	/* Last: it leaves the page allocator's free lists scattered. */
+	RUN("4k_frag", case_4k_frag(size));
+	printf("BENCH-DONE\n");
+	return 0;
+}

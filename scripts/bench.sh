@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# make bench: map/unmap speed of rvfio against upstream's vfio_iommu_type1,
+# iommufd's native IOAS ioctls and the in-kernel floor (bench/floor), on the
+# performance kernel (build/kernel-perf: no KASAN, no lockdep). See
+# Documentation/bench.rst.
+#
+#   scripts/bench.sh          build what is needed, boot one fresh VM per
+#                             backend and round, then write the report
+#   scripts/bench.sh report   only re-write the report from the VM logs
+#   scripts/bench.sh save     copy the report to bench/results/DATE.{md,json,png}
+#                             (to commit it)
+#
+# Environment (defaults in brackets):
+#   ROUNDS [3]        A/B rounds; each round boots every backend once, the
+#                     order rotating from round to round
+#   BENCH_BACKENDS [rvfio,vfio_iommu_type1,iommufd,floor]
+#   REPS [5]          repetitions per case inside one VM
+#   MIB [256]         buffer size of the big cases
+#   CASES []          only these client cases (comma list, default all)
+#   HUGEPAGES [160]   2 MiB hugepages reserved at boot (MIB/2 needed)
+#   VM_TIMEOUT [900]  per VM; TSC_KHZ: guest TSC rate (default: from the host)
+#   RVFIO_REV []      build rvfio.ko from this git revision (exported to
+#                     build/bench/rvfio-src) instead of the working tree, so
+#                     that uncommitted work in rust/ is not what gets measured
+#
+# Outputs (build/bench/): vm-BACKEND-rROUND.log (console of each boot),
+# results.json (rows with rvfio_ms, type1_ms, iommufd_ms, floor_ms),
+# results.md (table, contiguity, environment), chart.png. The committed copy
+# lives in bench/results/ (copied by hand from results.md).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/build"
+out="$build/bench"
+kdir="$build/kernel-perf"
+moddir="$build/module-perf"
+python=/usr/bin/python3
+mkdir -p "$out"
+say() { echo "bench: $*"; }
+die() { echo "bench: $*" >&2; exit 1; }
+
+ROUNDS=${ROUNDS:-3}
+BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio,vfio_iommu_type1,iommufd,floor}
+REPS=${REPS:-5}
+MIB=${MIB:-256}
+HUGEPAGES=${HUGEPAGES:-160}
+VM_TIMEOUT=${VM_TIMEOUT:-900}
+
+report() {
+	"$python" "$top/bench/report.py" "$out" "$kdir" "$@"
+}
+case "${1:-}" in
+report)
+	report "$(cat "$out/wall" 2>/dev/null)"
+	exit 0
+	;;
+save)
+	[ -f "$out/results.md" ] || die "no $out/results.md (run make bench first)"
+	d=$(sed -n '1s/.*, \([0-9-]*\) .*/\1/p' "$out/results.md")
+	mkdir -p "$top/bench/results"
+	for f in md json; do cp "$out/results.$f" "$top/bench/results/$d.$f"; done
+	[ -f "$out/chart.png" ] && cp "$out/chart.png" "$top/bench/results/$d.png"
+	ls -l "$top/bench/results/$d".*
+	exit 0
+	;;
+"") ;;
+*) die "usage: $0 [report|save]" ;;
+esac
+
+# ---- 1. what only the bench needs: matplotlib for the chart ----
+if ! "$python" -c 'import matplotlib' 2>/dev/null; then
+	say "installing python3-matplotlib (for the chart)"
+	SUDO=
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends \
+		python3-matplotlib >/dev/null
+fi
+
+# ---- 2. builds: perf kernel, rvfio.ko and the floor against it, the client ----
+"$top/scripts/build-kernel.sh" perf
+if [ -n "${RVFIO_REV:-}" ]; then
+	rev=$(git -C "$top" rev-parse --short "$RVFIO_REV")
+	rm -rf "$out/rvfio-src" "$moddir"
+	mkdir -p "$out/rvfio-src"
+	git -C "$top" archive "$rev" Kbuild rust | tar -x -C "$out/rvfio-src"
+	KDIR="$kdir" MODDIR="$moddir" SRC="$out/rvfio-src" "$top/scripts/build-module.sh"
+	echo "rvfio $rev (RVFIO_REV=$RVFIO_REV)" >"$out/rvfio-source"
+else
+	KDIR="$kdir" MODDIR="$moddir" "$top/scripts/build-module.sh"
+	echo "rvfio working tree $(git -C "$top" describe --always --dirty 2>/dev/null)" \
+		"($(git -C "$top" status --short -- Kbuild rust | wc -l) uncommitted files in Kbuild rust/)" \
+		>"$out/rvfio-source"
+fi
+
+mkdir -p "$out/floor" "$out/floor-ko" "$out/bin"
+for f in "$top"/bench/floor/*; do ln -sfn "$f" "$out/floor/${f##*/}"; done
+(
+	unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL
+	export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+	make -s -C "$kdir" M="$out/floor" LLVM=-19 \
+		RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+		BINDGEN="$build/tools/bin/bindgen" \
+		RUST_LIB_SRC="$(ls -d /usr/src/rustc-*/library | head -n1)" \
+		KCFLAGS=-Werror -j"$(nproc)" modules
+)
+cmp -s "$out/floor/rvfio_floor.ko" "$out/floor-ko/rvfio_floor.ko" ||
+	cp "$out/floor/rvfio_floor.ko" "$out/floor-ko/rvfio_floor.ko"
+
+client="$out/bin/rvfio_bench"
+if [ ! -x "$client" ] || [ -n "$(find "$top/bench/rvfio_bench.c" "$top/bench/floor/rvfio_floor.h" \
+	"$kdir/usr/include/linux/vfio.h" -newer "$client" 2>/dev/null)" ]; then
+	gcc -static -O2 -Wall -Werror -Wno-sign-compare -I"$kdir/usr/include" -I"$top/bench" \
+		-o "$client.tmp" "$top/bench/rvfio_bench.c"
+	mv "$client.tmp" "$client"
+fi
+
+# The initramfs: scripts/mkinitramfs.sh with bench inputs. The client goes in
+# /selftests, the floor module in /samples-mdev, /init is bench-init.sh.
+initramfs="$out/initramfs.cpio.gz"
+KDIR="$kdir" MODULE="$moddir/rvfio.ko" SELFTESTS_DIR="$out/bin" \
+	SAMPLES_DIR="$out/no-samples" MDEV_SAMPLES_DIR="$out/floor-ko" \
+	INITRAMFS="$initramfs" INIT="$top/bench/bench-init.sh" \
+	"$top/scripts/mkinitramfs.sh"
+
+# ---- 3. one fresh VM per backend and round ----
+# Same QEMU set-up as scripts/vm.sh (q35, VT-d with interrupt remapping and
+# caching mode, three edu devices with a 64-bit DMA mask, TCG, 2 vCPUs, 4 GiB).
+host_tsc_khz() {
+	local mhz
+	mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' | tail -n1)
+	[ -n "$mhz" ] || mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' | tail -n1)
+	[ -n "$mhz" ] || mhz=$(awk -F': *' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
+	[ -n "$mhz" ] || return 1
+	awk -v m="$mhz" 'BEGIN { printf "%d\n", m * 1000 }'
+}
+tsc_khz=${TSC_KHZ:-$(host_tsc_khz)} || die "cannot find the host TSC rate; set TSC_KHZ"
+hz=$(sed -n 's/^CONFIG_HZ=\([0-9]*\)$/\1/p' "$kdir/.config")
+
+boot() {
+	local backend=$1 round=$2 log="$out/vm-$1-r$2.log" rc t0
+	local append="console=ttyS0,115200 panic=-1 intel_iommu=on tsc_early_khz=$tsc_khz"
+	append+=" lpj=$((tsc_khz * 1000 / hz)) no5lvl log_buf_len=4M"
+	append+=" hugepagesz=2M hugepages=$HUGEPAGES"
+	append+=" rvfio_bench.backend=$backend rvfio_bench.reps=$REPS rvfio_bench.mib=$MIB"
+	[ -n "${CASES:-}" ] && append+=" rvfio_bench.cases=$CASES"
+	t0=$SECONDS
+	set +e
+	timeout -k 10 "$VM_TIMEOUT" /usr/bin/qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 4G \
+		-machine q35,kernel-irqchip=split \
+		-device intel-iommu,intremap=on,caching-mode=on,eim=on \
+		-device edu,dma_mask=0xffffffffffffffff \
+		-device edu,dma_mask=0xffffffffffffffff \
+		-device edu,dma_mask=0xffffffffffffffff \
+		-nic none -no-reboot -nographic \
+		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initramfs" \
+		-append "$append" </dev/null >"$log" 2>&1
+	rc=$?
+	set -e
+	local cases
+	cases=$(grep -c '^BENCH {' "$log" || true)
+	say "round $round $backend: $cases cases in $((SECONDS - t0))s (qemu rc $rc, $log)"
+	grep -E '^(BENCH-ERR|BENCH-FATAL|BENCH-SKIP)|### (SETUP FAILED|UNEXPECTED)' "$log" |
+		sed 's/^/    /' || true
+}
+
+IFS=, read -ra backends <<<"$BENCH_BACKENDS"
+rm -f "$out"/vm-*.log
+start=$SECONDS
+n=${#backends[@]}
+for ((r = 1; r <= ROUNDS; r++)); do
+	for ((i = 0; i < n; i++)); do
+		boot "${backends[$(((i + r - 1) % n))]}" "$r"
+	done
+done
+say "all VMs: $((SECONDS - start))s; whole bench: ${SECONDS}s"
+echo "$SECONDS" >"$out/wall"
+report "$SECONDS"
