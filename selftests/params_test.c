@@ -432,6 +432,99 @@ TEST_F_TIMEOUT(params, hugepages_map_2m_leaf, DMA_TEST_TIMEOUT)
 	munmap(hp, SZ_2M);
 }
 
+#ifndef MAP_HUGE_1GB
+#define MAP_HUGE_1GB	(30 << 26)	/* MAP_HUGE_SHIFT 26, log2(1 GiB) */
+#endif
+#define SZ_1G		0x40000000ull
+#define GIG_IOVA	(4 * SZ_1G)	/* 1 GiB aligned, above the MSI window */
+#define HP1G_SYSFS	"/sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages"
+
+/*
+ * disable_hugepages=0: one hugetlbfs 1 GiB page (reserved at boot with
+ * hugepagesz=1G hugepages=1) mapped at a 1 GiB-aligned IOVA becomes a single
+ * 1 GiB leaf (a PDPE with PS set) if the IOMMU offers 1 GiB pages; the
+ * device DMAs between two offsets inside it; UNMAP reports 1 GiB, leaves no
+ * entry behind and returns VmLck to its old value.
+ */
+TEST_F_TIMEOUT(params, hugetlb_1g_maps_1g_leaf, 300)
+{
+	static struct leaf lv[8];
+	const uint64_t src_off = 0x2345000ull, dst_off = SZ_1G - 3 * PAGE_4K;
+	struct vfio_iommu_type1_info *info;
+	char why[300] = "", freehp[32] = "?";
+	struct edu *e = &self->dev;
+	uint64_t pgsizes, n;
+	uint32_t seed;
+	uint8_t *hp;
+	long lck0;
+	FILE *f;
+	int cnt;
+
+	hp = mmap(NULL, SZ_1G, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_1GB, -1, 0);
+	if (hp == MAP_FAILED) {
+		int err = errno;
+
+		f = fopen(HP1G_SYSFS, "re");
+		if (!f)
+			snprintf(freehp, sizeof(freehp), "missing");
+		else {
+			if (!fgets(freehp, sizeof(freehp), f))
+				snprintf(freehp, sizeof(freehp), "?");
+			freehp[strcspn(freehp, "\n")] = '\0';
+			fclose(f);
+		}
+		SKIP(return, "no free 1 GiB hugepage (MAP_HUGE_1GB: %s; %s: %s; boot with "
+		     "hugepagesz=1G hugepages=1)", strerror(err), HP1G_SYSFS, freehp);
+	}
+	/* One write faults in (and zeroes) the whole page. */
+	hp[0] = 1;
+	OPEN_EDU(e);
+	info = vfio_get_info(e->container);
+	ASSERT_NE(NULL, info);
+	pgsizes = info->iova_pgsizes;
+	free(info);
+	if (!(pgsizes & SZ_1G))
+		SKIP(return, "the IOMMU offers no 1 GiB pages (iova_pgsizes %#llx): "
+		     "no 1 GiB second-level superpages (VT-d CAP.SLLPS bit 35)",
+		     (unsigned long long)pgsizes);
+	ASSERT_EQ(0, param_write_str(self->be, "disable_hugepages", "0"));
+	lck0 = vmlck_kb();
+	ASSERT_GE(lck0, 0);
+	ASSERT_EQ(0, vfio_map(e->container, GIG_IOVA, hp, SZ_1G, RW));
+	EXPECT_EQ(lck0 + (long)(SZ_1G / 1024), vmlck_kb());
+
+	cnt = read_leaves(e->bdf, GIG_IOVA, SZ_1G, lv, 8, why, sizeof(why));
+	if (cnt == -ENOENT || cnt == -ENODATA)
+		SKIP(return, "intel IOMMU debugfs cannot show the domain: %s", why);
+	ASSERT_GE(cnt, 0) TH_LOG("%s", why);
+	ASSERT_EQ(1, cnt) TH_LOG("leaf entries for the 1 GiB range (%d levels in the first)",
+				 cnt ? lv[0].nvals : 0);
+	EXPECT_EQ(GIG_IOVA >> 12, lv[0].pfn);
+	ASSERT_EQ(3, lv[0].nvals) TH_LOG("not a PDPE leaf (%d levels)", lv[0].nvals);
+	EXPECT_NE(0, lv[0].val[2] & VTD_PS) TH_LOG("PDPE %#llx without PS",
+						   (unsigned long long)lv[0].val[2]);
+	EXPECT_NE(0, lv[0].val[2] & 3) TH_LOG("PDPE without R/W");
+	ksft_print_msg("%s: 1 GiB leaf at IOVA pfn %#llx: PDPE %#llx\n", self->be,
+		       (unsigned long long)lv[0].pfn, (unsigned long long)lv[0].val[2]);
+
+	/* The device copies between two offsets inside the 1 GiB page. */
+	seed = random_seed();
+	fill_pattern(hp + src_off, PAGE_4K, seed);
+	memset(hp + dst_off, 0, PAGE_4K);
+	ASSERT_EQ(0, edu_copy(e, GIG_IOVA + src_off, GIG_IOVA + dst_off, PAGE_4K));
+	EXPECT_EQ(-1, check_pattern(hp + dst_off, PAGE_4K, seed));
+
+	n = 0;
+	ASSERT_EQ(0, vfio_unmap(e->container, GIG_IOVA, SZ_1G, 0, &n));
+	EXPECT_EQ(SZ_1G, n);
+	cnt = read_leaves(e->bdf, GIG_IOVA, SZ_1G, lv, 8, why, sizeof(why));
+	EXPECT_EQ(0, cnt) TH_LOG("entries left after UNMAP");
+	EXPECT_EQ(lck0, vmlck_kb());
+	edu_close(e);
+	munmap(hp, SZ_1G);
+}
+
 #define THP_SIZE	(2 * SZ_2M)	/* two THPs: two 2 MiB leaves */
 #define KPF_COMPOUND_HEAD	15
 #define KPF_THP			22
