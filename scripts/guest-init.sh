@@ -12,6 +12,13 @@
 #                                   so only errors and worse interleave with
 #                                   test output; `dmesg` at the end has all)
 #   rvfio.kmemleak_scans=N          kmemleak scans before the dmesg dump (1)
+#   rvfio.tests=a_test,b_test       check: run only these /selftests binaries
+#                                   (default: every /selftests/*_test); a
+#                                   listed binary that is missing is UNEXPECTED
+#   rvfio.intremap=on|off           what the host set up (QEMU intel-iommu
+#                                   intremap=); exported to the tests as
+#                                   RVFIO_INTREMAP, unsafe_intr_test checks
+#                                   it against the kernel's view
 #
 # Everything the host parses starts with "### " (see vm.sh):
 #   ### SETUP FAILED <what>                   setup broke; nothing was tested
@@ -44,6 +51,8 @@ BACKEND=rvfio
 TEST_TIMEOUT=600
 LOGLEVEL=4
 KMEMLEAK_SCANS=1
+TESTS=
+INTREMAP=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	rvfio.mode=*) MODE=${arg#*=} ;;
@@ -52,9 +61,13 @@ for arg in $(cat /proc/cmdline); do
 	rvfio.test_timeout=*) TEST_TIMEOUT=${arg#*=} ;;
 	rvfio.loglevel=*) LOGLEVEL=${arg#*=} ;;
 	rvfio.kmemleak_scans=*) KMEMLEAK_SCANS=${arg#*=} ;;
+	rvfio.tests=*) TESTS=${arg#*=} ;;
+	rvfio.intremap=*) INTREMAP=${arg#*=} ;;
 	esac
 done
 BACKENDS=$(echo "$BACKENDS" | tr ',' ' ')
+TESTS=$(echo "$TESTS" | tr ',' ' ')
+export RVFIO_INTREMAP=$INTREMAP
 KVER=$(uname -r)
 MODDIR=/lib/modules/$KVER
 
@@ -222,10 +235,33 @@ crashed() {
 	dmesg | grep -qE 'Oops|BUG:|kernel BUG at|general protection fault|Kernel panic'
 }
 
+# The test binaries of this boot: rvfio.tests, or every /selftests/*_test.
+test_list() {
+	local t
+	if [ -z "$TESTS" ]; then
+		for t in /selftests/*_test; do
+			[ -x "$t" ] && echo "$t"
+		done
+		return 0
+	fi
+	for t in $TESTS; do
+		if [ -x "/selftests/$t" ]; then
+			echo "/selftests/$t"
+		else
+			echo "### UNEXPECTED rvfio.tests names $t, which is not in /selftests" >&2
+		fi
+	done
+}
+
 mode_check() {
-	local b t rc start end extra other
+	local b t rc start end extra other tests
 	dmesg -n "$LOGLEVEL"
-	load_mdev_samples
+	tests=$(test_list)	# its complaints go to stderr, the console
+	say "tests: $(echo $tests | sed 's@/selftests/@@g'), interrupt remapping: ${INTREMAP:-not stated}"
+	# The mdev samples only matter to mdev_test.
+	case " $TESTS " in
+	"  " | *" mdev_test "*) load_mdev_samples ;;
+	esac
 	for b in $BACKENDS; do
 		for other in vfio_iommu_type1 rvfio; do
 			is_loaded "$other" && echo "### UNEXPECTED $other loaded before backend $b"
@@ -241,8 +277,7 @@ mode_check() {
 			continue
 		fi
 		grep "^$b " /proc/modules
-		for t in /selftests/*_test; do
-			[ -x "$t" ] || continue
+		for t in $tests; do
 			echo "### BACKEND $b TEST ${t##*/}"
 			start=$(cut -d. -f1 /proc/uptime)
 			(cd /tmp && VFIO_BACKEND=$b timeout -k 10 "$TEST_TIMEOUT" "$t") </dev/null 2>&1
