@@ -59,7 +59,11 @@ extern "C" fn rvfio_rs_open(type_: core::ffi::c_ulong, data: *mut *mut c_void) -
         // VFIO_TYPE1_NESTING_IOMMU included: not offered yet.
         _ => return EINVAL.to_errno(),
     };
-    match KBox::pin_init(Container::new(v2), GFP_KERNEL) {
+    let revoker = match crate::revoke::Revoker::new() {
+        Ok(r) => r,
+        Err(e) => return e.to_errno(),
+    };
+    match KBox::pin_init(Container::new(v2, revoker), GFP_KERNEL) {
         Ok(b) => {
             // SAFETY: `data` is the valid out-pointer of glue.c's shim.
             unsafe { *data = b.into_foreign().cast_mut() };

@@ -10,6 +10,7 @@
 #include <uapi/linux/vfio.h>
 #include "vfio.h"	/* drivers/vfio/vfio.h: enum vfio_group_type */
 #include "glue.h"
+#include <linux/rvfio.h>	/* include/uapi/linux/rvfio.h */
 
 /* Function-like macros bindgen cannot evaluate: the kernel's own trick. */
 const int RUST_CONST_HELPER_IOMMU_READ = IOMMU_READ;

@@ -16,11 +16,12 @@ use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
 use crate::pin::PAGE_SIZE;
+use crate::revoke::Revoker;
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 
 /// The backend state of one container.
 #[pin_data]
@@ -85,6 +86,8 @@ pub(crate) struct Inner {
     /// Devices registered with a dma_unmap callback (the list itself is
     /// `Container::devices`, under its own lock).
     registered_devices: usize,
+    /// Revocation of PFNMAP mappings; knows the same domains as `domains`.
+    revoker: Arc<Revoker>,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -97,7 +100,7 @@ impl RangeSink for RangeVec {
 
 impl Container {
     /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1.
-    pub(crate) fn new(v2: bool) -> impl PinInit<Self> {
+    pub(crate) fn new(v2: bool, revoker: Arc<Revoker>) -> impl PinInit<Self> {
         // SAFETY: reads a module parameter.
         let limit = unsafe { bindings::rvfio_param_dma_entry_limit() };
         pin_init!(Self {
@@ -115,6 +118,7 @@ impl Container {
                 emulated: RBTree::new(),
                 non_pinned_groups: 0,
                 registered_devices: 0,
+                revoker,
             }),
             devices <- new_mutex!(RBTree::new()),
         })
@@ -284,6 +288,17 @@ impl Inner {
         }
     }
 
+    /// RVFIO_IOMMU_DMA_QUERY: the mapping containing `iova`, and for one
+    /// with PFNMAP pages, how many of its bytes were revoked.
+    pub(crate) fn pfnmap_query(&mut self, iova: u64) -> Option<(IovaRange, Option<u64>)> {
+        let dma = self.dma_at_mut(iova)?;
+        Some((dma.range(), dma.pfnmap_status()))
+    }
+
+    pub(crate) fn revoker(&self) -> &Arc<Revoker> {
+        &self.revoker
+    }
+
     /// The mapping containing `iova`, as (start, end).
     pub(crate) fn mapping_at(&mut self, iova: u64) -> Option<IovaRange> {
         let k = self.first_overlap(&IovaRange {
@@ -343,39 +358,25 @@ impl Inner {
         }
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
 
-        let max_run = dma::max_run_pages();
-        let mut mapped: KVec<u64> = KVec::with_capacity(self.domains.iter().count(), GFP_KERNEL)?;
-        for (key, entry) in self.domains.iter() {
-            let result = if mapped.is_empty() {
-                dma.pin_and_map(&entry.domain, max_run)
-            } else {
-                dma.map_into(&entry.domain)
-            };
-            if let Err(e) = result {
-                for k in mapped.iter() {
-                    if let Some(d) = self.domains.get(k) {
-                        dma.unmap_from(&d.domain);
-                    }
-                }
-                dma.release_pages();
-                return Err(e);
-            }
+        let mut domains = KVec::with_capacity(self.domains.iter().count(), GFP_KERNEL)?;
+        for entry in self.domains.values() {
             // Capacity was reserved for every domain.
-            mapped.push(*key, GFP_KERNEL)?;
+            domains.push(&entry.domain, GFP_KERNEL)?;
         }
         // With no IOMMU domain (only emulated-IOMMU groups) nothing is
         // pinned until a device asks, as in type1.
+        dma.pin_and_map_all(&domains, &self.revoker, dma::max_run_pages())?;
         if self.dirty_tracking {
             if let Err(e) = dma.start_dirty() {
-                for k in mapped.iter() {
-                    if let Some(d) = self.domains.get(k) {
-                        dma.unmap_from(&d.domain);
-                    }
+                dma.forget_pfnmap();
+                for d in domains.iter() {
+                    dma.unmap_from(d);
                 }
                 dma.release_pages();
                 return Err(e);
             }
         }
+        drop(domains);
 
         self.dmas.insert(node.into_node(range.start, dma));
         self.dma_avail -= 1;
@@ -391,6 +392,7 @@ impl Inner {
         if dma.vaddr_invalid() {
             self.vaddr_invalid_count -= 1;
         }
+        dma.forget_pfnmap();
         for entry in self.domains.values() {
             dma.unmap_from(&entry.domain);
         }
@@ -502,14 +504,18 @@ impl Inner {
                     domain.detach(&group);
                     return Err(e);
                 }
+                let mut result = Ok(());
                 if let Some(base) = sw_msi_base(&resv) {
-                    if let Err(e) = domain.get_msi_cookie(base) {
-                        let first = self.domains.iter().next().is_none();
-                        let n = self.dmas.iter().count();
-                        self.undo_replay(&domain, first, n);
-                        domain.detach(&group);
-                        return Err(e);
-                    }
+                    result = domain.get_msi_cookie(base);
+                }
+                // The PFNMAP runs, which the revoker maps.
+                let result = result.and_then(|()| self.revoker.add_domain(domain.as_ref()));
+                if let Err(e) = result {
+                    let first = self.domains.iter().next().is_none();
+                    let n = self.dmas.iter().count();
+                    self.undo_replay(&domain, first, n);
+                    domain.detach(&group);
+                    return Err(e);
                 }
                 let key = self.next_domain_key;
                 self.next_domain_key += 1;
@@ -595,9 +601,10 @@ impl Inner {
     fn replay_into(&mut self, domain: &IommuDomain, max_run: u64) -> Result {
         let first = self.domains.iter().next().is_none();
         let mut failed = None;
+        let revoker = self.revoker.clone();
         for (i, dma) in self.dmas.values_mut().enumerate() {
             let result = if first {
-                dma.pin_and_map(domain, max_run)
+                dma.pin_and_map_all(&[domain], &revoker, max_run)
             } else {
                 dma.map_into(domain)
             };
@@ -616,6 +623,9 @@ impl Inner {
     /// Undoes `replay_into` for the first `count` mappings.
     fn undo_replay(&mut self, domain: &IommuDomain, first: bool, count: usize) {
         for dma in self.dmas.values_mut().take(count) {
+            if first {
+                dma.forget_pfnmap();
+            }
             dma.unmap_from(domain);
             if first {
                 dma.release_pages();
@@ -659,6 +669,7 @@ impl Inner {
         }
         if free {
             if let Some(d) = self.domains.remove(&entry.domain) {
+                self.revoker.remove_domain(d.domain.as_ref());
                 if !last_domain {
                     // Other domains keep the mappings; this one just goes.
                 } else if !self.has_emulated() {
@@ -671,6 +682,7 @@ impl Inner {
                     // Emulated groups remain: mappings stay, unpinned except
                     // for the devices' own pins, which are charged now.
                     for dma in self.dmas.values_mut() {
+                        dma.forget_pfnmap();
                         dma.unmap_from(&d.domain);
                         dma.release_pages();
                     }

@@ -13,9 +13,15 @@ use crate::domain::IommuDomain;
 use crate::iova::IovaRange;
 use crate::mm::Owner;
 use crate::pin::{self, PinBatch, PAGE_SHIFT};
+use crate::revoke::{PfnRun, Revoker, Watch};
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
+use kernel::sync::Arc;
+
+/// How often a PFNMAP mapping is looked up again when its range keeps being
+/// invalidated while it is being mapped, before MAP_DMA gives up (EAGAIN).
+const PUBLISH_ATTEMPTS: u32 = 8;
 
 /// `IOMMU_READ`: the device may read the memory.
 pub(crate) const PROT_READ: i32 = bindings::IOMMU_READ;
@@ -66,7 +72,8 @@ impl Run {
 /// - `range` is non-empty and page aligned.
 /// - Every entry of `runs` is pinned once by this mapping (unless reserved),
 ///   the runs tile `range` from its start without gaps, and the container
-///   maps them in each of its domains.
+///   maps them in each of its domains; with a `watch`, the reserved runs
+///   are mapped by the revoker instead (and may have been revoked).
 /// - `vpfns` holds one pin per entry (taken by [`Dma::pin_external`]).
 /// - `locked_vm` pages are charged to `owner.mm`: every non-reserved page
 ///   of the range while `runs` is not empty, otherwise every non-reserved
@@ -87,6 +94,9 @@ pub(crate) struct Dma {
     vpfns: RBTree<u64, Vpfn>,
     /// Dirty bitmap, one bit per page, while dirty tracking is on.
     bitmap: Option<KVec<u64>>,
+    /// The range has VM_PFNMAP pages: their translation is revoked when
+    /// they go away (`revoke.rs`).
+    watch: Option<Watch>,
 }
 
 /// One page pinned for an emulated-IOMMU device, with its pin count.
@@ -108,6 +118,7 @@ impl Dma {
             runs: KVec::new(),
             vpfns: RBTree::new(),
             bitmap: None,
+            watch: None,
         }
     }
 
@@ -145,7 +156,9 @@ impl Dma {
         let vaddr = self.vaddr + (iova - self.range.start);
         let mut batch = PinBatch::new()?;
         let write = self.prot & PROT_WRITE != 0;
-        let pfn = batch.pin(&self.owner.mm, vaddr, 1, write)?[0];
+        // No IOMMU mapping results, so PFNMAP needs no watch (and is refused
+        // below: it has no struct page).
+        let pfn = batch.pin(&self.owner.mm, vaddr, 1, write, true)?[0];
         let run = Run {
             iova,
             pfn,
@@ -345,6 +358,7 @@ impl Dma {
     fn try_pin_and_map(&mut self, domain: &IommuDomain, max_run_pages: u64) -> Result {
         let mut batch = PinBatch::new()?;
         let write = self.prot & PROT_WRITE != 0;
+        let pfnmap_ok = self.watch.is_some();
         let npages = self.size() >> PAGE_SHIFT;
         let mut done: u64 = 0;
         let mut cur: Option<Run> = None;
@@ -352,7 +366,7 @@ impl Dma {
         while done < npages {
             let want = usize::try_from(npages - done).unwrap_or(usize::MAX);
             let vaddr = self.vaddr + (done << PAGE_SHIFT);
-            let pfns = match batch.pin(&self.owner.mm, vaddr, want, write) {
+            let pfns = match batch.pin(&self.owner.mm, vaddr, want, write, pfnmap_ok) {
                 Ok(pfns) => pfns,
                 Err(e) => {
                     self.flush_or_release(cur.take(), domain, false)?;
@@ -456,6 +470,11 @@ impl Dma {
 
     fn map_run(&mut self, run: &Run, domain: &IommuDomain) -> Result {
         self.runs.reserve(1, GFP_KERNEL)?;
+        if self.deferred(run) {
+            // Mapped by `publish` under the revoker's lock.
+            self.runs.push(*run, GFP_KERNEL)?;
+            return Ok(());
+        }
         // SAFETY: the run's pages are pinned (or reserved MMIO) until
         // `release_pages`, which the container calls only after unmapping.
         unsafe { domain.map(run.iova, run.pfn << PAGE_SHIFT, run.bytes(), self.prot)? };
@@ -468,12 +487,15 @@ impl Dma {
     /// `vfio_iommu_replay()`); on error unmaps what it mapped.
     pub(crate) fn map_into(&self, domain: &IommuDomain) -> Result {
         for (i, run) in self.runs.iter().enumerate() {
+            if self.deferred(run) {
+                continue;
+            }
             let paddr = run.pfn << PAGE_SHIFT;
             // SAFETY: pinned until `release_pages` (type invariant).
             let result = unsafe { domain.map(run.iova, paddr, run.bytes(), self.prot) };
             if let Err(e) = result {
                 if let Some(done) = self.runs.get(..i) {
-                    for r in done {
+                    for r in done.iter().filter(|r| !self.deferred(r)) {
                         domain.unmap(r.iova, r.bytes());
                     }
                 }
@@ -483,30 +505,151 @@ impl Dma {
         Ok(())
     }
 
-    /// Removes the mapping's translations from `domain`.
+    /// Removes the mapping's translations from `domain`, one call per
+    /// stretch of adjacent runs (iommu_unmap() may stop at a hole); runs the
+    /// revoker maps are left to it.
     pub(crate) fn unmap_from(&self, domain: &IommuDomain) {
-        let mut iova = self.range.start;
+        let mut stretch: Option<(u64, u64)> = None;
         for run in self.runs.iter() {
-            // Runs tile the range, so unmapping is one call per contiguous
-            // stretch; iommu_unmap() stops at holes, hence per-run calls
-            // only where a run does not start where the last one ended.
-            if run.iova != iova {
+            if self.deferred(run) {
+                Self::unmap_stretch(domain, stretch.take());
+                continue;
+            }
+            stretch = match stretch {
+                Some((start, len)) if start + len == run.iova => Some((start, len + run.bytes())),
+                other => {
+                    Self::unmap_stretch(domain, other);
+                    Some((run.iova, run.bytes()))
+                }
+            };
+        }
+        Self::unmap_stretch(domain, stretch);
+    }
+
+    fn unmap_stretch(domain: &IommuDomain, stretch: Option<(u64, u64)>) {
+        let Some((iova, len)) = stretch else { return };
+        let unmapped = domain.unmap(iova, len);
+        if unmapped != len {
+            pr_err!(
+                "unmapped {:#x} of {:#x} bytes at iova {:#x}\n",
+                unmapped,
+                len,
+                iova
+            );
+        }
+    }
+
+    // --- PFNMAP ranges (see revoke.rs). ---
+
+    /// A run mapped by the revoker rather than by the container.
+    fn deferred(&self, run: &Run) -> bool {
+        run.reserved && self.watch.is_some()
+    }
+
+    /// Pins the range once and maps it into every domain of `domains` (the
+    /// first pins, the others replay), type1's `vfio_pin_map_dma()`. A range
+    /// with VM_PFNMAP pages is watched first: its PFNMAP runs are mapped
+    /// under the revoker's lock, and the lookup starts over when the range is
+    /// invalidated meanwhile. On error nothing remains mapped or pinned.
+    pub(crate) fn pin_and_map_all(
+        &mut self,
+        domains: &[&IommuDomain],
+        revoker: &Arc<Revoker>,
+        max_run: u64,
+    ) -> Result {
+        if self.watch.is_none() {
+            match self.try_map_all(domains, max_run) {
+                Err(e) if e.to_errno() == pin::NEEDS_WATCH => {}
+                other => return other,
+            }
+            let watch = Watch::new(
+                revoker,
+                &self.owner.mm,
+                self.vaddr,
+                self.size(),
+                self.range.start,
+                self.prot,
+            )?;
+            self.watch = Some(watch);
+        }
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let seq = self.watch.as_ref().map_or(0, |w| w.read_begin());
+            let result = self.try_map_all(domains, max_run);
+            let result = result.and_then(|()| self.publish(seq, domains));
+            match result {
+                Ok(true) => return Ok(()),
+                // Invalidated while looking up: everything was undone.
+                Ok(false) => continue,
+                Err(e) => {
+                    self.watch = None;
+                    return Err(e);
+                }
+            }
+        }
+        self.watch = None;
+        Err(EAGAIN)
+    }
+
+    /// Hands the PFNMAP runs to the watch, which maps them unless the range
+    /// was invalidated since `seq`; in that case, or on error, undoes what
+    /// `try_map_all` did.
+    fn publish(&mut self, seq: u64, domains: &[&IommuDomain]) -> Result<bool> {
+        let mut runs = KVec::new();
+        let mut result = Ok(());
+        for r in self.runs.iter().filter(|r| r.reserved) {
+            let run = PfnRun {
+                iova: r.iova,
+                pfn: r.pfn,
+                npages: r.npages,
+            };
+            result = runs.push(run, GFP_KERNEL);
+            if result.is_err() {
                 break;
             }
-            iova += run.bytes();
         }
-        let mapped = iova - self.range.start;
-        if mapped > 0 {
-            let unmapped = domain.unmap(self.range.start, mapped);
-            if unmapped != mapped {
-                pr_err!(
-                    "unmapped {:#x} of {:#x} bytes at iova {:#x}\n",
-                    unmapped,
-                    mapped,
-                    self.range.start
-                );
+        let published = match (result, &self.watch) {
+            (Ok(()), Some(w)) => w.publish(seq, &runs),
+            (Err(e), _) => Err(e.into()),
+            (Ok(()), None) => Err(EINVAL),
+        };
+        if !matches!(published, Ok(true)) {
+            for d in domains {
+                self.unmap_from(d);
+            }
+            self.release_pages();
+        }
+        published
+    }
+
+    /// Pins and maps into `domains`; on error undoes everything.
+    fn try_map_all(&mut self, domains: &[&IommuDomain], max_run: u64) -> Result {
+        let Some((first, rest)) = domains.split_first() else {
+            return Ok(());
+        };
+        self.pin_and_map(first, max_run)?;
+        for (i, d) in rest.iter().enumerate() {
+            if let Err(e) = self.map_into(d) {
+                self.unmap_from(first);
+                for done in rest.iter().take(i) {
+                    self.unmap_from(done);
+                }
+                self.release_pages();
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// Stops watching: the revoker unmaps the PFNMAP runs it still maps.
+    /// Call before unmapping the rest.
+    pub(crate) fn forget_pfnmap(&mut self) {
+        self.watch = None;
+    }
+
+    /// Whether the range has PFNMAP pages, and how many of their bytes had
+    /// their translation revoked.
+    pub(crate) fn pfnmap_status(&self) -> Option<u64> {
+        self.watch.as_ref().map(|w| w.revoked_bytes())
     }
 
     /// Unpins every run (dirtying pages the device could write) and returns

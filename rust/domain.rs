@@ -211,6 +211,54 @@ impl IommuDomain {
     }
 }
 
+impl IommuDomain {
+    /// An unowned handle on this domain for the PFNMAP revoker.
+    pub(crate) fn as_ref(&self) -> DomainRef {
+        DomainRef(self.ptr)
+    }
+}
+
+/// An unowned handle on an [`IommuDomain`], kept by the PFNMAP revoker
+/// (`revoke.rs`), which must be able to unmap without the container's lock.
+/// Nothing about the type keeps the domain alive: the container removes the
+/// handle from the revoker before it frees the domain, and every use is an
+/// `unsafe` call that relies on that.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DomainRef(*mut bindings::iommu_domain);
+
+// SAFETY: a plain pointer used only for iommu_map/iommu_unmap, which do
+// their own locking.
+unsafe impl Send for DomainRef {}
+
+impl DomainRef {
+    /// A key that identifies the domain.
+    pub(crate) fn key(&self) -> usize {
+        self.0 as usize
+    }
+
+    /// `iommu_map()` with `GFP_ATOMIC` page-table allocations, for callers
+    /// that hold a lock mmu-notifier callbacks take.
+    ///
+    /// # Safety
+    ///
+    /// The domain is alive, and `[paddr, paddr + size)` stays valid for
+    /// device access until it is unmapped again.
+    pub(crate) unsafe fn map_atomic(&self, iova: u64, paddr: u64, size: u64, prot: i32) -> Result {
+        // SAFETY: guaranteed by the caller.
+        to_result(unsafe { bindings::rvfio_domain_map_atomic(self.0, iova, paddr, size, prot) })
+    }
+
+    /// `iommu_unmap()`; returns how many bytes were unmapped.
+    ///
+    /// # Safety
+    ///
+    /// The domain is alive.
+    pub(crate) unsafe fn unmap(&self, iova: u64, size: u64) -> u64 {
+        // SAFETY: guaranteed by the caller.
+        unsafe { bindings::iommu_unmap(self.0, iova as _, size as _) as u64 }
+    }
+}
+
 impl Drop for IommuDomain {
     fn drop(&mut self) {
         // SAFETY: owned by the invariant; no group is attached any more.

@@ -13,6 +13,9 @@
 #include <linux/capability.h>
 #include <linux/err.h>
 #include <linux/kthread.h>
+#include <linux/eventfd.h>
+#include <linux/mmu_notifier.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
 #include "vfio.h"	/* drivers/vfio/vfio.h: struct vfio_iommu_driver_ops */
@@ -162,6 +165,13 @@ int rvfio_domain_map(struct iommu_domain *domain, u64 iova, u64 paddr,
 			 GFP_KERNEL_ACCOUNT);
 }
 
+int rvfio_domain_map_atomic(struct iommu_domain *domain, u64 iova, u64 paddr,
+			    u64 size, int prot)
+{
+	return iommu_map(domain, iova, paddr, size, prot | IOMMU_CACHE,
+			 GFP_ATOMIC | __GFP_NOWARN);
+}
+
 /* --- Reserved regions. --- */
 
 const int RVFIO_RESV_DIRECT_RELAXABLE = IOMMU_RESV_DIRECT_RELAXABLE;
@@ -297,6 +307,14 @@ static int rvfio_follow_fault_pfn(struct vm_area_struct *vma,
 	struct follow_pfnmap_args args = { .vma = vma, .address = vaddr };
 	int ret;
 
+	/*
+	 * Honour the vma's permissions as GUP does for ordinary memory:
+	 * follow_pfnmap_start() finds ptes that mprotect(PROT_NONE) left in
+	 * place, and type1 would map them. No FOLL_FORCE-like bypass.
+	 */
+	if (!(vma->vm_flags & VM_READ) || (write && !(vma->vm_flags & VM_WRITE)))
+		return -EFAULT;
+
 	ret = follow_pfnmap_start(&args);
 	if (ret) {
 		bool unlocked = false;
@@ -322,7 +340,7 @@ static int rvfio_follow_fault_pfn(struct vm_area_struct *vma,
 }
 
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
-		    bool write, u64 *pfns)
+		    bool write, bool pfnmap_ok, u64 *pfns)
 {
 	/* struct page * and u64 have the same size on 64-bit: pin into the
 	 * caller's array, then convert in place. */
@@ -352,6 +370,10 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 retry:
 	vma = vma_lookup(mm, vaddr);
 	if (vma && (vma->vm_flags & VM_PFNMAP)) {
+		if (!pfnmap_ok) {
+			ret = -EREMCHG;
+			goto out;
+		}
 		ret = rvfio_follow_fault_pfn(vma, mm, vaddr, &pfn, write);
 		if (ret == -EAGAIN)
 			goto retry;
@@ -381,4 +403,97 @@ bool rvfio_pfn_is_reserved(u64 pfn)
 	if (pfn_valid(pfn))
 		return PageReserved(pfn_to_page(pfn));
 	return true;
+}
+
+/* --- PFNMAP watches: mmu interval notifiers (rust/revoke.rs). --- */
+
+struct rvfio_watch {
+	struct mmu_interval_notifier mni;
+	const void *revoker;
+};
+
+static bool rvfio_watch_invalidate(struct mmu_interval_notifier *mni,
+				   const struct mmu_notifier_range *range,
+				   unsigned long cur_seq)
+{
+	struct rvfio_watch *w = container_of(mni, struct rvfio_watch, mni);
+
+	return rvfio_rs_watch_invalidate(w->revoker, w, cur_seq, range->start,
+					 range->end,
+					 mmu_notifier_range_blockable(range));
+}
+
+static const struct mmu_interval_notifier_ops rvfio_watch_ops = {
+	.invalidate = rvfio_watch_invalidate,
+};
+
+int rvfio_watch_new(struct mm_struct *mm, unsigned long start,
+		    unsigned long length, const void *revoker,
+		    struct rvfio_watch **out)
+{
+	struct rvfio_watch *w;
+	int ret;
+
+	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+	if (!w)
+		return -ENOMEM;
+	w->revoker = revoker;
+	/* Registering the mm's first notifier needs a live mm. */
+	if (!mmget_not_zero(mm)) {
+		kfree(w);
+		return -ENODEV;
+	}
+	ret = mmu_interval_notifier_insert(&w->mni, mm, start, length,
+					   &rvfio_watch_ops);
+	mmput(mm);
+	if (ret) {
+		kfree(w);
+		return ret;
+	}
+	*out = w;
+	return 0;
+}
+
+void rvfio_watch_free(struct rvfio_watch *w)
+{
+	/* Waits for a running invalidate callback to return. */
+	mmu_interval_notifier_remove(&w->mni);
+	kfree(w);
+}
+
+unsigned long rvfio_watch_read_begin(struct rvfio_watch *w)
+{
+	return mmu_interval_read_begin(&w->mni);
+}
+
+bool rvfio_watch_read_retry(struct rvfio_watch *w, unsigned long seq)
+{
+	return mmu_interval_read_retry(&w->mni, seq);
+}
+
+void rvfio_watch_set_seq(struct rvfio_watch *w, unsigned long cur_seq)
+{
+	mmu_interval_set_seq(&w->mni, cur_seq);
+}
+
+/* --- eventfd. --- */
+
+int rvfio_eventfd_get(int fd, struct eventfd_ctx **out)
+{
+	struct eventfd_ctx *ctx = eventfd_ctx_fdget(fd);
+
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	*out = ctx;
+	return 0;
+}
+
+void rvfio_eventfd_signal(struct eventfd_ctx *ctx)
+{
+	eventfd_signal(ctx);
+}
+
+void rvfio_eventfd_put(struct eventfd_ctx *ctx)
+{
+	eventfd_ctx_put(ctx);
 }

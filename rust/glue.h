@@ -64,6 +64,10 @@ bool rvfio_domain_enforce_cc(struct iommu_domain *domain);
 /* iommu_map() with IOMMU_CACHE added and GFP_KERNEL_ACCOUNT. */
 int rvfio_domain_map(struct iommu_domain *domain, u64 iova, u64 paddr,
 		     u64 size, int prot);
+/* The same with GFP_ATOMIC page-table allocations: for callers holding a
+ * lock that mmu-notifier callbacks take (no reclaim may run under it). */
+int rvfio_domain_map_atomic(struct iommu_domain *domain, u64 iova, u64 paddr,
+			    u64 size, int prot);
 
 /* --- Reserved regions of a group, one callback per region. --- */
 typedef void (*rvfio_resv_cb)(void *ctx, u64 start, u64 length, int type);
@@ -113,13 +117,44 @@ bool rvfio_pfn_valid(u64 pfn);
 /*
  * Long-term pins @npages pages at @vaddr of @mm (FOLL_LONGTERM, FOLL_WRITE
  * when @write) and stores their pfns in @pfns. Returns the number pinned
- * (> 0) or -errno (-ENODEV when @mm has no users); never 0.
+ * (> 0) or -errno (-ENODEV when @mm has no users); never 0. A VM_PFNMAP
+ * range yields one unpinned pfn per call, faulted in if needed, or
+ * -EREMCHG when !@pfnmap_ok: the caller must watch the range before
+ * mapping it (rust/revoke.rs).
  */
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
-		    bool write, u64 *pfns);
+		    bool write, bool pfnmap_ok, u64 *pfns);
 /* Unpins a physically contiguous run pinned by rvfio_pin_pfns(). */
 void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty);
 /* True for pfns type1 neither pins nor charges (MMIO, zero page). */
 bool rvfio_pfn_is_reserved(u64 pfn);
+
+/* --- PFNMAP watches (rust/revoke.rs). --- */
+struct rvfio_watch;
+struct eventfd_ctx;
+/*
+ * An mmu interval notifier on [@start, @start + @length) of @mm. Its
+ * invalidate callback calls rvfio_rs_watch_invalidate(@revoker, watch, ...)
+ * until rvfio_watch_free() returns. 0 or -errno (-ENODEV: @mm has exited).
+ */
+int rvfio_watch_new(struct mm_struct *mm, unsigned long start,
+		    unsigned long length, const void *revoker,
+		    struct rvfio_watch **out);
+/* Unregisters (waiting for a running callback) and frees. */
+void rvfio_watch_free(struct rvfio_watch *w);
+/* mmu_interval_read_begin(), mmu_interval_read_retry(), mmu_interval_set_seq(). */
+unsigned long rvfio_watch_read_begin(struct rvfio_watch *w);
+bool rvfio_watch_read_retry(struct rvfio_watch *w, unsigned long seq);
+void rvfio_watch_set_seq(struct rvfio_watch *w, unsigned long cur_seq);
+/* Implemented in Rust: returns false only when !@blockable and the work
+ * would have to sleep. */
+bool rvfio_rs_watch_invalidate(const void *revoker, struct rvfio_watch *w,
+			       unsigned long cur_seq, unsigned long start,
+			       unsigned long end, bool blockable);
+
+/* eventfd_ctx_fdget() (0 or -errno), eventfd_signal(), eventfd_ctx_put(). */
+int rvfio_eventfd_get(int fd, struct eventfd_ctx **out);
+void rvfio_eventfd_signal(struct eventfd_ctx *ctx);
+void rvfio_eventfd_put(struct eventfd_ctx *ctx);
 
 #endif /* RVFIO_GLUE_H */

@@ -16,6 +16,10 @@ pub(crate) const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 /// pointers, like type1's `vfio_batch`.
 pub(crate) const BATCH_PAGES: usize = PAGE_SIZE as usize / core::mem::size_of::<u64>();
 
+/// The errno of [`PinBatch::pin`] for a VM_PFNMAP range when PFNMAP was
+/// not asked for: the caller must watch the range first (`revoke.rs`).
+pub(crate) const NEEDS_WATCH: i32 = -(bindings::EREMCHG as i32);
+
 /// A reusable buffer of pfns filled by [`PinBatch::pin`].
 pub(crate) struct PinBatch {
     pfns: KVec<u64>,
@@ -32,12 +36,15 @@ impl PinBatch {
     /// at `vaddr`, writable when `write`. Returns the pfns of the pages
     /// pinned, at least one; the caller owns one pin on each non-reserved
     /// pfn (see [`pfn_is_reserved`]) and must release it with [`unpin`].
+    /// A VM_PFNMAP range gives one pfn per call when `pfnmap_ok`, otherwise
+    /// the errno [`NEEDS_WATCH`].
     pub(crate) fn pin(
         &mut self,
         mm: &MmRef,
         vaddr: u64,
         npages: usize,
         write: bool,
+        pfnmap_ok: bool,
     ) -> Result<&[u64]> {
         let n = npages.min(BATCH_PAGES);
         // SAFETY: `mm` is a valid grabbed mm; `pfns` has room for `n` entries.
@@ -47,6 +54,7 @@ impl PinBatch {
                 vaddr as _,
                 n as _,
                 write,
+                pfnmap_ok,
                 self.pfns.as_mut_ptr(),
             )
         };

@@ -30,7 +30,9 @@ mod ioctl;
 mod iova;
 mod map_dma;
 mod mm;
+mod pfnmap_ioctl;
 mod pin;
+mod revoke;
 mod uapi;
 mod unmap_dma;
 

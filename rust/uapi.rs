@@ -21,6 +21,13 @@ pub(crate) const VFIO_IOMMU_MAP_DMA: u32 = _IO(VFIO_TYPE, VFIO_BASE + 13);
 pub(crate) const VFIO_IOMMU_UNMAP_DMA: u32 = _IO(VFIO_TYPE, VFIO_BASE + 14);
 pub(crate) const VFIO_IOMMU_DIRTY_PAGES: u32 = _IO(VFIO_TYPE, VFIO_BASE + 17);
 
+// rvfio's own (include/uapi/linux/rvfio.h).
+pub(crate) const RVFIO_IOMMU_DMA_QUERY: u32 = _IO(VFIO_TYPE, VFIO_BASE + 90);
+pub(crate) const RVFIO_IOMMU_REVOKE_EVENTFD: u32 = _IO(VFIO_TYPE, VFIO_BASE + 91);
+pub(crate) const RVFIO_PFNMAP_REVOKE: u64 = bindings::RVFIO_PFNMAP_REVOKE as u64;
+pub(crate) const RVFIO_DMA_QUERY_PFNMAP: u32 = bindings::RVFIO_DMA_QUERY_PFNMAP;
+pub(crate) const RVFIO_DMA_QUERY_REVOKED: u32 = bindings::RVFIO_DMA_QUERY_REVOKED;
+
 // Extension ids (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU).
 pub(crate) const VFIO_TYPE1_IOMMU: u64 = bindings::VFIO_TYPE1_IOMMU as u64;
 pub(crate) const VFIO_TYPE1V2_IOMMU: u64 = bindings::VFIO_TYPE1v2_IOMMU as u64;
@@ -106,6 +113,28 @@ pub(crate) struct Info {
     pub(crate) pad: u32,
 }
 
+/// `struct rvfio_dma_query`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DmaQuery {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) iova: u64,
+    pub(crate) size: u64,
+    pub(crate) revoked_bytes: u64,
+}
+
+/// `struct rvfio_revoke_eventfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RevokeEventfd {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) fd: i32,
+    pub(crate) reserved: u32,
+    pub(crate) revocations: u64,
+}
+
 // SAFETY: plain `repr(C)` integers with no padding (checked below): every
 // bit pattern is valid and every byte is initialised.
 unsafe impl FromBytes for DmaMap {}
@@ -126,6 +155,19 @@ unsafe impl FromBytes for Info {}
 // SAFETY: as above.
 unsafe impl AsBytes for Info {}
 
+// SAFETY: as above.
+unsafe impl FromBytes for DmaQuery {}
+// SAFETY: as above.
+unsafe impl AsBytes for DmaQuery {}
+// SAFETY: as above.
+unsafe impl FromBytes for RevokeEventfd {}
+// SAFETY: as above.
+unsafe impl AsBytes for RevokeEventfd {}
+
+const _: () = assert!(size_of::<DmaQuery>() == size_of::<bindings::rvfio_dma_query>());
+const _: () = assert!(size_of::<DmaQuery>() == 32);
+const _: () = assert!(size_of::<RevokeEventfd>() == size_of::<bindings::rvfio_revoke_eventfd>());
+const _: () = assert!(size_of::<RevokeEventfd>() == 24);
 const _: () = assert!(size_of::<DmaMap>() == size_of::<bindings::vfio_iommu_type1_dma_map>());
 const _: () = assert!(size_of::<DmaMap>() == 32);
 const _: () = assert!(size_of::<DmaUnmap>() == 24);

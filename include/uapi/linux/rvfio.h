@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * rvfio: uapi beyond upstream's <linux/vfio.h>.
+ *
+ * Everything here is issued on a VFIO container fd whose IOMMU backend is
+ * rvfio (VFIO_SET_IOMMU with VFIO_TYPE1_IOMMU or VFIO_TYPE1v2_IOMMU while
+ * rvfio is the loaded backend). upstream's vfio_iommu_type1 answers 0 to the
+ * extensions and ENOTTY to the ioctls, so a client can probe for them.
+ */
+#ifndef _UAPI_LINUX_RVFIO_H
+#define _UAPI_LINUX_RVFIO_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+#include <linux/vfio.h>
+
+/*
+ * Revocation of PFNMAP mappings.
+ *
+ * VFIO_CHECK_EXTENSION(RVFIO_PFNMAP_REVOKE) returns 1 when the container
+ * removes the IOMMU translation of a mapping made from a VM_PFNMAP/VM_IO range
+ * (another device's BAR, mmap()ed from its vfio device fd) as soon as the
+ * memory behind that range goes away or is disabled: the range is unmapped
+ * (munmap(), process exit), or its owner zaps it (vfio-pci does when memory
+ * space is disabled in the command register, around a device reset, and
+ * when the device fd's last user goes away). DMA to a revoked IOVA no longer
+ * reaches the BAR. The mapping itself stays: its IOVA range remains in use
+ * until VFIO_IOMMU_UNMAP_DMA, which succeeds and reports the whole size.
+ * A revoked mapping is never re-established: unmap it and map it again.
+ */
+#define RVFIO_PFNMAP_REVOKE		0x72760001
+
+/*
+ * RVFIO_IOMMU_DMA_QUERY - _IOWR(VFIO_TYPE, VFIO_BASE + 90, struct rvfio_dma_query)
+ *
+ * Describes the mapping that contains @iova. Returns 0, or ENOENT when no
+ * mapping contains @iova, EINVAL for flags set on input or a short @argsz.
+ */
+struct rvfio_dma_query {
+	__u32	argsz;
+	__u32	flags;		/* in: 0; out: RVFIO_DMA_QUERY_* */
+#define RVFIO_DMA_QUERY_PFNMAP		(1 << 0) /* maps VM_PFNMAP (unpinned) memory */
+#define RVFIO_DMA_QUERY_REVOKED		(1 << 1) /* its translation was revoked */
+	__u64	iova;		/* in: any IOVA in the mapping; out: its start */
+	__u64	size;		/* out: the mapping's size in bytes */
+	__u64	revoked_bytes;	/* out: bytes whose translation was revoked */
+};
+#define RVFIO_IOMMU_DMA_QUERY		_IO(VFIO_TYPE, VFIO_BASE + 90)
+
+/*
+ * RVFIO_IOMMU_REVOKE_EVENTFD - _IOW(VFIO_TYPE, VFIO_BASE + 91, struct rvfio_revoke_eventfd)
+ *
+ * Sets (@fd >= 0) or clears (@fd == -1) the eventfd the container signals
+ * once per revocation, after the IOMMU translation is gone. A later set
+ * replaces an earlier one. @revocations (out) is the number of revocations
+ * the container has seen so far, whether or not an eventfd was set.
+ * EBADF/EINVAL for an fd that is not an eventfd, EINVAL for flags or a short
+ * @argsz.
+ */
+struct rvfio_revoke_eventfd {
+	__u32	argsz;
+	__u32	flags;		/* in: 0 */
+	__s32	fd;
+	__u32	__reserved;	/* in: 0 */
+	__u64	revocations;	/* out */
+};
+#define RVFIO_IOMMU_REVOKE_EVENTFD	_IO(VFIO_TYPE, VFIO_BASE + 91)
+
+#endif /* _UAPI_LINUX_RVFIO_H */

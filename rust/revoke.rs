@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Revocation of PFNMAP mappings: when the memory behind a `VM_PFNMAP`
+//! range that was DMA-mapped (another device's BAR) goes away or is
+//! disabled, its IOMMU translation goes too, before the range can be reused.
+//!
+//! Every mapping with PFNMAP pages gets a [`Watch`]: an mmu interval
+//! notifier on its user range. munmap(), process exit, and the zap vfio-pci
+//! does when memory space is disabled, around a reset and when the device is
+//! released all invalidate that range first, and the callback unmaps the
+//! PFNMAP runs from every domain.
+//!
+//! The callback runs under the mm's locks (mmap_lock for munmap, vfio-pci's
+//! memory_lock and the file's i_mmap lock for a zap), so it cannot take the
+//! container's `inner` mutex, which is held while faulting BARs in. It takes
+//! only the [`Revoker`]'s own mutex, which guards everything it needs: the
+//! domains and, per watch, the runs and whether they are mapped. Nothing
+//! under that mutex may allocate with reclaim (reclaim can invalidate too):
+//! the runs are mapped with `GFP_ATOMIC` page-table allocations and all other
+//! memory is allocated before locking.
+//!
+//! Mapping follows the mmu-notifier protocol: `read_begin()` before looking
+//! the pfns up, then under the mutex `read_retry()`; a callback in between
+//! makes the mapper start over, so no translation of a stale pfn is ever
+//! installed. Lock order: `Container::inner` -> `Revoker::state`; the mm's
+//! locks -> `Revoker::state`.
+
+use crate::bindings;
+use crate::domain::DomainRef;
+use crate::mm::MmRef;
+use crate::pin::PAGE_SHIFT;
+use core::ffi::c_void;
+use kernel::error::{to_result, Result};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
+use kernel::sync::{Arc, Mutex};
+
+/// A physically contiguous run of unpinned (PFNMAP or reserved) pages of
+/// one mapping.
+#[derive(Clone, Copy)]
+pub(crate) struct PfnRun {
+    pub(crate) iova: u64,
+    pub(crate) pfn: u64,
+    pub(crate) npages: u64,
+}
+
+impl PfnRun {
+    fn bytes(&self) -> u64 {
+        self.npages << PAGE_SHIFT
+    }
+}
+
+struct WatchedRun {
+    run: PfnRun,
+    revoked: bool,
+}
+
+/// The revoker's view of one watched mapping.
+///
+/// # Invariants
+///
+/// While `active`, every run that is not `revoked` is mapped in every domain
+/// of [`RevokeState::domains`], and in no other domain.
+struct WatchState {
+    active: bool,
+    /// User address and IOVA of the mapping's start.
+    vaddr: u64,
+    iova: u64,
+    prot: i32,
+    runs: KVec<WatchedRun>,
+}
+
+impl WatchState {
+    /// Unmaps the runs that are still mapped from `domain`.
+    fn unmap_live(&self, domain: &DomainRef) {
+        for r in self.runs.iter().filter(|r| !r.revoked) {
+            // SAFETY: `RevokeState::domains` only holds live domains, and
+            // callers pass one of them or one that is about to leave it.
+            unsafe { domain.unmap(r.run.iova, r.run.bytes()) };
+        }
+    }
+}
+
+/// Everything guarded by [`Revoker::state`].
+pub(crate) struct RevokeState {
+    /// The container's domains, by address, each alive until
+    /// `remove_domain` drops it.
+    domains: RBTree<usize, DomainRef>,
+    /// By the address of the watch's C part.
+    watches: RBTree<usize, WatchState>,
+    revocations: u64,
+    eventfd: Option<EventFd>,
+}
+
+/// The PFNMAP revocation state of one container, shared with its watches.
+#[pin_data]
+pub(crate) struct Revoker {
+    #[pin]
+    state: Mutex<RevokeState>,
+}
+
+impl Revoker {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                state <- new_mutex!(RevokeState {
+                    domains: RBTree::new(),
+                    watches: RBTree::new(),
+                    revocations: 0,
+                    eventfd: None,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// A new domain: maps every live PFNMAP run into it, then lets
+    /// revocations reach it. On error nothing changed.
+    pub(crate) fn add_domain(&self, domain: DomainRef) -> Result {
+        // Allocated outside the lock (see the module comment).
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let mut failed = None;
+        'outer: for (key, w) in st.watches.iter().filter(|(_, w)| w.active) {
+            for (i, r) in w.runs.iter().enumerate().filter(|(_, r)| !r.revoked) {
+                let run = r.run;
+                // SAFETY: `domain` is alive (the caller's); the run is MMIO
+                // whose translation this revoker removes before it goes.
+                let res = unsafe {
+                    domain.map_atomic(run.iova, run.pfn << PAGE_SHIFT, run.bytes(), w.prot)
+                };
+                if let Err(e) = res {
+                    failed = Some((*key, i, e));
+                    break 'outer;
+                }
+            }
+        }
+        if let Some((failed_key, failed_run, e)) = failed {
+            // Undo in the same order: every run before the failed one.
+            for (key, w) in st.watches.iter().filter(|(_, w)| w.active) {
+                for (i, r) in w.runs.iter().enumerate().filter(|(_, r)| !r.revoked) {
+                    if *key == failed_key && i == failed_run {
+                        return Err(e);
+                    }
+                    // SAFETY: `domain` is alive; mapped just above.
+                    unsafe { domain.unmap(r.run.iova, r.run.bytes()) };
+                }
+            }
+            return Err(e);
+        }
+        st.domains.insert(node.into_node(domain.key(), domain));
+        Ok(())
+    }
+
+    /// A domain is about to be freed: unmaps the live PFNMAP runs from it and
+    /// forgets it.
+    pub(crate) fn remove_domain(&self, domain: DomainRef) {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        if st.domains.remove(&domain.key()).is_none() {
+            return;
+        }
+        for w in st.watches.values().filter(|w| w.active) {
+            w.unmap_live(&domain);
+        }
+    }
+
+    /// Sets (`Some`) or clears the eventfd signalled per revocation;
+    /// returns the number of revocations so far.
+    pub(crate) fn set_eventfd(&self, eventfd: Option<EventFd>) -> u64 {
+        let mut guard = self.state.lock();
+        let old = core::mem::replace(&mut guard.eventfd, eventfd);
+        let n = guard.revocations;
+        drop(guard);
+        drop(old);
+        n
+    }
+
+    /// The invalidate callback's work: unmaps the live runs of `key` whose
+    /// user addresses overlap `[start, end)`.
+    fn invalidate(&self, w: *mut bindings::rvfio_watch, cur_seq: u64, start: u64, end: u64) {
+        let mut guard = self.state.lock();
+        // SAFETY: `w` is the watch this callback runs for; it is alive until
+        // `rvfio_watch_free()`, which waits for the callback.
+        unsafe { bindings::rvfio_watch_set_seq(w, cur_seq as _) };
+        let st = &mut *guard;
+        let Some(ws) = st.watches.get_mut(&(w as usize)) else {
+            return;
+        };
+        if !ws.active {
+            // Being mapped: the mapper sees the new sequence and retries.
+            return;
+        }
+        let mut revoked = false;
+        for r in ws.runs.iter_mut().filter(|r| !r.revoked) {
+            let va = ws.vaddr + (r.run.iova - ws.iova);
+            if va >= end || va + r.run.bytes() <= start {
+                continue;
+            }
+            for d in st.domains.values() {
+                // SAFETY: `RevokeState::domains` only holds live domains.
+                unsafe { d.unmap(r.run.iova, r.run.bytes()) };
+            }
+            r.revoked = true;
+            revoked = true;
+        }
+        if revoked {
+            st.revocations += 1;
+            if let Some(e) = &st.eventfd {
+                e.signal();
+            }
+        }
+    }
+}
+
+/// The mmu interval notifier callback (glue.c's `rvfio_watch_ops`).
+#[no_mangle]
+extern "C" fn rvfio_rs_watch_invalidate(
+    revoker: *const c_void,
+    w: *mut bindings::rvfio_watch,
+    cur_seq: core::ffi::c_ulong,
+    start: core::ffi::c_ulong,
+    end: core::ffi::c_ulong,
+    blockable: bool,
+) -> bool {
+    if !blockable {
+        // Only the OOM reaper asks; it skips VM_PFNMAP vmas and retries.
+        return false;
+    }
+    // SAFETY: `revoker` is the `Arc<Revoker>` the watch's owner holds
+    // (`Watch::revoker`), alive until after `rvfio_watch_free()`, which
+    // waits for this callback.
+    let revoker = unsafe { &*revoker.cast::<Revoker>() };
+    revoker.invalidate(w, cur_seq, start, end);
+    true
+}
+
+/// The watch on one mapping's user range.
+///
+/// # Invariants
+///
+/// `ptr` was returned by `rvfio_watch_new()` with `revoker`'s address and
+/// is freed only by `drop`; `watches` holds its state under `ptr`'s address.
+pub(crate) struct Watch {
+    ptr: *mut bindings::rvfio_watch,
+    revoker: Arc<Revoker>,
+}
+
+// SAFETY: the C part is only touched through the notifier API, which is
+// thread safe; the rest is behind the revoker's mutex.
+unsafe impl Send for Watch {}
+// SAFETY: as above.
+unsafe impl Sync for Watch {}
+
+impl Watch {
+    /// Watches `[vaddr, vaddr + size)` of `mm`, the mapping at `iova`.
+    pub(crate) fn new(
+        revoker: &Arc<Revoker>,
+        mm: &MmRef,
+        vaddr: u64,
+        size: u64,
+        iova: u64,
+        prot: i32,
+    ) -> Result<Self> {
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut ptr = core::ptr::null_mut();
+        let raw = core::ptr::from_ref::<Revoker>(revoker).cast::<c_void>();
+        // SAFETY: `mm` is grabbed; `raw` stays valid while the watch lives
+        // (it holds a reference); `ptr` is a valid out-pointer.
+        to_result(unsafe {
+            bindings::rvfio_watch_new(mm.as_ptr(), vaddr as _, size as _, raw, &mut ptr)
+        })?;
+        let state = WatchState {
+            active: false,
+            vaddr,
+            iova,
+            prot,
+            runs: KVec::new(),
+        };
+        revoker
+            .state
+            .lock()
+            .watches
+            .insert(node.into_node(ptr as usize, state));
+        // INVARIANT: created above, state inserted under its address.
+        Ok(Self {
+            ptr,
+            revoker: revoker.clone(),
+        })
+    }
+
+    /// `mmu_interval_read_begin()`: call before looking the pfns up.
+    pub(crate) fn read_begin(&self) -> u64 {
+        // SAFETY: `ptr` is alive (type invariant).
+        unsafe { bindings::rvfio_watch_read_begin(self.ptr) as u64 }
+    }
+
+    /// Maps `runs` into every domain unless the range was invalidated since
+    /// `seq` (then returns false and maps nothing: look up again).
+    pub(crate) fn publish(&self, seq: u64, runs: &[PfnRun]) -> Result<bool> {
+        let mut watched = KVec::with_capacity(runs.len(), GFP_KERNEL)?;
+        for r in runs {
+            watched.push(
+                WatchedRun {
+                    run: *r,
+                    revoked: false,
+                },
+                GFP_NOWAIT,
+            )?;
+        }
+        let mut guard = self.revoker.state.lock();
+        // SAFETY: `ptr` is alive (type invariant).
+        if unsafe { bindings::rvfio_watch_read_retry(self.ptr, seq as _) } {
+            return Ok(false);
+        }
+        let st = &mut *guard;
+        let Some(ws) = st.watches.get_mut(&(self.ptr as usize)) else {
+            return Err(EINVAL);
+        };
+        for (di, d) in st.domains.values().enumerate() {
+            for (ri, r) in watched.iter().enumerate() {
+                // SAFETY: `d` is alive; the pfns were looked up after
+                // `seq`, and a later invalidation unmaps them (we hold the
+                // lock its callback takes).
+                let res = unsafe {
+                    d.map_atomic(r.run.iova, r.run.pfn << PAGE_SHIFT, r.run.bytes(), ws.prot)
+                };
+                if let Err(e) = res {
+                    for (dj, dd) in st.domains.values().enumerate().take(di + 1) {
+                        let n = if dj == di { ri } else { watched.len() };
+                        for rr in watched.iter().take(n) {
+                            // SAFETY: alive; mapped just above.
+                            unsafe { dd.unmap(rr.run.iova, rr.run.bytes()) };
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        ws.runs = watched;
+        // INVARIANT: every run is mapped in every domain.
+        ws.active = true;
+        Ok(true)
+    }
+
+    /// Unmaps what is still mapped from every domain; the watch stays
+    /// registered but maps nothing any more.
+    pub(crate) fn withdraw(&self) {
+        let mut guard = self.revoker.state.lock();
+        let st = &mut *guard;
+        if let Some(ws) = st.watches.get_mut(&(self.ptr as usize)) {
+            if ws.active {
+                for d in st.domains.values() {
+                    ws.unmap_live(d);
+                }
+                ws.active = false;
+            }
+        }
+    }
+
+    /// Bytes of the mapping whose translation was revoked.
+    pub(crate) fn revoked_bytes(&self) -> u64 {
+        let guard = self.revoker.state.lock();
+        guard.watches.get(&(self.ptr as usize)).map_or(0, |ws| {
+            ws.runs
+                .iter()
+                .filter(|r| r.revoked)
+                .map(|r| r.run.bytes())
+                .sum()
+        })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.withdraw();
+        let removed = self
+            .revoker
+            .state
+            .lock()
+            .watches
+            .remove(&(self.ptr as usize));
+        // Freed outside the lock (the watch's run list).
+        drop(removed);
+        // SAFETY: created by `rvfio_watch_new()` (type invariant), freed once.
+        // Not under the revoker's lock: this waits for a running callback.
+        unsafe { bindings::rvfio_watch_free(self.ptr) };
+    }
+}
+
+/// A reference on an eventfd context.
+///
+/// # Invariants
+///
+/// `ptr` holds one reference, dropped by `drop`.
+pub(crate) struct EventFd {
+    ptr: *mut bindings::eventfd_ctx,
+}
+
+// SAFETY: eventfd contexts are refcounted and signalled under their own
+// lock from any context.
+unsafe impl Send for EventFd {}
+
+impl EventFd {
+    /// The eventfd behind file descriptor `fd` of the calling process.
+    pub(crate) fn from_fd(fd: i32) -> Result<Self> {
+        let mut ptr = core::ptr::null_mut();
+        // SAFETY: `ptr` is a valid out-pointer.
+        to_result(unsafe { bindings::rvfio_eventfd_get(fd, &mut ptr) })?;
+        // INVARIANT: eventfd_ctx_fdget() took a reference.
+        Ok(Self { ptr })
+    }
+
+    fn signal(&self) {
+        // SAFETY: `ptr` holds a reference (type invariant).
+        unsafe { bindings::rvfio_eventfd_signal(self.ptr) }
+    }
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        // SAFETY: drops the reference the type holds.
+        unsafe { bindings::rvfio_eventfd_put(self.ptr) }
+    }
+}
