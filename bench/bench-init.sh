@@ -79,7 +79,8 @@ BDF=$(echo $EDU_BDFS | tr ' ' '\n' | sort | head -n1)
 [ -n "$BDF" ] || failed "no edu device"
 echo "### EDU_BDFS$EDU_BDFS"
 
-if [ "$BACKEND" = floor ]; then
+case "$BACKEND" in floor*) is_floor=yes ;; *) is_floor=no ;; esac
+if [ $is_floor = yes ]; then
 	# The floor attaches its own paging domain to an edu with no driver.
 	insmod /samples-mdev/rvfio_floor.ko || failed "insmod rvfio_floor.ko"
 else

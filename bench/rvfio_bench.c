@@ -13,6 +13,9 @@
  *                             (/dev/vfio/devices/vfioN) is attached to
  *   floor                     /dev/rvfio_floor (bench/floor): pin +
  *                             iommu_map, iommu_unmap + unpin, timed in-kernel
+ *   floor_remote, floor_remote_acct   the floor with type1's way of pinning
+ *                             (RVFIO_FLOOR_F_REMOTE) and locked_vm charging
+ *                             per batch (F_ACCT), for analysis only
  *
  * One line per case on stdout, machine readable:
  *   BENCH {"backend":..,"case":..,"map_ms":[..],"unmap_ms":[..],...}
@@ -85,6 +88,7 @@ static void die(const char *fmt, ...)
 static int container_fd = -1, group_fd = -1, device_fd = -1;
 static int iommufd = -1, floor_fd = -1;
 static uint32_t ioas_id;
+static uint64_t floor_flags;
 
 static int be_map(uint64_t va, uint64_t iova, uint64_t size, unsigned slot, double *kms)
 {
@@ -98,8 +102,10 @@ static int be_map(uint64_t va, uint64_t iova, uint64_t size, unsigned slot, doub
 		};
 		return ioctl(iommufd, IOMMU_IOAS_MAP, &m) ? -errno : 0;
 	}
-	if (!strcmp(backend, "floor")) {
-		struct rvfio_floor_req r = { .vaddr = va, .size = size, .iova = iova, .slot = slot };
+	if (floor_fd >= 0) {
+		struct rvfio_floor_req r = {
+			.vaddr = va, .size = size, .iova = iova, .slot = slot, .flags = floor_flags,
+		};
 
 		if (ioctl(floor_fd, RVFIO_FLOOR_MAP, &r))
 			return -errno;
@@ -125,7 +131,7 @@ static int be_unmap(uint64_t iova, uint64_t size, unsigned slot, double *kms)
 			return -errno;
 		return u.length == size ? 0 : -EIO;
 	}
-	if (!strcmp(backend, "floor")) {
+	if (floor_fd >= 0) {
 		struct rvfio_floor_req r = { .slot = slot };
 
 		if (ioctl(floor_fd, RVFIO_FLOOR_UNMAP, &r))
@@ -146,7 +152,13 @@ static void setup(const char *bdf)
 	char path[512], link[256];
 	ssize_t n;
 
-	if (!strcmp(backend, "floor")) {
+	if (!strncmp(backend, "floor", 5)) {
+		if (!strcmp(backend, "floor_remote"))
+			floor_flags = RVFIO_FLOOR_F_REMOTE;
+		else if (!strcmp(backend, "floor_remote_acct"))
+			floor_flags = RVFIO_FLOOR_F_REMOTE | RVFIO_FLOOR_F_ACCT;
+		else if (strcmp(backend, "floor"))
+			die("unknown floor variant %s", backend);
 		floor_fd = open("/dev/rvfio_floor", O_RDWR);
 		if (floor_fd < 0)
 			die("open /dev/rvfio_floor");
@@ -482,7 +494,8 @@ static void case_hugetlb(size_t size)
 static void case_small_maps(void)
 {
 	size_t size = NR_SMALL * PAGE;
-	double map[MAXREPS], unmap[MAXREPS], t0, kms, ksum;
+	double map[MAXREPS], unmap[MAXREPS], umap[MAXREPS], uunmap[MAXREPS], t0, kms, ksum;
+	char extra[128];
 	char *b = map_anon(size, MADV_NOHUGEPAGE);
 	struct layout l;
 	int i, k, ret = 0;
@@ -500,7 +513,8 @@ static void case_small_maps(void)
 				goto err;
 			ksum += kms;
 		}
-		map[i] = kms >= 0 ? ksum : now_ms() - t0;
+		umap[i] = now_ms() - t0;
+		map[i] = kms >= 0 ? ksum : umap[i];
 		t0 = now_ms();
 		ksum = 0;
 		for (k = 0; k < NR_SMALL; k++) {
@@ -509,9 +523,13 @@ static void case_small_maps(void)
 				goto err;
 			ksum += kms;
 		}
-		unmap[i] = kms >= 0 ? ksum : now_ms() - t0;
+		uunmap[i] = now_ms() - t0;
+		unmap[i] = kms >= 0 ? ksum : uunmap[i];
 	}
-	report("4k_x4096", map, unmap, reps, l, NULL);
+	/* The floor's in-kernel sums leave out 4096 syscalls: give both. */
+	snprintf(extra, sizeof(extra), ",\"user_map_ms_median\":%.4f,\"user_unmap_ms_median\":%.4f",
+		 median(umap, reps), median(uunmap, reps));
+	report("4k_x4096", map, unmap, reps, l, extra);
 	munmap(b, size);
 	return;
 err:
@@ -532,7 +550,7 @@ static void case_pfnmap(void)
 	void *bar;
 	int i, ret;
 
-	if (!strcmp(backend, "floor")) {
+	if (floor_fd >= 0) {
 		printf("BENCH-SKIP pfnmap the floor pins pages; a BAR has none\n");
 		return;
 	}
@@ -571,6 +589,28 @@ static void case_pfnmap(void)
 	munmap(bar, ri.size);
 }
 
+/*
+ * An instrumented rvfio (RVFIO_INSTRUMENT=1 scripts/bench.sh, see
+ * bench/instrument_glue.py) counts and times its C calls: print them per
+ * case ("BENCH-STATS case name calls=.. pages=.. ns=.."), then reset.
+ */
+static void stats(const char *cas)
+{
+	static const char *p = "/sys/module/rvfio/parameters/bench_stats";
+	char line[256];
+	FILE *f;
+
+	if (cas && (f = fopen(p, "r"))) {
+		while (fgets(line, sizeof(line), f))
+			printf("BENCH-STATS %s %s", cas, line);
+		fclose(f);
+	}
+	if ((f = fopen(p, "w"))) {
+		fputs("0\n", f);
+		fclose(f);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
@@ -600,8 +640,10 @@ int main(int argc, char **argv)
 	do { \
 		if (!only || strstr(only, name)) { \
 			double _t = now_ms(); \
+			stats(NULL); \
 			call; \
 			printf("BENCH-INFO case %s took %.0f ms\n", name, now_ms() - _t); \
+			stats(name); \
 		} \
 	} while (0)
 	RUN("4k_prefault", case_4k_prefault(size));

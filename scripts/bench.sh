@@ -11,7 +11,7 @@
 #                             (to commit it)
 #
 # Environment (defaults in brackets):
-#   ROUNDS [3]        A/B rounds; each round boots every backend once, the
+#   ROUNDS [4]        A/B rounds; each round boots every backend once, the
 #                     order rotating from round to round
 #   BENCH_BACKENDS [rvfio,vfio_iommu_type1,iommufd,floor]
 #   REPS [5]          repetitions per case inside one VM
@@ -19,6 +19,10 @@
 #   CASES []          only these client cases (comma list, default all)
 #   HUGEPAGES [160]   2 MiB hugepages reserved at boot (MIB/2 needed)
 #   VM_TIMEOUT [900]  per VM; TSC_KHZ: guest TSC rate (default: from the host)
+#   BENCH_OUT [build/bench]   where everything of this run goes
+#   RVFIO_INSTRUMENT [] 1: with RVFIO_REV, time rvfio's C calls (a copy of
+#                     glue.c patched by bench/instrument_glue.py, built into
+#                     BENCH_OUT/module-instr); the log gets BENCH-STATS lines
 #   RVFIO_REV []      build rvfio.ko from this git revision (exported to
 #                     build/bench/rvfio-src) instead of the working tree, so
 #                     that uncommitted work in rust/ is not what gets measured
@@ -30,7 +34,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
-out="$build/bench"
+out="${BENCH_OUT:-$build/bench}"
 kdir="$build/kernel-perf"
 moddir="$build/module-perf"
 python=/usr/bin/python3
@@ -38,7 +42,7 @@ mkdir -p "$out"
 say() { echo "bench: $*"; }
 die() { echo "bench: $*" >&2; exit 1; }
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
 BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio,vfio_iommu_type1,iommufd,floor}
 REPS=${REPS:-5}
 MIB=${MIB:-256}
@@ -82,6 +86,11 @@ if [ -n "${RVFIO_REV:-}" ]; then
 	rm -rf "$out/rvfio-src" "$moddir"
 	mkdir -p "$out/rvfio-src"
 	git -C "$top" archive "$rev" Kbuild rust | tar -x -C "$out/rvfio-src"
+	if [ "${RVFIO_INSTRUMENT:-}" = 1 ]; then
+		"$python" "$top/bench/instrument_glue.py" "$out/rvfio-src/rust/glue.c"
+		moddir="$out/module-instr"
+		rm -rf "$moddir"
+	fi
 	KDIR="$kdir" MODDIR="$moddir" SRC="$out/rvfio-src" "$top/scripts/build-module.sh"
 	echo "rvfio $rev (RVFIO_REV=$RVFIO_REV)" >"$out/rvfio-source"
 else
@@ -136,25 +145,36 @@ tsc_khz=${TSC_KHZ:-$(host_tsc_khz)} || die "cannot find the host TSC rate; set T
 hz=$(sed -n 's/^CONFIG_HZ=\([0-9]*\)$/\1/p' "$kdir/.config")
 
 boot() {
-	local backend=$1 round=$2 log="$out/vm-$1-r$2.log" rc t0
+	local backend=$1 round=$2 log="$out/vm-$1-r$2.log" rc t0 try load0
 	local append="console=ttyS0,115200 panic=-1 intel_iommu=on tsc_early_khz=$tsc_khz"
 	append+=" lpj=$((tsc_khz * 1000 / hz)) no5lvl log_buf_len=4M"
+	# A loaded host can make the early IO-APIC timer check fail under TCG
+	# ("timer doesn't work through Interrupt-remapped IO-APIC": panic).
+	append+=" no_timer_check"
 	append+=" hugepagesz=2M hugepages=$HUGEPAGES"
 	append+=" rvfio_bench.backend=$backend rvfio_bench.reps=$REPS rvfio_bench.mib=$MIB"
 	[ -n "${CASES:-}" ] && append+=" rvfio_bench.cases=$CASES"
-	t0=$SECONDS
-	set +e
-	timeout -k 10 "$VM_TIMEOUT" /usr/bin/qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 4G \
-		-machine q35,kernel-irqchip=split \
-		-device intel-iommu,intremap=on,caching-mode=on,eim=on \
-		-device edu,dma_mask=0xffffffffffffffff \
-		-device edu,dma_mask=0xffffffffffffffff \
-		-device edu,dma_mask=0xffffffffffffffff \
-		-nic none -no-reboot -nographic \
-		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initramfs" \
-		-append "$append" </dev/null >"$log" 2>&1
-	rc=$?
-	set -e
+	# A boot that breaks before the bench finishes (a TCG hiccup) is
+	# retried, twice at most; its log is kept as .failN.
+	for try in 1 2 3; do
+		load0=$(cut -d' ' -f1 /proc/loadavg)
+		t0=$SECONDS
+		set +e
+		timeout -k 10 "$VM_TIMEOUT" /usr/bin/qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 4G \
+			-machine q35,kernel-irqchip=split \
+			-device intel-iommu,intremap=on,caching-mode=on,eim=on \
+			-device edu,dma_mask=0xffffffffffffffff \
+			-device edu,dma_mask=0xffffffffffffffff \
+			-device edu,dma_mask=0xffffffffffffffff \
+			-nic none -no-reboot -nographic \
+			-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initramfs" \
+			-append "$append" </dev/null >"$log" 2>&1
+		rc=$?
+		set -e
+		echo "HOSTLOAD start $load0 end $(cut -d' ' -f1 /proc/loadavg)" >>"$log"
+		grep -q '^BENCH-DONE' "$log" && break
+		[ "$try" = 3 ] || { say "round $round $backend: VM broke (qemu rc $rc), booting again"; mv "$log" "$log.fail$try"; }
+	done
 	local cases
 	cases=$(grep -c '^BENCH {' "$log" || true)
 	say "round $round $backend: $cases cases in $((SECONDS - t0))s (qemu rc $rc, $log)"
@@ -163,7 +183,7 @@ boot() {
 }
 
 IFS=, read -ra backends <<<"$BENCH_BACKENDS"
-rm -f "$out"/vm-*.log
+rm -f "$out"/vm-*.log "$out"/vm-*.log.fail*
 start=$SECONDS
 n=${#backends[@]}
 for ((r = 1; r <= ROUNDS; r++)); do

@@ -8,6 +8,7 @@
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
@@ -22,7 +23,10 @@
 struct floor_map {
 	struct page **pages;
 	unsigned long npages;
+	unsigned long nr_runs;	/* physically contiguous runs */
 	u64 iova;
+	unsigned long charged;	/* pages charged to mm's locked_vm (F_ACCT) */
+	struct mm_struct *mm;	/* mmgrab()bed while charged */
 };
 
 static struct pci_dev *edu;
@@ -45,15 +49,43 @@ static long floor_map(struct rvfio_floor_req *r)
 	m->pages = kvmalloc_array(npages, sizeof(*m->pages), GFP_KERNEL);
 	if (!m->pages)
 		return -ENOMEM;
+	m->charged = 0;
 	while (pinned < npages) {
-		ret = pin_user_pages_fast(r->vaddr + (pinned << PAGE_SHIFT),
-					  min_t(unsigned long, npages - pinned, PIN_BATCH),
-					  FOLL_WRITE | FOLL_LONGTERM, m->pages + pinned);
+		unsigned long va = r->vaddr + (pinned << PAGE_SHIFT);
+		unsigned long n = min_t(unsigned long, npages - pinned, PIN_BATCH);
+
+		if (r->flags & RVFIO_FLOOR_F_REMOTE) {
+			struct mm_struct *mm = current->mm;
+
+			ret = -ESRCH;
+			if (mmget_not_zero(mm)) {
+				mmap_read_lock(mm);
+				ret = pin_user_pages_remote(mm, va, n, FOLL_WRITE | FOLL_LONGTERM,
+							    m->pages + pinned, NULL);
+				mmap_read_unlock(mm);
+				mmput(mm);
+			}
+		} else {
+			ret = pin_user_pages_fast(va, n, FOLL_WRITE | FOLL_LONGTERM,
+						  m->pages + pinned);
+		}
 		if (ret <= 0) {
 			ret = ret ?: -EFAULT;
 			goto err_unpin;
 		}
 		pinned += ret;
+		if (r->flags & RVFIO_FLOOR_F_ACCT) {
+			long n_acct = ret;
+
+			ret = account_locked_vm(current->mm, n_acct, true);
+			if (ret)
+				goto err_unpin;
+			if (!m->charged) {
+				m->mm = current->mm;
+				mmgrab(m->mm);
+			}
+			m->charged += n_acct;
+		}
 	}
 	t1 = ktime_get_ns();
 	r->nr_runs = 0;
@@ -73,6 +105,7 @@ static long floor_map(struct rvfio_floor_req *r)
 	}
 	t2 = ktime_get_ns();
 	m->npages = npages;
+	m->nr_runs = r->nr_runs;
 	m->iova = r->iova;
 	r->pin_ns = t1 - t0;
 	r->iommu_ns = t2 - t1;
@@ -80,6 +113,10 @@ static long floor_map(struct rvfio_floor_req *r)
 	return 0;
 
 err_unpin:
+	if (m->charged) {
+		account_locked_vm(m->mm, m->charged, false);
+		mmdrop(m->mm);
+	}
 	unpin_user_pages(m->pages, pinned);
 	kvfree(m->pages);
 	m->pages = NULL;
@@ -98,8 +135,30 @@ static long floor_unmap(struct rvfio_floor_req *r)
 	t0 = ktime_get_ns();
 	done = iommu_unmap(domain, m->iova, size);
 	t1 = ktime_get_ns();
-	unpin_user_pages_dirty_lock(m->pages, m->npages, true);
+	/*
+	 * Long runs: one unpin_user_page_range_dirty_lock() per run (folio
+	 * steps, no walk of the page array); short ones: the array variant.
+	 */
+	if (m->nr_runs * 8 <= m->npages) {
+		unsigned long i, j;
+
+		for (i = 0; i < m->npages; i = j) {
+			unsigned long pfn = page_to_pfn(m->pages[i]);
+
+			for (j = i + 1; j < m->npages && page_to_pfn(m->pages[j]) == pfn + (j - i);
+			     j++)
+				;
+			unpin_user_page_range_dirty_lock(m->pages[i], j - i, true);
+		}
+	} else {
+		unpin_user_pages_dirty_lock(m->pages, m->npages, true);
+	}
 	kvfree(m->pages);
+	if (m->charged) {
+		account_locked_vm(m->mm, m->charged, false);
+		mmdrop(m->mm);
+		m->charged = 0;
+	}
 	t2 = ktime_get_ns();
 	m->pages = NULL;
 	r->iommu_ns = t1 - t0;

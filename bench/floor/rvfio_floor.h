@@ -4,7 +4,9 @@
  * `make check`. It measures the floor of a VFIO type1-style MAP_DMA /
  * UNMAP_DMA: pin_user_pages_fast(FOLL_LONGTERM | FOLL_WRITE) in batches plus
  * iommu_map() of each physically contiguous run into a paging domain, and
- * iommu_unmap() plus unpin_user_pages_dirty_lock(), with no bookkeeping
+ * one iommu_unmap() plus unpin_user_page_range_dirty_lock() per run (or
+ * unpin_user_pages_dirty_lock() on the array when runs are short, under 8
+ * pages on average), with no bookkeeping
  * beyond an array of page pointers. Times are taken in the kernel (ktime).
  *
  * The device: /dev/rvfio_floor (a misc device). The domain is allocated with
@@ -26,7 +28,19 @@ struct rvfio_floor_req {
 	__u64 total_ns;		/* out: whole operation */
 	__u64 pin_ns;		/* out (MAP): pinning; (UNMAP): unpinning */
 	__u64 iommu_ns;		/* out: iommu_map() / iommu_unmap() */
+	__u64 flags;		/* in (MAP): RVFIO_FLOOR_F_*, for analysis */
 };
+
+/*
+ * Variants that add back, one at a time, what type1 and rvfio do beyond the
+ * floor (the backends floor_remote and floor_remote_acct of the client):
+ *   REMOTE  pin each batch with mmget + mmap_read_lock +
+ *           pin_user_pages_remote() instead of pin_user_pages_fast()
+ *   ACCT    charge each batch to locked_vm with account_locked_vm() (which
+ *           takes mmap_write_lock), uncharge once at unmap
+ */
+#define RVFIO_FLOOR_F_REMOTE	(1ULL << 0)
+#define RVFIO_FLOOR_F_ACCT	(1ULL << 1)
 
 #define RVFIO_FLOOR_SLOTS	8192
 #define RVFIO_FLOOR_MAP		_IOWR('F', 1, struct rvfio_floor_req)
