@@ -339,6 +339,39 @@ static int rvfio_follow_fault_pfn(struct vm_area_struct *vma,
 	return ret;
 }
 
+/*
+ * Up to @npages pfns of a VM_PFNMAP range from @vaddr, in one vma, under the
+ * mmap read lock: a page-table lookup per page and a fault only where a page
+ * is absent. Returns the number found (> 0) or -errno for the first page.
+ * Pfns found before a fault dropped the lock are kept: the caller's
+ * mmu-notifier sequence check catches any change.
+ */
+static long rvfio_pfnmap_lookup(struct mm_struct *mm, unsigned long vaddr,
+				long npages, bool write, u64 *pfns)
+{
+	struct vm_area_struct *vma;
+	unsigned long pfn;
+	long i = 0;
+	int ret;
+
+retry:
+	vma = vma_lookup(mm, vaddr);
+	if (!vma || !(vma->vm_flags & VM_PFNMAP))
+		return i ? i : -EFAULT;
+	for (; i < npages && vaddr < vma->vm_end; i++, vaddr += PAGE_SIZE) {
+		ret = rvfio_follow_fault_pfn(vma, mm, vaddr, &pfn, write);
+		if (ret == -EAGAIN)
+			goto retry;
+		if (ret)
+			return i ? i : ret;
+		/* type1 refuses a PFNMAP pfn backed by ordinary memory. */
+		if (!rvfio_pfn_is_reserved(pfn))
+			return i ? i : -EFAULT;
+		pfns[i] = pfn;
+	}
+	return i;
+}
+
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 		    bool write, bool pfnmap_ok, u64 *pfns)
 {
@@ -347,44 +380,32 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 	struct page **pages = (struct page **)pfns;
 	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
 	struct vm_area_struct *vma;
-	unsigned long pfn;
+	unsigned long addr;
 	long ret, i;
 
 	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
 	if (!mmget_not_zero(mm))
 		return -ENODEV;
 	mmap_read_lock(mm);
+	/*
+	 * A VM_PFNMAP range (another device's BAR) cannot be pinned: look its
+	 * pfns up instead, as 6.12's vaddr_get_pfns() does when pinning fails
+	 * (but without trying to pin first). Such pfns are neither pinned nor
+	 * charged. Pinning stops where such a range begins.
+	 */
+	addr = untagged_addr_remote(mm, vaddr);
+	vma = vma_lookup(mm, addr);
+	if (vma && (vma->vm_flags & VM_PFNMAP)) {
+		ret = pfnmap_ok ? rvfio_pfnmap_lookup(mm, addr, npages, write, pfns)
+				: -EREMCHG;
+		goto out;
+	}
 	ret = pin_user_pages_remote(mm, vaddr, npages, flags, pages, NULL);
 	if (ret > 0) {
 		for (i = 0; i < ret; i++)
 			pfns[i] = page_to_pfn(pages[i]);
-		goto out;
-	}
-	if (ret == 0)
+	} else if (ret == 0) {
 		ret = -EFAULT;
-
-	/* Not pinnable: a VM_PFNMAP range (another device's BAR) is looked up
-	 * page by page, as in 6.12's vaddr_get_pfns(); such pfns are neither
-	 * pinned nor charged. */
-	vaddr = untagged_addr_remote(mm, vaddr);
-retry:
-	vma = vma_lookup(mm, vaddr);
-	if (vma && (vma->vm_flags & VM_PFNMAP)) {
-		if (!pfnmap_ok) {
-			ret = -EREMCHG;
-			goto out;
-		}
-		ret = rvfio_follow_fault_pfn(vma, mm, vaddr, &pfn, write);
-		if (ret == -EAGAIN)
-			goto retry;
-		if (!ret) {
-			if (rvfio_pfn_is_reserved(pfn)) {
-				pfns[0] = pfn;
-				ret = 1;
-			} else {
-				ret = -EFAULT;
-			}
-		}
 	}
 out:
 	mmap_read_unlock(mm);

@@ -118,7 +118,8 @@ bool rvfio_pfn_valid(u64 pfn);
  * Long-term pins @npages pages at @vaddr of @mm (FOLL_LONGTERM, FOLL_WRITE
  * when @write) and stores their pfns in @pfns. Returns the number pinned
  * (> 0) or -errno (-ENODEV when @mm has no users); never 0. A VM_PFNMAP
- * range yields one unpinned pfn per call, faulted in if needed, or
+ * range yields unpinned pfns (up to the end of its vma), faulted in if
+ * needed, or
  * -EREMCHG when !@pfnmap_ok: the caller must watch the range before
  * mapping it (rust/revoke.rs).
  */

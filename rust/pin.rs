@@ -36,7 +36,7 @@ impl PinBatch {
     /// at `vaddr`, writable when `write`. Returns the pfns of the pages
     /// pinned, at least one; the caller owns one pin on each non-reserved
     /// pfn (see [`pfn_is_reserved`]) and must release it with [`unpin`].
-    /// A VM_PFNMAP range gives one pfn per call when `pfnmap_ok`, otherwise
+    /// A VM_PFNMAP range gives its (unpinned) pfns when `pfnmap_ok`, otherwise
     /// the errno [`NEEDS_WATCH`].
     pub(crate) fn pin(
         &mut self,
