@@ -31,10 +31,15 @@
 #define RVFIO_PFNMAP_REVOKE		0x72760001
 
 /*
- * RVFIO_IOMMU_DMA_QUERY - _IOWR(VFIO_TYPE, VFIO_BASE + 90, struct rvfio_dma_query)
+ * RVFIO_IOMMU_DMA_QUERY - _IO(VFIO_TYPE, VFIO_BASE + 90), struct rvfio_dma_query
+ * (in and out; _IO like every VFIO ioctl, the size is in @argsz)
  *
  * Describes the mapping that contains @iova. Returns 0, or ENOENT when no
  * mapping contains @iova, EINVAL for flags set on input or a short @argsz.
+ * Revocation is per physically contiguous run of the mapping's PFNMAP pages:
+ * after a partial munmap() of a BAR, @revoked_bytes counts the runs that
+ * overlapped it (at least the unmapped part), and RVFIO_DMA_QUERY_REVOKED is
+ * set as soon as it is non-zero.
  */
 struct rvfio_dma_query {
 	__u32	argsz;
@@ -48,14 +53,15 @@ struct rvfio_dma_query {
 #define RVFIO_IOMMU_DMA_QUERY		_IO(VFIO_TYPE, VFIO_BASE + 90)
 
 /*
- * RVFIO_IOMMU_REVOKE_EVENTFD - _IOW(VFIO_TYPE, VFIO_BASE + 91, struct rvfio_revoke_eventfd)
+ * RVFIO_IOMMU_REVOKE_EVENTFD - _IO(VFIO_TYPE, VFIO_BASE + 91), struct rvfio_revoke_eventfd
  *
  * Sets (@fd >= 0) or clears (@fd == -1) the eventfd the container signals
  * once per revocation, after the IOMMU translation is gone. A later set
  * replaces an earlier one. @revocations (out) is the number of revocations
  * the container has seen so far, whether or not an eventfd was set.
- * EBADF/EINVAL for an fd that is not an eventfd, EINVAL for flags or a short
- * @argsz.
+ * EBADF when @fd is not an open file descriptor, EINVAL when it is one but
+ * not an eventfd, and for @fd < -1, non-zero @flags or @__reserved, or a
+ * short @argsz.
  */
 struct rvfio_revoke_eventfd {
 	__u32	argsz;
