@@ -18,7 +18,7 @@
  * Revocation of PFNMAP mappings.
  *
  * VFIO_CHECK_EXTENSION(RVFIO_PFNMAP_REVOKE) returns 1 when the container
- * removes the IOMMU translation of a mapping made from a VM_PFNMAP/VM_IO range
+ * removes the IOMMU translation of a mapping made from a VM_PFNMAP range
  * (another device's BAR, mmap()ed from its vfio device fd) as soon as the
  * memory behind that range goes away or is disabled: the range is unmapped
  * (munmap(), process exit), or its owner zaps it (vfio-pci does when memory
