@@ -25,6 +25,8 @@ WRAP = {
                         "bool lock_cap", "mm, task, npages, lock_cap", None),
     "rvfio_domain_map": ("int", "struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, "
                          "int prot", "domain, iova, paddr, size, prot", None),
+    "rvfio_domain_map_atomic": ("int", "struct iommu_domain *domain, u64 iova, u64 paddr, "
+                                "u64 size, int prot", "domain, iova, paddr, size, prot", None),
     "rvfio_unpin_pfns": ("void", "u64 pfn, u64 npages, bool dirty", "pfn, npages, dirty",
                          "npages"),
     "rvfio_pfn_is_reserved": ("bool", "u64 pfn", "pfn", None),
@@ -70,17 +72,23 @@ static const struct kernel_param_ops bs_ops = { .get = bs_get, .set = bs_set };
 module_param_cb(bench_stats, &bs_ops, NULL, 0644);
 """
 
+# Only in some revisions (PFNMAP revocation maps under a spinlock).
+OPTIONAL = {"rvfio_domain_map_atomic"}
+
 # Rename the real definitions, then add timed wrappers with the old names.
 wrappers = []
 for name, (ret, params, args, pages) in WRAP.items():
     pat = re.compile(r"^(\w[\w\s\*]*?\b)" + name + r"\(", re.M)
     if not pat.search(s):
+        if name in OPTIONAL:
+            continue
         sys.exit(f"instrument_glue: {name} not found in {path}")
     s = pat.sub(lambda m: "static " + m.group(1) + name + "__real(", s, count=1)
     # Calls of the function inside glue.c itself (e.g. pfn_is_reserved from
     # pin_pfns) keep going through the wrapper: only the definition moved.
     idx = {"rvfio_pin_pfns": "BS_PIN", "rvfio_lock_acct": "BS_ACCT",
-           "rvfio_domain_map": "BS_MAP", "rvfio_unpin_pfns": "BS_UNPIN",
+           "rvfio_domain_map": "BS_MAP", "rvfio_domain_map_atomic": "BS_MAP",
+           "rvfio_unpin_pfns": "BS_UNPIN",
            "rvfio_pfn_is_reserved": "BS_RSVD"}[name]
     if ret == "void":
         body = f"\tu64 t0 = ktime_get_ns();\n\n\t{name}__real({args});\n" \
@@ -119,4 +127,5 @@ s += "\n/* ---- timed wrappers ---- */\n" + "\n".join(wrappers)
 if "rvfio_ioctl_timed," not in s:
     sys.exit("instrument_glue: ops table .ioctl not found")
 open(path, "w").write(s)
-print(f"instrument_glue: {path}: {', '.join(WRAP)} and the ioctl entry timed")
+print(f"instrument_glue: {path}: {', '.join(n for n in WRAP if n + '__real(' in s)} "
+      "and the ioctl entry timed")

@@ -7,8 +7,8 @@
 #   scripts/bench.sh          build what is needed, boot one fresh VM per
 #                             backend and round, then write the report
 #   scripts/bench.sh report   only re-write the report from the VM logs
-#   scripts/bench.sh save     copy the report to bench/results/DATE.{md,json,png}
-#                             (to commit it)
+#   scripts/bench.sh save [NAME]   copy the report to
+#                             bench/results/DATE[-NAME].{md,json,png} (to commit)
 #
 # Environment (defaults in brackets):
 #   ROUNDS [4]        A/B rounds; each round boots every backend once, the
@@ -59,7 +59,7 @@ report)
 	;;
 save)
 	[ -f "$out/results.md" ] || die "no $out/results.md (run make bench first)"
-	d=$(sed -n '1s/.*, \([0-9-]*\) .*/\1/p' "$out/results.md")
+	d=$(sed -n '1s/.*, \([0-9-]*\) .*/\1/p' "$out/results.md")${2:+-$2}
 	mkdir -p "$top/bench/results"
 	for f in md json; do cp "$out/results.$f" "$top/bench/results/$d.$f"; done
 	[ -f "$out/chart.png" ] && cp "$out/chart.png" "$top/bench/results/$d.png"
@@ -85,7 +85,11 @@ if [ -n "${RVFIO_REV:-}" ]; then
 	rev=$(git -C "$top" rev-parse --short "$RVFIO_REV")
 	rm -rf "$out/rvfio-src" "$moddir"
 	mkdir -p "$out/rvfio-src"
-	git -C "$top" archive "$rev" Kbuild rust | tar -x -C "$out/rvfio-src"
+	# What the module build reads: Kbuild, rust/ and (when the revision has
+	# it) include/ for rvfio's own uapi header.
+	# shellcheck disable=SC2046
+	git -C "$top" archive "$rev" $(git -C "$top" ls-tree --name-only "$rev" Kbuild rust include) |
+		tar -x -C "$out/rvfio-src"
 	if [ "${RVFIO_INSTRUMENT:-}" = 1 ]; then
 		"$python" "$top/bench/instrument_glue.py" "$out/rvfio-src/rust/glue.c"
 		moddir="$out/module-instr"
