@@ -302,7 +302,8 @@ bool rvfio_pfn_valid(u64 pfn)
  */
 static int rvfio_follow_fault_pfn(struct vm_area_struct *vma,
 				  struct mm_struct *mm, unsigned long vaddr,
-				  unsigned long *pfn, bool write)
+				  unsigned long *pfn, bool write,
+				  unsigned long *leaf_end)
 {
 	struct follow_pfnmap_args args = { .vma = vma, .address = vaddr };
 	int ret;
@@ -331,10 +332,20 @@ static int rvfio_follow_fault_pfn(struct vm_area_struct *vma,
 		if (ret)
 			return ret;
 	}
-	if (write && !args.writable)
+	if (write && !args.writable) {
 		ret = -EFAULT;
-	else
+	} else {
 		*pfn = args.pfn;
+		/*
+		 * A PMD or PUD leaf (vfio-pci's huge_fault installs them for
+		 * aligned BAR mmaps) maps contiguous pfns: the caller need not
+		 * look up the rest of the PMD. 6.12 says which only through
+		 * follow_pfnmap_args' internal ptep (NULL above the pte
+		 * level); 6.15 added addr_mask for this.
+		 */
+		*leaf_end = args.ptep ? vaddr + PAGE_SIZE
+				      : ALIGN_DOWN(vaddr, PMD_SIZE) + PMD_SIZE;
+	}
 	follow_pfnmap_end(&args);
 	return ret;
 }
@@ -350,7 +361,7 @@ static long rvfio_pfnmap_lookup(struct mm_struct *mm, unsigned long vaddr,
 				long npages, bool write, u64 *pfns)
 {
 	struct vm_area_struct *vma;
-	unsigned long pfn;
+	unsigned long pfn, leaf_end;
 	long i = 0;
 	int ret;
 
@@ -358,8 +369,9 @@ retry:
 	vma = vma_lookup(mm, vaddr);
 	if (!vma || !(vma->vm_flags & VM_PFNMAP))
 		return i ? i : -EFAULT;
-	for (; i < npages && vaddr < vma->vm_end; i++, vaddr += PAGE_SIZE) {
-		ret = rvfio_follow_fault_pfn(vma, mm, vaddr, &pfn, write);
+	while (i < npages && vaddr < vma->vm_end) {
+		ret = rvfio_follow_fault_pfn(vma, mm, vaddr, &pfn, write,
+					     &leaf_end);
 		if (ret == -EAGAIN)
 			goto retry;
 		if (ret)
@@ -367,7 +379,10 @@ retry:
 		/* type1 refuses a PFNMAP pfn backed by ordinary memory. */
 		if (!rvfio_pfn_is_reserved(pfn))
 			return i ? i : -EFAULT;
-		pfns[i] = pfn;
+		do {
+			pfns[i++] = pfn++;
+			vaddr += PAGE_SIZE;
+		} while (i < npages && vaddr < leaf_end && vaddr < vma->vm_end);
 	}
 	return i;
 }

@@ -226,6 +226,16 @@ for bdf in $EDU_BDFS; do
 	[ -c "/dev/vfio/$grp" ] || setup_failed "/dev/vfio/$grp missing for $bdf"
 	say "edu $bdf -> iommu group $grp (/dev/vfio/$grp)"
 done
+# The ivshmem-plain device (a large BAR for pfnmap_huge_test), if any.
+for dev in /sys/bus/pci/devices/*; do
+	[ "$(cat "$dev/vendor")" = 0x1af4 ] && [ "$(cat "$dev/device")" = 0x1110 ] || continue
+	echo "1af4 1110" >/sys/bus/pci/drivers/vfio-pci/new_id ||
+		setup_failed "vfio-pci new_id for ivshmem"
+	drv=$(readlink "$dev/driver")
+	[ "${drv##*/}" = vfio-pci ] || setup_failed "${dev##*/} (ivshmem) bound to '${drv##*/}'"
+	say "ivshmem ${dev##*/} bound to vfio-pci"
+	break
+done
 [ -c /dev/vfio/vfio ] || setup_failed "/dev/vfio/vfio missing (CONFIG_VFIO_CONTAINER?)"
 say "hugepages: $(grep HugePages_Total /proc/meminfo)"
 echo "### EDU_BDFS $EDU_BDFS"

@@ -459,13 +459,20 @@ accel=${VM_ACCEL:-tcg}
 cpu=max
 [ "$accel" = kvm ] && cpu=host
 # qemu_cmd MEM IOMMU_DEVICE APPEND: the QEMU command line in qemu[].
+# Three edu devices (the DMA engines); the third sits alone behind a PCIe
+# root port, which gives it a bus reset method (edu has no FLR), so that
+# VFIO_DEVICE_RESET works on it. An ivshmem-plain device offers a 64 MiB
+# RAM-backed BAR2: a large PFNMAP range an edu can DMA into.
 qemu_cmd() {
 	qemu=("$qemu_bin" -accel "$accel" -cpu "$cpu" -smp 2 -m "$1"
 		-machine q35,kernel-irqchip=split
 		-device "$2"
 		-device edu,dma_mask=0xffffffffffffffff
 		-device edu,dma_mask=0xffffffffffffffff
-		-device edu,dma_mask=0xffffffffffffffff
+		-device pcie-root-port,id=rp1,chassis=1,slot=1
+		-device edu,dma_mask=0xffffffffffffffff,bus=rp1
+		-object memory-backend-memfd,id=ivshmem0,size=64M,share=on
+		-device ivshmem-plain,memdev=ivshmem0
 		-nic none -no-reboot
 		-kernel "$bzimage" -initrd "$initramfs" -append "$3")
 	# shellcheck disable=SC2206

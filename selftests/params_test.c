@@ -31,8 +31,8 @@
 
 #include "kselftest_harness.h"
 #include "edu_fixture.h"
+#include "iommu_pt.h"
 
-#define VTD_PS		(1ull << 7)	/* PDE/PDPE: this entry is a superpage leaf */
 #define HUGE_IOVA	0x40000000ull	/* 1 GiB: 2 MiB aligned */
 
 static int param_path(char *buf, size_t len, const char *be, const char *p)
@@ -258,68 +258,6 @@ TEST_F(params, dma_entry_limit_bounds_new_containers)
 	munmap(buf, 8 * PAGE_4K);
 }
 
-struct leaf {
-	uint64_t pfn;
-	int nvals;
-	uint64_t val[6];
-};
-
-/*
- * The leaf lines of the device's IOMMU domain dump whose IOVA lies in
- * [iova, iova + len). Returns their number (up to max stored) or -errno;
- * why gets a reason on error.
- */
-static int read_leaves(const char *bdf, uint64_t iova, uint64_t len, struct leaf *out, int max,
-		       char *why, size_t whylen)
-{
-	char path[256], line[512];
-	int cnt = 0, header = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/iommu/intel/%s/domain_translation_struct",
-		 bdf);
-	f = fopen(path, "re");
-	if (!f) {
-		snprintf(why, whylen, "%s: %s", path, strerror(errno));
-		return -errno;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		struct leaf l = { 0 };
-		char *p = line, *end;
-
-		if (!strncmp(line, "Device ", 7) || !strncmp(line, "IOVA_PFN", 8)) {
-			header++;
-			continue;
-		}
-		if (strncmp(line, "0x", 2))
-			continue;
-		l.pfn = strtoull(p, &end, 16);
-		p = strchr(end, '|');
-		if (!p)
-			continue;
-		p++;
-		while (l.nvals < 6) {
-			uint64_t v = strtoull(p, &end, 16);
-
-			if (end == p)
-				break;
-			l.val[l.nvals++] = v;
-			p = end;
-		}
-		if (l.pfn < iova >> 12 || l.pfn >= (iova + len) >> 12)
-			continue;
-		if (cnt < max)
-			out[cnt] = l;
-		cnt++;
-	}
-	fclose(f);
-	if (!header) {
-		snprintf(why, whylen, "%s shows no page table (no header line)", path);
-		return -ENODATA;
-	}
-	return cnt;
-}
-
 /*
  * One 2 MiB hugetlbfs page, mapped at HUGE_IOVA; returns the buffer or
  * MAP_FAILED (no free hugepage).
@@ -351,7 +289,7 @@ static void huge_dma_check(struct __test_metadata *_metadata, struct edu *e, uin
  */
 TEST_F_TIMEOUT(params, disable_hugepages_maps_4k_ptes, DMA_TEST_TIMEOUT)
 {
-	static struct leaf lv[600];
+	static struct iommu_leaf lv[600];
 	char why[300] = "";
 	struct edu *e = &self->dev;
 	uint8_t *hp;
@@ -364,7 +302,7 @@ TEST_F_TIMEOUT(params, disable_hugepages_maps_4k_ptes, DMA_TEST_TIMEOUT)
 	OPEN_EDU(e);
 	ASSERT_EQ(0, param_write_str(self->be, "disable_hugepages", "1"));
 	ASSERT_EQ(0, vfio_map(e->container, HUGE_IOVA, hp, SZ_2M, RW));
-	cnt = read_leaves(e->bdf, HUGE_IOVA, SZ_2M, lv, 600, why, sizeof(why));
+	cnt = iommu_read_leaves(e->bdf, HUGE_IOVA, SZ_2M, lv, 600, why, sizeof(why));
 	if (cnt == -ENOENT || cnt == -ENODATA)
 		SKIP(return, "intel IOMMU debugfs cannot show the domain: %s", why);
 	ASSERT_GE(cnt, 0) TH_LOG("%s", why);
@@ -381,7 +319,7 @@ TEST_F_TIMEOUT(params, disable_hugepages_maps_4k_ptes, DMA_TEST_TIMEOUT)
 	n = 0;
 	ASSERT_EQ(0, vfio_unmap(e->container, HUGE_IOVA, SZ_2M, 0, &n));
 	EXPECT_EQ(SZ_2M, n);
-	cnt = read_leaves(e->bdf, HUGE_IOVA, SZ_2M, lv, 600, why, sizeof(why));
+	cnt = iommu_read_leaves(e->bdf, HUGE_IOVA, SZ_2M, lv, 600, why, sizeof(why));
 	EXPECT_EQ(0, cnt) TH_LOG("entries left after UNMAP");
 	edu_close(e);
 	munmap(hp, SZ_2M);
@@ -393,7 +331,7 @@ TEST_F_TIMEOUT(params, disable_hugepages_maps_4k_ptes, DMA_TEST_TIMEOUT)
  */
 TEST_F_TIMEOUT(params, hugepages_map_2m_leaf, DMA_TEST_TIMEOUT)
 {
-	static struct leaf lv[600];
+	static struct iommu_leaf lv[600];
 	struct vfio_iommu_type1_info *info;
 	char why[300] = "";
 	struct edu *e = &self->dev;
@@ -414,7 +352,7 @@ TEST_F_TIMEOUT(params, hugepages_map_2m_leaf, DMA_TEST_TIMEOUT)
 		     (unsigned long long)pgsizes);
 	ASSERT_EQ(0, param_write_str(self->be, "disable_hugepages", "0"));
 	ASSERT_EQ(0, vfio_map(e->container, HUGE_IOVA, hp, SZ_2M, RW));
-	cnt = read_leaves(e->bdf, HUGE_IOVA, SZ_2M, lv, 600, why, sizeof(why));
+	cnt = iommu_read_leaves(e->bdf, HUGE_IOVA, SZ_2M, lv, 600, why, sizeof(why));
 	if (cnt == -ENOENT || cnt == -ENODATA)
 		SKIP(return, "intel IOMMU debugfs cannot show the domain: %s", why);
 	ASSERT_GE(cnt, 0) TH_LOG("%s", why);
@@ -448,7 +386,7 @@ TEST_F_TIMEOUT(params, hugepages_map_2m_leaf, DMA_TEST_TIMEOUT)
  */
 TEST_F_TIMEOUT(params, hugetlb_1g_maps_1g_leaf, 300)
 {
-	static struct leaf lv[8];
+	static struct iommu_leaf lv[8];
 	const uint64_t src_off = 0x2345000ull, dst_off = SZ_1G - 3 * PAGE_4K;
 	struct vfio_iommu_type1_info *info;
 	char why[300] = "", freehp[32] = "?";
@@ -494,7 +432,7 @@ TEST_F_TIMEOUT(params, hugetlb_1g_maps_1g_leaf, 300)
 	ASSERT_EQ(0, vfio_map(e->container, GIG_IOVA, hp, SZ_1G, RW));
 	EXPECT_EQ(lck0 + (long)(SZ_1G / 1024), vmlck_kb());
 
-	cnt = read_leaves(e->bdf, GIG_IOVA, SZ_1G, lv, 8, why, sizeof(why));
+	cnt = iommu_read_leaves(e->bdf, GIG_IOVA, SZ_1G, lv, 8, why, sizeof(why));
 	if (cnt == -ENOENT || cnt == -ENODATA)
 		SKIP(return, "intel IOMMU debugfs cannot show the domain: %s", why);
 	ASSERT_GE(cnt, 0) TH_LOG("%s", why);
@@ -518,7 +456,7 @@ TEST_F_TIMEOUT(params, hugetlb_1g_maps_1g_leaf, 300)
 	n = 0;
 	ASSERT_EQ(0, vfio_unmap(e->container, GIG_IOVA, SZ_1G, 0, &n));
 	EXPECT_EQ(SZ_1G, n);
-	cnt = read_leaves(e->bdf, GIG_IOVA, SZ_1G, lv, 8, why, sizeof(why));
+	cnt = iommu_read_leaves(e->bdf, GIG_IOVA, SZ_1G, lv, 8, why, sizeof(why));
 	EXPECT_EQ(0, cnt) TH_LOG("entries left after UNMAP");
 	EXPECT_EQ(lck0, vmlck_kb());
 	edu_close(e);
@@ -654,7 +592,7 @@ out:
  */
 TEST_F_TIMEOUT(params, thp_maps_2m_leaf, DMA_TEST_TIMEOUT)
 {
-	static struct leaf lv[1100];
+	static struct iommu_leaf lv[1100];
 	struct vfio_iommu_type1_info *info;
 	char why[300] = "";
 	struct edu *e = &self->dev;
@@ -693,7 +631,7 @@ TEST_F_TIMEOUT(params, thp_maps_2m_leaf, DMA_TEST_TIMEOUT)
 	/* Pinning did not split the THPs. */
 	EXPECT_EQ(1, thp_backed(buf, why, sizeof(why))) TH_LOG("%s", why);
 
-	cnt = read_leaves(e->bdf, HUGE_IOVA, THP_SIZE, lv, 1100, why, sizeof(why));
+	cnt = iommu_read_leaves(e->bdf, HUGE_IOVA, THP_SIZE, lv, 1100, why, sizeof(why));
 	if (cnt == -ENOENT || cnt == -ENODATA)
 		SKIP(return, "intel IOMMU debugfs cannot show the domain: %s", why);
 	ASSERT_GE(cnt, 0) TH_LOG("%s", why);
@@ -723,7 +661,7 @@ TEST_F_TIMEOUT(params, thp_maps_2m_leaf, DMA_TEST_TIMEOUT)
 	n = 0;
 	ASSERT_EQ(0, vfio_unmap(e->container, HUGE_IOVA, THP_SIZE, 0, &n));
 	EXPECT_EQ(THP_SIZE, n);
-	cnt = read_leaves(e->bdf, HUGE_IOVA, THP_SIZE, lv, 1100, why, sizeof(why));
+	cnt = iommu_read_leaves(e->bdf, HUGE_IOVA, THP_SIZE, lv, 1100, why, sizeof(why));
 	EXPECT_EQ(0, cnt) TH_LOG("entries left after UNMAP");
 	EXPECT_EQ(lck0, vmlck_kb());
 	EXPECT_EQ(pins0, foll_pins_outstanding());

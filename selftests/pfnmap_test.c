@@ -4,7 +4,7 @@
  * fault, peer-to-peer DMA, refusals, and rvfio's revocation (issue 4).
  *
  * Two edu devices share one type1v2 container: edu #1 (the first BDF) is the
- * DMA master, edu #2 (the second) the peer whose BAR0, mmap()ed through its
+ * DMA master, edu #2 (the last BDF) the peer whose BAR0, mmap()ed through its
  * vfio device fd, is mapped at PEER_IOVA. edu #1 reads edu #2's registers
  * through the IOMMU (its ID register at +0x00 reads 0x010000ed) and writes
  * its liveness register (+0x04, reads back inverted). Every test checks bytes
@@ -294,7 +294,9 @@ FIXTURE_SETUP(p2p)
 	self->ram = NULL;
 	self->unbound = false;
 	SKIP_IF_NO_EDU(2);
-	snprintf(self->bdf2, sizeof(self->bdf2), "%s", edu_bdf(1));
+	/* The last edu: scripts/vm.sh puts it alone behind a PCIe root port,
+	 * which gives it a bus reset method (VFIO_DEVICE_RESET works). */
+	snprintf(self->bdf2, sizeof(self->bdf2), "%s", edu_bdf(edu_count() - 1));
 	ret = edu_open(&self->e1, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err));
 	ASSERT_EQ(0, ret) TH_LOG("setup: edu #1: %s", err);
 	self->c = self->e1.container;
