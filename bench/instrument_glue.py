@@ -17,19 +17,15 @@ import sys
 path = sys.argv[1]
 s = open(path).read()
 
-# Wrapped functions: name -> (return type, parameters, argument names, pages arg)
+# Wrapped functions and their counter. Signatures are read from the source
+# (they change between revisions); "npages" counts pages when present.
 WRAP = {
-    "rvfio_pin_pfns": ("long", "struct mm_struct *mm, unsigned long vaddr, long npages, "
-                       "bool write, u64 *pfns", "mm, vaddr, npages, write, pfns", "npages"),
-    "rvfio_lock_acct": ("int", "struct mm_struct *mm, struct task_struct *task, long npages, "
-                        "bool lock_cap", "mm, task, npages, lock_cap", None),
-    "rvfio_domain_map": ("int", "struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, "
-                         "int prot", "domain, iova, paddr, size, prot", None),
-    "rvfio_domain_map_atomic": ("int", "struct iommu_domain *domain, u64 iova, u64 paddr, "
-                                "u64 size, int prot", "domain, iova, paddr, size, prot", None),
-    "rvfio_unpin_pfns": ("void", "u64 pfn, u64 npages, bool dirty", "pfn, npages, dirty",
-                         "npages"),
-    "rvfio_pfn_is_reserved": ("bool", "u64 pfn", "pfn", None),
+    "rvfio_pin_pfns": "BS_PIN",
+    "rvfio_lock_acct": "BS_ACCT",
+    "rvfio_domain_map": "BS_MAP",
+    "rvfio_domain_map_atomic": "BS_MAP",
+    "rvfio_unpin_pfns": "BS_UNPIN",
+    "rvfio_pfn_is_reserved": "BS_RSVD",
 }
 
 stats = """
@@ -76,20 +72,22 @@ module_param_cb(bench_stats, &bs_ops, NULL, 0644);
 OPTIONAL = {"rvfio_domain_map_atomic"}
 
 # Rename the real definitions, then add timed wrappers with the old names.
+done = []
 wrappers = []
-for name, (ret, params, args, pages) in WRAP.items():
-    pat = re.compile(r"^(\w[\w\s\*]*?\b)" + name + r"\(", re.M)
-    if not pat.search(s):
+for name, idx in WRAP.items():
+    pat = re.compile(r"^((?:[A-Za-z_]\w*[ \t\*]+)+)" + name + r"\(([^)]*)\)\s*\{", re.M)
+    m = pat.search(s)
+    if not m:
         if name in OPTIONAL:
             continue
         sys.exit(f"instrument_glue: {name} not found in {path}")
-    s = pat.sub(lambda m: "static " + m.group(1) + name + "__real(", s, count=1)
+    ret = m.group(1).strip()
+    params = " ".join(m.group(2).split())
+    args = ", ".join(re.findall(r"(\w+)\s*(?:,|$)", params))
+    pages = "npages" if re.search(r"\bnpages\b", args) else None
+    s = s[:m.start()] + "static " + m.group(1) + name + "__real(" + s[m.start(2):]
     # Calls of the function inside glue.c itself (e.g. pfn_is_reserved from
     # pin_pfns) keep going through the wrapper: only the definition moved.
-    idx = {"rvfio_pin_pfns": "BS_PIN", "rvfio_lock_acct": "BS_ACCT",
-           "rvfio_domain_map": "BS_MAP", "rvfio_domain_map_atomic": "BS_MAP",
-           "rvfio_unpin_pfns": "BS_UNPIN",
-           "rvfio_pfn_is_reserved": "BS_RSVD"}[name]
     if ret == "void":
         body = f"\tu64 t0 = ktime_get_ns();\n\n\t{name}__real({args});\n" \
                f"\tbs_add({idx}, t0, {pages or 0});\n"
@@ -99,6 +97,7 @@ for name, (ret, params, args, pages) in WRAP.items():
         body = f"\tu64 t0 = ktime_get_ns();\n\t{ret} r = {name}__real({args});\n\n" \
                f"\tbs_add({idx}, t0, {('r > 0 ? r : 0') if pages else 0});\n\treturn r;\n"
     wrappers.append(f"{ret} {name}({params})\n{{\n{body}}}\n")
+    done.append(name)
 
 # Forward declarations of the __real functions are not needed when the
 # wrappers come last; but pin_pfns calls pfn_is_reserved before its
@@ -127,5 +126,4 @@ s += "\n/* ---- timed wrappers ---- */\n" + "\n".join(wrappers)
 if "rvfio_ioctl_timed," not in s:
     sys.exit("instrument_glue: ops table .ioctl not found")
 open(path, "w").write(s)
-print(f"instrument_glue: {path}: {', '.join(n for n in WRAP if n + '__real(' in s)} "
-      "and the ioctl entry timed")
+print(f"instrument_glue: {path}: {', '.join(done)} and the ioctl entry timed")

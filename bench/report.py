@@ -147,7 +147,10 @@ def targets(case, op, v):
 
 
 md = []
-now = datetime.datetime.now(datetime.timezone.utc)
+# The run's date: when its last VM finished (not when the report is written).
+logs = glob.glob(os.path.join(out, "vm-*-r*.log"))
+now = datetime.datetime.fromtimestamp(max((os.path.getmtime(l) for l in logs), default=0),
+                                      datetime.timezone.utc)
 qemu = subprocess.run(["/usr/bin/qemu-system-x86_64", "--version"], capture_output=True,
                       text=True).stdout.splitlines()[0]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
@@ -224,11 +227,12 @@ if stats:
         md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for case, w in cases.items():
             d = data.get(b, {})
+            # Stats are summed over every round: divide by all repetitions.
             if case == "pfnmap" and "pfnmap_4k" in d:
                 # a warm-up plus REPS maps of each of the two sizes: per map
-                nrep = 2 * (1 + max(len(r) for r in d["pfnmap_4k"]["map"]))
+                nrep = sum(2 * (1 + len(r)) for r in d["pfnmap_4k"]["map"])
             elif case in d:
-                nrep = max(len(r) for r in d[case]["map"])
+                nrep = sum(len(r) for r in d[case]["map"])
             else:
                 nrep = 1
             g = lambda k, i: w.get(k, [0, 0, 0, 0])[i]
