@@ -86,6 +86,13 @@ if [ $is_floor = yes ]; then
 else
 	for m in vfio vfio-pci; do load_mod "$m" || failed "loading $m"; done
 	echo "1234 11e8" >/sys/bus/pci/drivers/vfio-pci/new_id || failed "vfio-pci new_id"
+	# The ivshmem-plain device: its 64 MiB BAR2 is the large PFNMAP row.
+	for dev in /sys/bus/pci/devices/*; do
+		[ "$(cat "$dev/vendor")" = 0x1af4 ] && [ "$(cat "$dev/device")" = 0x1110 ] || continue
+		echo "1af4 1110" >/sys/bus/pci/drivers/vfio-pci/new_id
+		say "ivshmem ${dev##*/}: $(readlink "$dev/driver" | sed 's,.*/,,')"
+		break
+	done
 	i=0
 	while [ ! -e "/sys/bus/pci/devices/$BDF/vfio-dev" ] && [ $i -lt 50 ]; do
 		sleep 0.1

@@ -4,6 +4,7 @@
  * VM by bench/bench-init.sh (see Documentation/bench.rst).
  *
  *   rvfio_bench BACKEND BDF [REPS] [MIB]
+ *   (BENCH_CASES=a,b in the environment: only these cases)
  *
  * BACKEND is how the memory gets mapped:
  *   rvfio, vfio_iommu_type1   legacy container (/dev/vfio/vfio, TYPE1v2) with
@@ -540,6 +541,82 @@ err:
 	munmap(b, size);
 }
 
+/*
+ * A large PFNMAP range: BAR2 of the VM's ivshmem-plain device (1af4:1110,
+ * 64 MiB of RAM in QEMU), mmap'd 2 MiB aligned through the device's vfio
+ * cdev, which is bound to an iommufd of its own only so that it can be
+ * opened (the container under test is not touched). Returns the mapping
+ * and its size, or NULL (no such device: the row is skipped).
+ */
+static void *map_ivshmem_bar(size_t *size)
+{
+	const char *base = "/sys/bus/pci/devices";
+	DIR *d = opendir(base), *vd;
+	struct dirent *e, *v;
+	char path[512], buf[32];
+	int dev = -1, ifd;
+	void *bar = NULL;
+
+	while (d && (e = readdir(d))) {
+		FILE *f;
+		unsigned int ven = 0, did = 0;
+
+		snprintf(path, sizeof(path), "%s/%s/vendor", base, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fgets(buf, sizeof(buf), f))
+				ven = strtoul(buf, NULL, 0);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/%s/device", base, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fgets(buf, sizeof(buf), f))
+				did = strtoul(buf, NULL, 0);
+			fclose(f);
+		}
+		if (ven != 0x1af4 || did != 0x1110)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/vfio-dev", base, e->d_name);
+		vd = opendir(path);
+		while (vd && (v = readdir(vd)) && strncmp(v->d_name, "vfio", 4))
+			;
+		if (vd && v) {
+			snprintf(path, sizeof(path), "/dev/vfio/devices/%s", v->d_name);
+			dev = open(path, O_RDWR);
+		}
+		if (vd)
+			closedir(vd);
+		break;
+	}
+	if (d)
+		closedir(d);
+	if (dev < 0)
+		return NULL;
+	ifd = open("/dev/iommu", O_RDWR);
+	struct vfio_device_bind_iommufd b = { .argsz = sizeof(b), .iommufd = ifd };
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR2_REGION_INDEX };
+
+	if (ifd < 0 || ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD, &b) ||
+	    ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &ri) || !ri.size ||
+	    !(ri.flags & VFIO_REGION_INFO_FLAG_MMAP)) {
+		printf("BENCH-ERR pfnmap_64m ivshmem BAR2 setup: %s\n", strerror(errno));
+		return NULL;
+	}
+	/* 2 MiB aligned, so that the BAR can be mapped with PMD leaves. */
+	char *r = mmap(NULL, ri.size + HUGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (r == MAP_FAILED)
+		return NULL;
+	char *a = (char *)(((uintptr_t)r + HUGE - 1) & ~(HUGE - 1));
+
+	bar = mmap(a, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, dev, ri.offset);
+	if (bar == MAP_FAILED) {
+		printf("BENCH-ERR pfnmap_64m mmap BAR2: %s\n", strerror(errno));
+		return NULL;
+	}
+	*size = ri.size;
+	return bar;
+}
+
 /* BAR0 of the device, mmap'd through its vfio fd: a VM_PFNMAP range. */
 static void case_pfnmap(void)
 {
@@ -587,6 +664,27 @@ static void case_pfnmap(void)
 		report(cas, map, unmap, reps, l, extra);
 	}
 	munmap(bar, ri.size);
+
+	/* A 64 MiB BAR (16384 pages), when the VM has the ivshmem device. */
+	size_t big_size = 0;
+	void *big = map_ivshmem_bar(&big_size);
+
+	if (!big) {
+		printf("BENCH-SKIP pfnmap_64m no ivshmem-plain device bound to vfio-pci\n");
+		return;
+	}
+	double m0, u0;
+
+	ret = map_unmap_once(big, big_size, &m0, &u0, NULL);
+	for (i = 0; i < reps && !ret; i++)
+		ret = map_unmap_once(big, big_size, &map[i], &unmap[i], NULL);
+	if (ret) {
+		printf("BENCH-ERR pfnmap_64m: %s\n", strerror(-ret));
+		return;
+	}
+	l.pages = big_size / PAGE;
+	snprintf(extra, sizeof(extra), ",\"bar_bytes\":%zu", big_size);
+	report("pfnmap_64m", map, unmap, reps, l, extra);
 }
 
 /*

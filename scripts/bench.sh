@@ -135,8 +135,10 @@ KDIR="$kdir" MODULE="$moddir/rvfio.ko" SELFTESTS_DIR="$out/bin" \
 	"$top/scripts/mkinitramfs.sh"
 
 # ---- 3. one fresh VM per backend and round ----
-# Same QEMU set-up as scripts/vm.sh (q35, VT-d with interrupt remapping and
-# caching mode, three edu devices with a 64-bit DMA mask, TCG, 2 vCPUs, 4 GiB).
+# The devices of scripts/vm.sh (q35, VT-d with interrupt remapping and
+# caching mode, three edu devices with a 64-bit DMA mask, the third behind a
+# PCIe root port, an ivshmem-plain device with a 64 MiB BAR2), TCG, 2 vCPUs,
+# 4 GiB.
 host_tsc_khz() {
 	local mhz
 	mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' | tail -n1)
@@ -169,7 +171,10 @@ boot() {
 			-device intel-iommu,intremap=on,caching-mode=on,eim=on \
 			-device edu,dma_mask=0xffffffffffffffff \
 			-device edu,dma_mask=0xffffffffffffffff \
-			-device edu,dma_mask=0xffffffffffffffff \
+			-device pcie-root-port,id=rp1,chassis=1,slot=1 \
+			-device edu,dma_mask=0xffffffffffffffff,bus=rp1 \
+			-object memory-backend-memfd,id=ivshmem0,size=64M,share=on \
+			-device ivshmem-plain,memdev=ivshmem0 \
 			-nic none -no-reboot -nographic \
 			-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initramfs" \
 			-append "$append" </dev/null >"$log" 2>&1
