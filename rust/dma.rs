@@ -154,16 +154,17 @@ impl Dma {
         }
         let node = kernel::rbtree::RBTreeNodeReservation::new(GFP_KERNEL)?;
         let vaddr = self.vaddr + (iova - self.range.start);
-        let mut batch = PinBatch::new()?;
+        let mut batch = PinBatch::new(1)?;
         let write = self.prot & PROT_WRITE != 0;
         // No IOMMU mapping results, so PFNMAP needs no watch (and is refused
         // below: it has no struct page).
-        let pfn = batch.pin(&self.owner.mm, vaddr, 1, write, true)?[0];
+        let pinned = batch.pin(&self.owner.mm, vaddr, 1, write, true)?[0];
+        let pfn = pinned.pfn();
         let run = Run {
             iova,
             pfn,
             npages: 1,
-            reserved: pin::pfn_is_reserved(pfn),
+            reserved: pinned.reserved(),
         };
         let charge = !self.domain_pinned() && !run.reserved;
         if charge {
@@ -356,7 +357,7 @@ impl Dma {
     }
 
     fn try_pin_and_map(&mut self, domain: &IommuDomain, max_run_pages: u64) -> Result {
-        let mut batch = PinBatch::new()?;
+        let mut batch = PinBatch::new(self.size() >> PAGE_SHIFT)?;
         let write = self.prot & PROT_WRITE != 0;
         let pfnmap_ok = self.watch.is_some();
         let npages = self.size() >> PAGE_SHIFT;
@@ -380,26 +381,26 @@ impl Dma {
             // Pages an emulated-IOMMU device pinned before any domain
             // existed are charged already.
             let first_iova = self.range.start + (done << PAGE_SHIFT);
-            let charge = pfns
-                .iter()
-                .enumerate()
-                .filter(|(i, p)| {
-                    !pin::pfn_is_reserved(**p)
-                        && self
-                            .vpfns
-                            .get(&(first_iova + ((*i as u64) << PAGE_SHIFT)))
-                            .is_none()
-                })
-                .count();
+            let charge = if self.has_external_pins() {
+                pfns.iter()
+                    .enumerate()
+                    .filter(|(i, p)| {
+                        let iova = first_iova + ((*i as u64) << PAGE_SHIFT);
+                        !p.reserved() && self.vpfns.get(&iova).is_none()
+                    })
+                    .count()
+            } else {
+                pfns.iter().filter(|p| !p.reserved()).count()
+            };
             if let Err(e) = self.owner.charge(charge) {
-                for &pfn in pfns {
+                for p in pfns {
                     // SAFETY: pinned just now, mapped nowhere.
                     unsafe {
                         Run {
                             iova: 0,
-                            pfn,
+                            pfn: p.pfn(),
                             npages: 1,
-                            reserved: pin::pfn_is_reserved(pfn),
+                            reserved: p.reserved(),
                         }
                         .unpin(false)
                     };
@@ -409,9 +410,9 @@ impl Dma {
             }
             self.locked_vm += charge;
 
-            for (i, &pfn) in pfns.iter().enumerate() {
+            for (i, p) in pfns.iter().enumerate() {
                 let iova = self.range.start + ((done + i as u64) << PAGE_SHIFT);
-                let reserved = pin::pfn_is_reserved(pfn);
+                let (pfn, reserved) = (p.pfn(), p.reserved());
                 match &mut cur {
                     Some(run) if run.extends_with(iova, pfn, reserved, max_run_pages) => {
                         run.npages += 1
@@ -425,15 +426,14 @@ impl Dma {
                         };
                         if let Err(e) = self.flush_or_release(cur.replace(next), domain, true) {
                             // The rest of this batch is pinned but in no run.
-                            for &rest in &pfns[i..] {
-                                let reserved = pin::pfn_is_reserved(rest);
+                            for rest in &pfns[i..] {
                                 // SAFETY: pinned by this call, mapped nowhere.
                                 unsafe {
                                     Run {
                                         iova: 0,
-                                        pfn: rest,
+                                        pfn: rest.pfn(),
                                         npages: 1,
-                                        reserved,
+                                        reserved: rest.reserved(),
                                     }
                                     .unpin(false)
                                 };

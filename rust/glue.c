@@ -380,11 +380,24 @@ retry:
 		if (!rvfio_pfn_is_reserved(pfn))
 			return i ? i : -EFAULT;
 		do {
-			pfns[i++] = pfn++;
+			pfns[i++] = (pfn++) | RVFIO_PFN_RESERVED;
 			vaddr += PAGE_SIZE;
 		} while (i < npages && vaddr < leaf_end && vaddr < vma->vm_end);
 	}
 	return i;
+}
+
+/* In place: pinned pages to pfns, the zero page (reserved) tagged. */
+static void rvfio_pages_to_pfns(struct page **pages, u64 *pfns, long n)
+{
+	long i;
+
+	for (i = 0; i < n; i++) {
+		struct page *page = pages[i];
+
+		pfns[i] = page_to_pfn(page) |
+			  (PageReserved(page) ? RVFIO_PFN_RESERVED : 0);
+	}
 }
 
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
@@ -396,9 +409,23 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
 	struct vm_area_struct *vma;
 	unsigned long addr;
-	long ret, i;
+	long ret;
 
 	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
+	/*
+	 * The usual case, MAP_DMA by the mapping's owner: the lockless GUP
+	 * fast path (as iommufd does), which pins a whole THP or hugetlb
+	 * folio per page-table entry instead of walking page by page under
+	 * the mmap lock. Anything it cannot pin (a VM_PFNMAP range, an error)
+	 * is sorted out below with the lock held.
+	 */
+	if (mm == current->mm) {
+		ret = pin_user_pages_fast(vaddr, npages, flags, pages);
+		if (ret > 0) {
+			rvfio_pages_to_pfns(pages, pfns, ret);
+			return ret;
+		}
+	}
 	if (!mmget_not_zero(mm))
 		return -ENODEV;
 	mmap_read_lock(mm);
@@ -417,8 +444,7 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 	}
 	ret = pin_user_pages_remote(mm, vaddr, npages, flags, pages, NULL);
 	if (ret > 0) {
-		for (i = 0; i < ret; i++)
-			pfns[i] = page_to_pfn(pages[i]);
+		rvfio_pages_to_pfns(pages, pfns, ret);
 	} else if (ret == 0) {
 		ret = -EFAULT;
 	}

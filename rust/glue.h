@@ -116,7 +116,8 @@ bool rvfio_pfn_valid(u64 pfn);
 /* --- Pinning user memory. --- */
 /*
  * Long-term pins @npages pages at @vaddr of @mm (FOLL_LONGTERM, FOLL_WRITE
- * when @write) and stores their pfns in @pfns. Returns the number pinned
+ * when @write) and stores their pfns in @pfns, reserved ones tagged with
+ * RVFIO_PFN_RESERVED. Returns the number pinned
  * (> 0) or -errno (-ENODEV when @mm has no users); never 0. A VM_PFNMAP
  * range yields unpinned pfns (up to the end of its vma), faulted in if
  * needed, or
@@ -125,6 +126,9 @@ bool rvfio_pfn_valid(u64 pfn);
  */
 long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 		    bool write, bool pfnmap_ok, u64 *pfns);
+/* Tag of a reserved pfn (rvfio_pfn_is_reserved()) in rvfio_pin_pfns()'s
+ * output: not pinned, not charged. */
+#define RVFIO_PFN_RESERVED	(1ULL << 63)
 /* Unpins a physically contiguous run pinned by rvfio_pin_pfns(). */
 void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty);
 /* True for pfns type1 neither pins nor charges (MMIO, zero page). */

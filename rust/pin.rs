@@ -20,22 +20,46 @@ pub(crate) const BATCH_PAGES: usize = PAGE_SIZE as usize / core::mem::size_of::<
 /// not asked for: the caller must watch the range first (`revoke.rs`).
 pub(crate) const NEEDS_WATCH: i32 = -(bindings::EREMCHG as i32);
 
+/// One pfn of a pinned batch, and whether it is reserved (type1's
+/// `is_invalid_reserved_pfn()`: MMIO or the zero page, neither pinned nor
+/// charged). `rvfio_pin_pfns()` tags reserved pfns with
+/// `RVFIO_PFN_RESERVED`, so the caller need not look at each page again.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct PinnedPfn(u64);
+
+/// `RVFIO_PFN_RESERVED` (bit 63; bindgen types the macro as `i64`).
+const RESERVED_TAG: u64 = bindings::RVFIO_PFN_RESERVED as u64;
+
+impl PinnedPfn {
+    pub(crate) fn pfn(self) -> u64 {
+        self.0 & !RESERVED_TAG
+    }
+
+    pub(crate) fn reserved(self) -> bool {
+        self.0 & RESERVED_TAG != 0
+    }
+}
+
 /// A reusable buffer of pfns filled by [`PinBatch::pin`].
 pub(crate) struct PinBatch {
-    pfns: KVec<u64>,
+    pfns: KVec<PinnedPfn>,
 }
 
 impl PinBatch {
-    pub(crate) fn new() -> Result<Self> {
-        let mut pfns = KVec::with_capacity(BATCH_PAGES, GFP_KERNEL)?;
-        pfns.extend_with(BATCH_PAGES, 0, GFP_KERNEL)?;
+    /// A buffer for up to `npages` pages per call, at most [`BATCH_PAGES`]:
+    /// a one-page map allocates 8 bytes, not a page.
+    pub(crate) fn new(npages: u64) -> Result<Self> {
+        let n = usize::try_from(npages).map_or(BATCH_PAGES, |n| n.clamp(1, BATCH_PAGES));
+        let mut pfns = KVec::with_capacity(n, GFP_KERNEL)?;
+        pfns.extend_with(n, PinnedPfn(0), GFP_KERNEL)?;
         Ok(Self { pfns })
     }
 
-    /// Long-term pins up to `npages` (at most [`BATCH_PAGES`]) pages of `mm`
+    /// Long-term pins up to `npages` (at most the batch's size) pages of `mm`
     /// at `vaddr`, writable when `write`. Returns the pfns of the pages
     /// pinned, at least one; the caller owns one pin on each non-reserved
-    /// pfn (see [`pfn_is_reserved`]) and must release it with [`unpin`].
+    /// pfn and must release it with [`unpin`].
     /// A VM_PFNMAP range gives its (unpinned) pfns when `pfnmap_ok`, otherwise
     /// the errno [`NEEDS_WATCH`].
     pub(crate) fn pin(
@@ -45,8 +69,8 @@ impl PinBatch {
         npages: usize,
         write: bool,
         pfnmap_ok: bool,
-    ) -> Result<&[u64]> {
-        let n = npages.min(BATCH_PAGES);
+    ) -> Result<&[PinnedPfn]> {
+        let n = npages.min(self.pfns.len());
         // SAFETY: `mm` is a valid grabbed mm; `pfns` has room for `n` entries.
         let ret = unsafe {
             bindings::rvfio_pin_pfns(
@@ -55,7 +79,8 @@ impl PinBatch {
                 n as _,
                 write,
                 pfnmap_ok,
-                self.pfns.as_mut_ptr(),
+                // `PinnedPfn` is a transparent `u64`.
+                self.pfns.as_mut_ptr().cast(),
             )
         };
         if ret < 0 {
