@@ -656,11 +656,28 @@ impl Dma {
     /// the charge to `locked_vm`. Call only once the mapping is in no domain.
     pub(crate) fn release_pages(&mut self) {
         let dirty = self.prot & PROT_WRITE != 0;
+        // Fragmented memory is many one-page runs: unpin those a batch per
+        // call rather than one call each. Without the buffer, one by one.
+        let singles = self.runs.iter().filter(|r| r.npages == 1 && !r.reserved);
+        let want = singles.count().min(pin::BATCH_PAGES);
+        let mut batch = KVec::with_capacity(want, GFP_KERNEL).unwrap_or_default();
         for run in self.runs.iter() {
+            if run.npages == 1 && !run.reserved && batch.len() < batch.capacity() {
+                // Capacity is there: no allocation.
+                let _ = batch.push(run.pfn, GFP_NOWAIT);
+                if batch.len() == batch.capacity() {
+                    // SAFETY: each pfn is one pin of this mapping's, and no
+                    // domain maps it any more (the caller unmapped them).
+                    unsafe { pin::unpin_pfns(&mut batch, dirty) };
+                }
+                continue;
+            }
             // SAFETY: by the type invariant the runs are pinned by us, and the
             // caller has unmapped them from every domain.
             unsafe { run.unpin(dirty) };
         }
+        // SAFETY: as above.
+        unsafe { pin::unpin_pfns(&mut batch, dirty) };
         self.runs = KVec::new();
         // External pins stay, and are charged now that no domain pins the
         // range (type1's `vfio_iommu_unmap_unpin_reaccount()`).

@@ -459,6 +459,16 @@ void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty)
 	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
 }
 
+void rvfio_unpin_pfn_list(u64 *pfns, long n, bool dirty)
+{
+	struct page **pages = (struct page **)pfns;
+	long i;
+
+	for (i = 0; i < n; i++)
+		pages[i] = pfn_to_page(pfns[i]);
+	unpin_user_pages_dirty_lock(pages, n, dirty);
+}
+
 bool rvfio_pfn_is_reserved(u64 pfn)
 {
 	/* type1's is_invalid_reserved_pfn(). */

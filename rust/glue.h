@@ -131,6 +131,9 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 #define RVFIO_PFN_RESERVED	(1ULL << 63)
 /* Unpins a physically contiguous run pinned by rvfio_pin_pfns(). */
 void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty);
+/* Unpins @n pages, one pin each, given by pfn (the array is reused in place
+ * as struct page pointers). */
+void rvfio_unpin_pfn_list(u64 *pfns, long n, bool dirty);
 /* True for pfns type1 neither pins nor charges (MMIO, zero page). */
 bool rvfio_pfn_is_reserved(u64 pfn);
 

@@ -113,3 +113,21 @@ pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool) {
     // SAFETY: guaranteed by the caller.
     unsafe { bindings::rvfio_unpin_pfns(pfn, npages, dirty) }
 }
+
+/// Releases one pin on each page of `pfns` (marking them dirty when the
+/// device could write them), then empties `pfns`.
+///
+/// # Safety
+///
+/// The caller owns one pin on each of these pages, taken by
+/// [`PinBatch::pin`], and no IOMMU mapping of them remains.
+pub(crate) unsafe fn unpin_pfns(pfns: &mut KVec<u64>, dirty: bool) {
+    if pfns.is_empty() {
+        return;
+    }
+    // SAFETY: guaranteed by the caller; the C side may overwrite the array
+    // (it turns pfns into page pointers in place), which is emptied below.
+    unsafe { bindings::rvfio_unpin_pfn_list(pfns.as_mut_ptr(), pfns.len() as _, dirty) };
+    // SAFETY: 0 <= the length; u64 needs no drop.
+    unsafe { pfns.set_len(0) };
+}
