@@ -387,16 +387,31 @@ retry:
 	return i;
 }
 
-/* In place: pinned pages to pfns, the zero page (reserved) tagged. */
+/*
+ * In place: pinned pages to pfns, reserved ones (the zero page) tagged.
+ * The pages of a large folio (THP, hugetlb) that follow each other in
+ * order are contiguous and never reserved: their struct pages need not be
+ * read at all, which is most of the cost for 2 MiB folios.
+ */
 static void rvfio_pages_to_pfns(struct page **pages, u64 *pfns, long n)
 {
-	long i;
+	long i = 0;
 
-	for (i = 0; i < n; i++) {
+	while (i < n) {
 		struct page *page = pages[i];
+		struct folio *folio = page_folio(page);
+		unsigned long pfn = page_to_pfn(page);
+		long left, j;
 
-		pfns[i] = page_to_pfn(page) |
-			  (PageReserved(page) ? RVFIO_PFN_RESERVED : 0);
+		if (!folio_test_large(folio)) {
+			pfns[i++] = pfn |
+				    (PageReserved(page) ? RVFIO_PFN_RESERVED : 0);
+			continue;
+		}
+		left = folio_nr_pages(folio) - folio_page_idx(folio, page);
+		pfns[i++] = pfn;
+		for (j = 1; j < left && i < n && pages[i] == nth_page(page, j); j++)
+			pfns[i++] = pfn + j;
 	}
 }
 
