@@ -8,6 +8,9 @@
 //! `container->group_lock` rwsem (held for write around attach/detach, for
 //! read around ioctls), so the mutex orders concurrent ioctls. It is held
 //! across pinning and IOMMU (un)mapping, as type1 holds `iommu->lock`.
+//! PFNMAP translations are the exception: the revoker (`revoke.rs`) maps
+//! and unmaps them under its own mutex, taken after `inner` (never before),
+//! because its mmu-notifier callback cannot take `inner`.
 
 use crate::bindings;
 use crate::dirty_pages::UserBitmap;
