@@ -139,15 +139,7 @@ KDIR="$kdir" MODULE="$moddir/rvfio.ko" SELFTESTS_DIR="$out/bin" \
 # caching mode, three edu devices with a 64-bit DMA mask, the third behind a
 # PCIe root port, an ivshmem-plain device with a 64 MiB BAR2), TCG, 2 vCPUs,
 # 4 GiB.
-host_tsc_khz() {
-	local mhz
-	mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' | tail -n1)
-	[ -n "$mhz" ] || mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' | tail -n1)
-	[ -n "$mhz" ] || mhz=$(awk -F': *' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
-	[ -n "$mhz" ] || return 1
-	awk -v m="$mhz" 'BEGIN { printf "%d\n", m * 1000 }'
-}
-tsc_khz=${TSC_KHZ:-$(host_tsc_khz)} || die "cannot find the host TSC rate; set TSC_KHZ"
+tsc_khz=${TSC_KHZ:-$("$top/scripts/host-tsc-khz.sh")} || die "cannot find the host TSC rate; set TSC_KHZ"
 hz=$(sed -n 's/^CONFIG_HZ=\([0-9]*\)$/\1/p' "$kdir/.config")
 
 boot() {

@@ -415,15 +415,7 @@ fi
 
 # The guest's TSC ticks at the host's TSC rate under TCG, but a guest on a busy
 # host calibrates it badly, and then guest time runs fast or slow. Tell it.
-host_tsc_khz() {
-	local mhz
-	mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' | tail -n1)
-	[ -n "$mhz" ] || mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' | tail -n1)
-	[ -n "$mhz" ] || mhz=$(awk -F': *' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo)
-	[ -n "$mhz" ] || return 1
-	awk -v m="$mhz" 'BEGIN { printf "%d\n", m * 1000 }'
-}
-tsc_khz=${TSC_KHZ:-$(host_tsc_khz)} || die "cannot find the host TSC rate; set TSC_KHZ"
+tsc_khz=${TSC_KHZ:-$("$top/scripts/host-tsc-khz.sh")} || die "cannot find the host TSC rate; set TSC_KHZ"
 
 # Kernel arguments of every boot.
 # No panic_on_warn and no oops=panic: a WARN or an Oops kills at most the
