@@ -258,6 +258,19 @@ TEST_F(params, dma_entry_limit_bounds_new_containers)
 	munmap(buf, 8 * PAGE_4K);
 }
 
+/* The container's VFIO_IOMMU_INFO_PGSIZES, or 0 (errno set) when GET_INFO fails. */
+static uint64_t iova_pgsizes(int c)
+{
+	struct vfio_iommu_type1_info *info = vfio_get_info(c);
+	uint64_t pgsizes;
+
+	if (!info)
+		return 0;
+	pgsizes = info->iova_pgsizes;
+	free(info);
+	return pgsizes;
+}
+
 /*
  * One 2 MiB hugetlbfs page, mapped at HUGE_IOVA; returns the buffer or
  * MAP_FAILED (no free hugepage).
@@ -332,7 +345,6 @@ TEST_F_TIMEOUT(params, disable_hugepages_maps_4k_ptes, DMA_TEST_TIMEOUT)
 TEST_F_TIMEOUT(params, hugepages_map_2m_leaf, DMA_TEST_TIMEOUT)
 {
 	static struct iommu_leaf lv[600];
-	struct vfio_iommu_type1_info *info;
 	char why[300] = "";
 	struct edu *e = &self->dev;
 	uint64_t pgsizes, n;
@@ -343,10 +355,8 @@ TEST_F_TIMEOUT(params, hugepages_map_2m_leaf, DMA_TEST_TIMEOUT)
 	if (hp == MAP_FAILED)
 		SKIP(return, "no free 2 MiB hugepage (MAP_HUGETLB: %s)", strerror(errno));
 	OPEN_EDU(e);
-	info = vfio_get_info(e->container);
-	ASSERT_NE(NULL, info);
-	pgsizes = info->iova_pgsizes;
-	free(info);
+	pgsizes = iova_pgsizes(e->container);
+	ASSERT_NE(0, pgsizes) TH_LOG("VFIO_IOMMU_GET_INFO: %s", strerror(errno));
 	if (!(pgsizes & SZ_2M))
 		SKIP(return, "the IOMMU offers no 2 MiB pages (iova_pgsizes %#llx)",
 		     (unsigned long long)pgsizes);
@@ -388,7 +398,6 @@ TEST_F_TIMEOUT(params, hugetlb_1g_maps_1g_leaf, 300)
 {
 	static struct iommu_leaf lv[8];
 	const uint64_t src_off = 0x2345000ull, dst_off = SZ_1G - 3 * PAGE_4K;
-	struct vfio_iommu_type1_info *info;
 	char why[300] = "", freehp[32] = "?";
 	struct edu *e = &self->dev;
 	uint64_t pgsizes, n;
@@ -418,10 +427,8 @@ TEST_F_TIMEOUT(params, hugetlb_1g_maps_1g_leaf, 300)
 	/* One write faults in (and zeroes) the whole page. */
 	hp[0] = 1;
 	OPEN_EDU(e);
-	info = vfio_get_info(e->container);
-	ASSERT_NE(NULL, info);
-	pgsizes = info->iova_pgsizes;
-	free(info);
+	pgsizes = iova_pgsizes(e->container);
+	ASSERT_NE(0, pgsizes) TH_LOG("VFIO_IOMMU_GET_INFO: %s", strerror(errno));
 	if (!(pgsizes & SZ_1G))
 		SKIP(return, "the IOMMU offers no 1 GiB pages (iova_pgsizes %#llx): "
 		     "no 1 GiB second-level superpages (VT-d CAP.SLLPS bit 35)",
@@ -593,7 +600,6 @@ out:
 TEST_F_TIMEOUT(params, thp_maps_2m_leaf, DMA_TEST_TIMEOUT)
 {
 	static struct iommu_leaf lv[1100];
-	struct vfio_iommu_type1_info *info;
 	char why[300] = "";
 	struct edu *e = &self->dev;
 	uint32_t seed0, seed1;
@@ -612,10 +618,8 @@ TEST_F_TIMEOUT(params, thp_maps_2m_leaf, DMA_TEST_TIMEOUT)
 	if (cnt == 0)
 		SKIP(return, "THP allocation failed: %s", why);
 	OPEN_EDU(e);
-	info = vfio_get_info(e->container);
-	ASSERT_NE(NULL, info);
-	pgsizes = info->iova_pgsizes;
-	free(info);
+	pgsizes = iova_pgsizes(e->container);
+	ASSERT_NE(0, pgsizes) TH_LOG("VFIO_IOMMU_GET_INFO: %s", strerror(errno));
 	if (!(pgsizes & SZ_2M))
 		SKIP(return, "the IOMMU offers no 2 MiB pages (iova_pgsizes %#llx)",
 		     (unsigned long long)pgsizes);
