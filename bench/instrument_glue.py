@@ -21,9 +21,11 @@ s = open(path).read()
 # (they change between revisions); "npages" counts pages when present.
 WRAP = {
     "rvfio_pin_pfns": "BS_PIN",
+    "rvfio_pin_runs": "BS_PIN",
     "rvfio_lock_acct": "BS_ACCT",
     "rvfio_domain_map": "BS_MAP",
     "rvfio_domain_map_atomic": "BS_MAP",
+    "rvfio_domain_map_runs": "BS_MAP",
     "rvfio_unpin_pfns": "BS_UNPIN",
     "rvfio_pfn_is_reserved": "BS_RSVD",
 }
@@ -68,8 +70,10 @@ static const struct kernel_param_ops bs_ops = { .get = bs_get, .set = bs_set };
 module_param_cb(bench_stats, &bs_ops, NULL, 0644);
 """
 
-# Only in some revisions (PFNMAP revocation maps under a spinlock).
-OPTIONAL = {"rvfio_domain_map_atomic"}
+# Only in some revisions (PFNMAP revocation maps under a spinlock; pinning
+# and mapping moved from pfn lists to runs).
+OPTIONAL = {"rvfio_domain_map", "rvfio_domain_map_atomic", "rvfio_pin_pfns", "rvfio_pin_runs",
+            "rvfio_domain_map_runs"}
 
 # Rename the real definitions, then add timed wrappers with the old names.
 done = []

@@ -26,6 +26,9 @@ use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::{Arc, Mutex};
 
+/// Domains handed to a new mapping without allocating a list for them.
+const INLINE_DOMAINS: usize = 4;
+
 /// The backend state of one container.
 #[pin_data]
 pub(crate) struct Container {
@@ -214,11 +217,6 @@ impl Inner {
         self.emulated.iter().next().is_some()
     }
 
-    /// The mapping starting at `key` has pages pinned by a device.
-    pub(crate) fn has_external_pins(&self, key: u64) -> bool {
-        self.dmas.get(&key).is_some_and(|d| d.has_external_pins())
-    }
-
     pub(crate) fn registered_devices(&self) -> usize {
         self.registered_devices
     }
@@ -273,20 +271,30 @@ impl Inner {
 
     /// Start IOVA of the lowest mapping overlapping `range`.
     pub(crate) fn first_overlap(&mut self, range: &IovaRange) -> Option<u64> {
+        self.first_overlap_with(range, |key, _| key)
+    }
+
+    /// Calls `f` with the key and mapping [`Inner::first_overlap`] finds: one
+    /// tree walk for what the caller wants to know about it.
+    pub(crate) fn first_overlap_with<R>(
+        &mut self,
+        range: &IovaRange,
+        f: impl FnOnce(u64, &Dma) -> R,
+    ) -> Option<R> {
         match self.dmas.cursor_lower_bound(&range.start) {
             Some(cursor) => {
                 if let Some((k, prev)) = cursor.peek_prev() {
                     if prev.range().end >= range.start {
-                        return Some(*k);
+                        return Some(f(*k, prev));
                     }
                 }
-                let (k, _) = cursor.current();
-                (*k <= range.end).then_some(*k)
+                let (k, dma) = cursor.current();
+                (*k <= range.end).then(|| f(*k, dma))
             }
             None => {
                 let cursor = self.dmas.cursor_back()?;
                 let (k, last) = cursor.current();
-                (last.range().end >= range.start).then_some(*k)
+                (last.range().end >= range.start).then(|| f(*k, last))
             }
         }
     }
@@ -304,11 +312,11 @@ impl Inner {
 
     /// The mapping containing `iova`, as (start, end).
     pub(crate) fn mapping_at(&mut self, iova: u64) -> Option<IovaRange> {
-        let k = self.first_overlap(&IovaRange {
+        let at = IovaRange {
             start: iova,
             end: iova,
-        })?;
-        self.dmas.get(&k).map(|d| d.range())
+        };
+        self.first_overlap_with(&at, |_, dma| dma.range())
     }
 
     /// VFIO_DMA_MAP_FLAG_VADDR: gives the invalidated mapping at exactly
@@ -361,14 +369,32 @@ impl Inner {
         }
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
 
-        let mut domains = KVec::with_capacity(self.domains.iter().count(), GFP_KERNEL)?;
-        for entry in self.domains.values() {
-            // Capacity was reserved for every domain.
-            domains.push(&entry.domain, GFP_KERNEL)?;
-        }
+        // The domains as a slice, without an allocation for the usual few.
+        let n = self.domains.iter().count();
+        let mut values = self.domains.values().map(|entry| &entry.domain);
+        let mut inline;
+        let mut heap;
+        let domains: &[&IommuDomain] = match values.next() {
+            None => &[],
+            Some(first) if n <= INLINE_DOMAINS => {
+                inline = [first; INLINE_DOMAINS];
+                for (slot, domain) in inline.iter_mut().skip(1).zip(values) {
+                    *slot = domain;
+                }
+                &inline[..n]
+            }
+            Some(first) => {
+                heap = KVec::with_capacity(n, GFP_KERNEL)?;
+                heap.push(first, GFP_KERNEL)?;
+                for domain in values {
+                    heap.push(domain, GFP_KERNEL)?;
+                }
+                &heap
+            }
+        };
         // With no IOMMU domain (only emulated-IOMMU groups) nothing is
         // pinned until a device asks, as in type1.
-        dma.pin_and_map_all(&domains, &self.revoker, dma::max_run_pages())?;
+        dma.pin_and_map_all(domains, &self.revoker, dma::max_run_pages())?;
         if self.dirty_tracking {
             if let Err(e) = dma.start_dirty() {
                 dma.forget_pfnmap();
@@ -379,7 +405,6 @@ impl Inner {
                 return Err(e);
             }
         }
-        drop(domains);
 
         self.dmas.insert(node.into_node(range.start, dma));
         self.dma_avail -= 1;

@@ -12,7 +12,7 @@ use crate::bindings;
 use crate::domain::IommuDomain;
 use crate::iova::IovaRange;
 use crate::mm::Owner;
-use crate::pin::{self, PinBatch, PAGE_SHIFT};
+use crate::pin::{self, PinBatch, Run, PAGE_SHIFT};
 use crate::revoke::{PfnRun, Revoker, Watch};
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
@@ -28,41 +28,73 @@ pub(crate) const PROT_READ: i32 = bindings::IOMMU_READ;
 /// `IOMMU_WRITE`: the device may write the memory.
 pub(crate) const PROT_WRITE: i32 = bindings::IOMMU_WRITE;
 
-/// A physically contiguous piece of a mapping whose pages are either all
-/// pinned or all reserved (never pinned, never charged).
-#[derive(Clone, Copy)]
-struct Run {
-    iova: u64,
-    pfn: u64,
-    npages: u64,
-    reserved: bool,
+/// Pages pinned and mapped between two charges of `locked_vm` (and IOMMU
+/// map calls): 32 MiB. Pages pinned but not charged yet never exceed this,
+/// so RLIMIT_MEMLOCK is overrun by at most that much, briefly, before
+/// MAP_DMA fails with ENOMEM and unpins everything.
+const FLUSH_PAGES: u64 = 8192;
+
+/// A mapping's runs, in IOVA order. The single run of a small map is kept
+/// inline, without an allocation.
+enum RunList {
+    One(Run),
+    Many(KVec<Run>),
 }
 
-impl Run {
-    fn bytes(&self) -> u64 {
-        self.npages << PAGE_SHIFT
+impl RunList {
+    const fn new() -> Self {
+        Self::Many(KVec::new())
     }
 
-    /// True when the page `pfn` at `iova` continues this run.
-    fn extends_with(&self, iova: u64, pfn: u64, reserved: bool, max_pages: u64) -> bool {
-        self.reserved == reserved
-            && self.npages < max_pages
-            && self.pfn + self.npages == pfn
-            && self.iova + self.bytes() == iova
-    }
-
-    /// Releases the pins of this run.
-    ///
-    /// # Safety
-    ///
-    /// The run's pages were pinned by this mapping and are mapped in no
-    /// domain any more.
-    unsafe fn unpin(&self, dirty: bool) {
-        if !self.reserved {
-            // SAFETY: guaranteed by the caller.
-            unsafe { pin::unpin(self.pfn, self.npages, dirty) };
+    fn as_slice(&self) -> &[Run] {
+        match self {
+            Self::One(run) => core::slice::from_ref(run),
+            Self::Many(runs) => runs,
         }
     }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, run: Run) -> Result {
+        match self {
+            Self::Many(runs) if runs.capacity() == 0 => *self = Self::One(run),
+            Self::Many(runs) => runs.push(run, GFP_KERNEL)?,
+            Self::One(first) => {
+                let mut runs = KVec::with_capacity(4, GFP_KERNEL)?;
+                runs.push(*first, GFP_KERNEL)?;
+                runs.push(run, GFP_KERNEL)?;
+                *self = Self::Many(runs);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the runs from index `len` on.
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Self::One(_) if len == 0 => *self = Self::new(),
+            Self::One(_) => {}
+            Self::Many(runs) if len < runs.len() => {
+                // SAFETY: `len` is below the length, and `Run` is `Copy`:
+                // nothing to drop.
+                unsafe { runs.set_len(len) }
+            }
+            Self::Many(_) => {}
+        }
+    }
+}
+
+/// Runs recorded but not yet charged and mapped, while a mapping is pinned.
+#[derive(Default)]
+struct Pending {
+    /// Index in the mapping's runs of the first run not mapped yet.
+    first: usize,
+    /// Pages of the runs from `first` on.
+    pages: u64,
+    /// Of those, the pages to charge.
+    charge: usize,
 }
 
 /// One user mapping.
@@ -88,7 +120,7 @@ pub(crate) struct Dma {
     prot: i32,
     owner: Owner,
     locked_vm: usize,
-    runs: KVec<Run>,
+    runs: RunList,
     /// Pages pinned through the emulated-IOMMU interface (type1's
     /// `pfn_list`), by IOVA.
     vpfns: RBTree<u64, Vpfn>,
@@ -115,7 +147,7 @@ impl Dma {
             prot,
             owner,
             locked_vm: 0,
-            runs: KVec::new(),
+            runs: RunList::new(),
             vpfns: RBTree::new(),
             bitmap: None,
             watch: None,
@@ -158,15 +190,9 @@ impl Dma {
         let write = self.prot & PROT_WRITE != 0;
         // No IOMMU mapping results, so PFNMAP needs no watch (and is refused
         // below: it has no struct page).
-        let pinned = batch.pin(&self.owner.mm, vaddr, 1, write, true)?[0];
-        let pfn = pinned.pfn();
-        let run = Run {
-            iova,
-            pfn,
-            npages: 1,
-            reserved: pinned.reserved(),
-        };
-        let charge = !self.domain_pinned() && !run.reserved;
+        let run = batch.pin(&self.owner.mm, vaddr, iova, 1, write, true)?.1[0];
+        let pfn = run.pfn();
+        let charge = !self.domain_pinned() && !run.reserved();
         if charge {
             if let Err(e) = self.owner.charge(1) {
                 // SAFETY: pinned just now, mapped nowhere.
@@ -205,12 +231,7 @@ impl Dma {
             return true;
         };
         let reserved = pin::pfn_is_reserved(v.pfn);
-        let run = Run {
-            iova,
-            pfn: v.pfn,
-            npages: 1,
-            reserved,
-        };
+        let run = Run::new(iova, v.pfn, 1, reserved);
         // SAFETY: the external pin was ours; the device let go of the page.
         unsafe { run.unpin(self.prot & PROT_WRITE != 0) };
         if !self.domain_pinned() && !reserved {
@@ -357,169 +378,179 @@ impl Dma {
     }
 
     fn try_pin_and_map(&mut self, domain: &IommuDomain, max_run_pages: u64) -> Result {
-        let mut batch = PinBatch::new(self.size() >> PAGE_SHIFT)?;
+        let npages = self.size() >> PAGE_SHIFT;
+        let mut batch = PinBatch::new(npages)?;
         let write = self.prot & PROT_WRITE != 0;
         let pfnmap_ok = self.watch.is_some();
-        let npages = self.size() >> PAGE_SHIFT;
-        let mut done: u64 = 0;
+        let mut pending = Pending::default();
+        // The run still growing: pinned, in no list, maybe continued by the
+        // next batch.
         let mut cur: Option<Run> = None;
+        let mut done: u64 = 0;
 
-        while done < npages {
+        let result = loop {
+            if done == npages {
+                break cur
+                    .take()
+                    .map_or(Ok(()), |run| self.push_run(run, &mut pending))
+                    .and_then(|()| self.flush(domain, &mut pending));
+            }
             let want = usize::try_from(npages - done).unwrap_or(usize::MAX);
             let vaddr = self.vaddr + (done << PAGE_SHIFT);
-            let pfns = match batch.pin(&self.owner.mm, vaddr, want, write, pfnmap_ok) {
-                Ok(pfns) => pfns,
-                Err(e) => {
-                    self.flush_or_release(cur.take(), domain, false)?;
-                    return Err(e);
-                }
+            let iova = self.range.start + (done << PAGE_SHIFT);
+            let (got, runs) = match batch.pin(&self.owner.mm, vaddr, iova, want, write, pfnmap_ok) {
+                Ok(pinned) => pinned,
+                Err(e) => break Err(e),
             };
-            let got = pfns.len();
-
-            // Charge the batch before mapping any of it (type1 checks the
-            // limit while pinning): ENOMEM leaves nothing behind.
-            // Pages an emulated-IOMMU device pinned before any domain
-            // existed are charged already.
-            let first_iova = self.range.start + (done << PAGE_SHIFT);
-            let charge = if self.has_external_pins() {
-                pfns.iter()
-                    .enumerate()
-                    .filter(|(i, p)| {
-                        let iova = first_iova + ((*i as u64) << PAGE_SHIFT);
-                        !p.reserved() && self.vpfns.get(&iova).is_none()
-                    })
-                    .count()
-            } else {
-                pfns.iter().filter(|p| !p.reserved()).count()
-            };
-            if let Err(e) = self.owner.charge(charge) {
-                for p in pfns {
-                    // SAFETY: pinned just now, mapped nowhere.
-                    unsafe {
-                        Run {
-                            iova: 0,
-                            pfn: p.pfn(),
-                            npages: 1,
-                            reserved: p.reserved(),
-                        }
-                        .unpin(false)
-                    };
-                }
-                self.flush_or_release(cur.take(), domain, false)?;
-                return Err(e);
-            }
-            self.locked_vm += charge;
-
-            for (i, p) in pfns.iter().enumerate() {
-                let iova = self.range.start + ((done + i as u64) << PAGE_SHIFT);
-                let (pfn, reserved) = (p.pfn(), p.reserved());
-                match &mut cur {
-                    Some(run) if run.extends_with(iova, pfn, reserved, max_run_pages) => {
-                        run.npages += 1
-                    }
-                    _ => {
-                        let next = Run {
-                            iova,
-                            pfn,
-                            npages: 1,
-                            reserved,
-                        };
-                        if let Err(e) = self.flush_or_release(cur.replace(next), domain, true) {
-                            // The rest of this batch is pinned but in no run.
-                            for rest in &pfns[i..] {
-                                // SAFETY: pinned by this call, mapped nowhere.
-                                unsafe {
-                                    Run {
-                                        iova: 0,
-                                        pfn: rest.pfn(),
-                                        npages: 1,
-                                        reserved: rest.reserved(),
-                                    }
-                                    .unpin(false)
-                                };
-                            }
-                            return Err(e);
-                        }
-                    }
-                }
-            }
             done += got as u64;
-        }
-        self.flush_or_release(cur.take(), domain, true)
-    }
-
-    /// Maps `run` into `domain` and records it (when `map`), or releases its
-    /// pins (when not, or when mapping fails).
-    fn flush_or_release(&mut self, run: Option<Run>, domain: &IommuDomain, map: bool) -> Result {
-        let Some(run) = run else { return Ok(()) };
-        let result = if map {
-            self.map_run(&run, domain)
-        } else {
-            Ok(())
-        };
-        match result {
-            Ok(()) if map => Ok(()),
-            other => {
-                // SAFETY: pinned by this mapping, not mapped (or the map
-                // failed and iommu_map() undid itself).
-                unsafe { run.unpin(false) };
-                other
+            let mut failed = None;
+            for (i, run) in runs.iter().enumerate() {
+                match &mut cur {
+                    Some(c) if c.continued_by(run, max_run_pages) => c.grow(run),
+                    _ => {
+                        let Some(full) = cur.replace(*run) else {
+                            continue;
+                        };
+                        if let Err(e) = self.push_run(full, &mut pending) {
+                            // SAFETY: pinned by this call, in no list, mapped
+                            // nowhere; `cur` is released below.
+                            unsafe { pin::unpin_runs(&runs[i + 1..], false) };
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
             }
+            if let Some(e) = failed {
+                break Err(e);
+            }
+            if pending.pages >= FLUSH_PAGES {
+                if let Err(e) = self.flush(domain, &mut pending) {
+                    break Err(e);
+                }
+            }
+        };
+        if result.is_err() {
+            // Runs not mapped yet go now; the caller unmaps and releases
+            // the rest.
+            if let Some(run) = cur {
+                // SAFETY: pinned by this call, in no list, mapped nowhere.
+                unsafe { run.unpin(false) };
+            }
+            let unmapped = self.runs.as_slice().get(pending.first..).unwrap_or(&[]);
+            // SAFETY: pinned by this mapping and not mapped (`flush` maps
+            // runs from `pending.first` on, and moves it past what it mapped).
+            unsafe { pin::unpin_runs(unmapped, false) };
+            self.runs.truncate(pending.first);
         }
+        result
     }
 
-    fn map_run(&mut self, run: &Run, domain: &IommuDomain) -> Result {
-        self.runs.reserve(1, GFP_KERNEL)?;
-        if self.deferred(run) {
-            // Mapped by `publish` under the revoker's lock.
-            self.runs.push(*run, GFP_KERNEL)?;
-            return Ok(());
+    /// Records `run` (pinned, not mapped yet) as the mapping's next run.
+    fn push_run(&mut self, run: Run, pending: &mut Pending) -> Result {
+        let charge = self.chargeable(&run);
+        if let Err(e) = self.runs.push(run) {
+            // SAFETY: pinned by the caller, in no list, mapped nowhere.
+            unsafe { run.unpin(false) };
+            return Err(e);
         }
-        // SAFETY: the run's pages are pinned (or reserved MMIO) until
-        // `release_pages`, which the container calls only after unmapping.
-        unsafe { domain.map(run.iova, run.pfn << PAGE_SHIFT, run.bytes(), self.prot)? };
-        // Capacity was reserved above, so this cannot fail.
-        self.runs.push(*run, GFP_KERNEL)?;
+        pending.pages += run.npages();
+        pending.charge += charge;
+        Ok(())
+    }
+
+    /// Pages of `run` to charge to `locked_vm`: not reserved ones, and not
+    /// those an emulated-IOMMU device pinned (and charged) before any
+    /// domain existed.
+    fn chargeable(&self, run: &Run) -> usize {
+        if run.reserved() {
+            return 0;
+        }
+        if !self.has_external_pins() {
+            return run.npages() as usize;
+        }
+        (0..run.npages())
+            .filter(|i| self.vpfns.get(&(run.iova() + (i << PAGE_SHIFT))).is_none())
+            .count()
+    }
+
+    /// Charges the pending runs, then maps them into `domain` (those the
+    /// revoker maps excepted). type1 charges while it pins: ENOMEM here
+    /// leaves the pending runs unmapped for the caller to release.
+    fn flush(&mut self, domain: &IommuDomain, pending: &mut Pending) -> Result {
+        self.owner.charge(pending.charge)?;
+        self.locked_vm += pending.charge;
+        pending.charge = 0;
+        pending.pages = 0;
+        let runs = self.runs.as_slice();
+        let first = pending.first;
+        let result = self.map_groups(domain, runs.get(first..).unwrap_or(&[]));
+        pending.first = match result {
+            Ok(()) => runs.len(),
+            Err((mapped, _)) => first + mapped,
+        };
+        result.map_err(|(_, e)| e)
+    }
+
+    /// Maps `runs` into `domain`, each stretch of runs the container maps
+    /// with one call. On error returns how many runs are mapped (all that
+    /// come before the failed stretch) and the errno.
+    fn map_groups(
+        &self,
+        domain: &IommuDomain,
+        runs: &[Run],
+    ) -> core::result::Result<(), (usize, Error)> {
+        let mut start = 0;
+        while start < runs.len() {
+            if self.deferred(&runs[start]) {
+                start += 1;
+                continue;
+            }
+            let len = runs[start..]
+                .iter()
+                .position(|r| self.deferred(r))
+                .unwrap_or(runs.len() - start);
+            // SAFETY: the runs' pages are pinned (or reserved MMIO) until
+            // `release_pages`, which the container calls only after unmapping.
+            if let Err(e) = unsafe { domain.map_runs(&runs[start..start + len], self.prot) } {
+                return Err((start, e));
+            }
+            start += len;
+        }
         Ok(())
     }
 
     /// Maps every run into a newly attached `domain` (type1's
     /// `vfio_iommu_replay()`); on error unmaps what it mapped.
     pub(crate) fn map_into(&self, domain: &IommuDomain) -> Result {
-        for (i, run) in self.runs.iter().enumerate() {
-            if self.deferred(run) {
-                continue;
-            }
-            let paddr = run.pfn << PAGE_SHIFT;
-            // SAFETY: pinned until `release_pages` (type invariant).
-            let result = unsafe { domain.map(run.iova, paddr, run.bytes(), self.prot) };
-            if let Err(e) = result {
-                if let Some(done) = self.runs.get(..i) {
-                    for r in done.iter().filter(|r| !self.deferred(r)) {
-                        domain.unmap(r.iova, r.bytes());
-                    }
-                }
-                return Err(e);
-            }
-        }
-        Ok(())
+        let runs = self.runs.as_slice();
+        self.map_groups(domain, runs).map_err(|(mapped, e)| {
+            Self::unmap_runs(domain, runs.get(..mapped).unwrap_or(&[]), |r| {
+                self.deferred(r)
+            });
+            e
+        })
     }
 
     /// Removes the mapping's translations from `domain`, one call per
     /// stretch of adjacent runs (iommu_unmap() may stop at a hole); runs the
     /// revoker maps are left to it.
     pub(crate) fn unmap_from(&self, domain: &IommuDomain) {
+        Self::unmap_runs(domain, self.runs.as_slice(), |r| self.deferred(r));
+    }
+
+    fn unmap_runs(domain: &IommuDomain, runs: &[Run], skip: impl Fn(&Run) -> bool) {
         let mut stretch: Option<(u64, u64)> = None;
-        for run in self.runs.iter() {
-            if self.deferred(run) {
+        for run in runs {
+            if skip(run) {
                 Self::unmap_stretch(domain, stretch.take());
                 continue;
             }
             stretch = match stretch {
-                Some((start, len)) if start + len == run.iova => Some((start, len + run.bytes())),
+                Some((start, len)) if start + len == run.iova() => Some((start, len + run.bytes())),
                 other => {
                     Self::unmap_stretch(domain, other);
-                    Some((run.iova, run.bytes()))
+                    Some((run.iova(), run.bytes()))
                 }
             };
         }
@@ -543,7 +574,7 @@ impl Dma {
 
     /// A run mapped by the revoker rather than by the container.
     fn deferred(&self, run: &Run) -> bool {
-        run.reserved && self.watch.is_some()
+        run.reserved() && self.watch.is_some()
     }
 
     /// Pins the range once and maps it into every domain of `domains` (the
@@ -596,11 +627,11 @@ impl Dma {
     fn publish(&mut self, seq: u64, domains: &[&IommuDomain]) -> Result<bool> {
         let mut runs = KVec::new();
         let mut result = Ok(());
-        for r in self.runs.iter().filter(|r| r.reserved) {
+        for r in self.runs.as_slice().iter().filter(|r| r.reserved()) {
             let run = PfnRun {
-                iova: r.iova,
-                pfn: r.pfn,
-                npages: r.npages,
+                iova: r.iova(),
+                pfn: r.pfn(),
+                npages: r.npages(),
             };
             result = runs.push(run, GFP_KERNEL);
             if result.is_err() {
@@ -656,29 +687,10 @@ impl Dma {
     /// the charge to `locked_vm`. Call only once the mapping is in no domain.
     pub(crate) fn release_pages(&mut self) {
         let dirty = self.prot & PROT_WRITE != 0;
-        // Fragmented memory is many one-page runs: unpin those a batch per
-        // call rather than one call each. Without the buffer, one by one.
-        let singles = self.runs.iter().filter(|r| r.npages == 1 && !r.reserved);
-        let want = singles.count().min(pin::BATCH_PAGES);
-        let mut batch = KVec::with_capacity(want, GFP_KERNEL).unwrap_or_default();
-        for run in self.runs.iter() {
-            if run.npages == 1 && !run.reserved && batch.len() < batch.capacity() {
-                // Capacity is there: no allocation.
-                let _ = batch.push(run.pfn, GFP_NOWAIT);
-                if batch.len() == batch.capacity() {
-                    // SAFETY: each pfn is one pin of this mapping's, and no
-                    // domain maps it any more (the caller unmapped them).
-                    unsafe { pin::unpin_pfns(&mut batch, dirty) };
-                }
-                continue;
-            }
-            // SAFETY: by the type invariant the runs are pinned by us, and the
-            // caller has unmapped them from every domain.
-            unsafe { run.unpin(dirty) };
-        }
-        // SAFETY: as above.
-        unsafe { pin::unpin_pfns(&mut batch, dirty) };
-        self.runs = KVec::new();
+        // SAFETY: by the type invariant the runs are pinned by us, and the
+        // caller has unmapped them from every domain.
+        unsafe { pin::unpin_runs(self.runs.as_slice(), dirty) };
+        self.runs = RunList::new();
         // External pins stay, and are charged now that no domain pins the
         // range (type1's `vfio_iommu_unmap_unpin_reaccount()`).
         let keep = self.external_nonreserved();

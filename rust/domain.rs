@@ -6,6 +6,7 @@
 
 use crate::bindings;
 use crate::iova::IovaRange;
+use crate::pin::Run;
 use core::ffi::c_void;
 use kernel::error::{to_result, Result};
 use kernel::prelude::*;
@@ -190,17 +191,25 @@ impl IommuDomain {
         to_result(ret)
     }
 
-    /// Maps `size` bytes of physical memory at `paddr` to `iova`
-    /// (`IOMMU_CACHE` added, as type1 does). The IOMMU core picks the largest
-    /// page sizes that the alignment of `iova`, `paddr` and `size` allows.
+    /// Maps `runs`, which follow each other in IOVA (`IOMMU_CACHE` added,
+    /// as type1 does), with one IOTLB sync per batch of runs rather than per
+    /// run. The IOMMU core picks the largest page sizes that the alignment
+    /// of each run allows. On error none of them is mapped.
     ///
     /// # Safety
     ///
-    /// `[paddr, paddr + size)` must stay valid for device access until it is
-    /// unmapped again (pinned pages, or MMIO owned by the caller).
-    pub(crate) unsafe fn map(&self, iova: u64, paddr: u64, size: u64, prot: i32) -> Result {
-        // SAFETY: the domain is valid; the caller keeps the memory alive.
-        to_result(unsafe { bindings::rvfio_domain_map(self.ptr, iova, paddr, size, prot) })
+    /// The memory of every run must stay valid for device access until it
+    /// is unmapped again (pinned pages, or MMIO owned by the caller).
+    pub(crate) unsafe fn map_runs(&self, runs: &[Run], prot: i32) -> Result {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: the domain is valid; `Run` is a transparent `rvfio_run`
+        // and the C side reads `runs.len()` of them; the caller keeps the
+        // memory alive.
+        to_result(unsafe {
+            bindings::rvfio_domain_map_runs(self.ptr, runs.as_ptr().cast(), runs.len() as _, prot)
+        })
     }
 
     /// Unmaps `[iova, iova + size)`; returns how many bytes were unmapped.

@@ -15,6 +15,7 @@
 #include <linux/kthread.h>
 #include <linux/eventfd.h>
 #include <linux/mmu_notifier.h>
+#include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
@@ -158,13 +159,6 @@ bool rvfio_domain_enforce_cc(struct iommu_domain *domain)
 	return false;
 }
 
-int rvfio_domain_map(struct iommu_domain *domain, u64 iova, u64 paddr,
-		     u64 size, int prot)
-{
-	return iommu_map(domain, iova, paddr, size, prot | IOMMU_CACHE,
-			 GFP_KERNEL_ACCOUNT);
-}
-
 int rvfio_domain_map_atomic(struct iommu_domain *domain, u64 iova, u64 paddr,
 			    u64 size, int prot)
 {
@@ -231,11 +225,13 @@ bool rvfio_capable_ipc_lock(void)
 int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
 		    long npages, bool lock_cap)
 {
+	/* The caller's own mm has users while it runs: no reference needed. */
+	bool own = mm == current->mm;
 	int ret;
 
 	if (!npages)
 		return 0;
-	if (!mmget_not_zero(mm))
+	if (!own && !mmget_not_zero(mm))
 		return -ESRCH;
 	ret = mmap_write_lock_killable(mm);
 	if (!ret) {
@@ -243,7 +239,8 @@ int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
 					  lock_cap);
 		mmap_write_unlock(mm);
 	}
-	mmput(mm);
+	if (!own)
+		mmput(mm);
 	return ret;
 }
 
@@ -388,45 +385,23 @@ retry:
 }
 
 /*
- * In place: pinned pages to pfns, reserved ones (the zero page) tagged.
- * The pages of a large folio (THP, hugetlb) that follow each other in
- * order are contiguous and never reserved: their struct pages need not be
- * read at all, which is most of the cost for 2 MiB folios.
+ * Pins up to @npages pages at @vaddr of @mm into @buf as struct page
+ * pointers (*@pages set), or, for a VM_PFNMAP range, looks their pfns up
+ * into @buf, all tagged RVFIO_PFN_RESERVED (*@pages clear). Returns the
+ * number (> 0) or -errno.
  */
-static void rvfio_pages_to_pfns(struct page **pages, u64 *pfns, long n)
+static long rvfio_pin_raw(struct mm_struct *mm, unsigned long vaddr,
+			  long npages, bool write, bool pfnmap_ok, u64 *buf,
+			  bool *pages)
 {
-	long i = 0;
-
-	while (i < n) {
-		struct page *page = pages[i];
-		struct folio *folio = page_folio(page);
-		unsigned long pfn = page_to_pfn(page);
-		long left, j;
-
-		if (!folio_test_large(folio)) {
-			pfns[i++] = pfn |
-				    (PageReserved(page) ? RVFIO_PFN_RESERVED : 0);
-			continue;
-		}
-		left = folio_nr_pages(folio) - folio_page_idx(folio, page);
-		pfns[i++] = pfn;
-		for (j = 1; j < left && i < n && pages[i] == nth_page(page, j); j++)
-			pfns[i++] = pfn + j;
-	}
-}
-
-long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
-		    bool write, bool pfnmap_ok, u64 *pfns)
-{
-	/* struct page * and u64 have the same size on 64-bit: pin into the
-	 * caller's array, then convert in place. */
-	struct page **pages = (struct page **)pfns;
 	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
 	struct vm_area_struct *vma;
 	unsigned long addr;
 	long ret;
 
-	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
+	/* struct page * and u64 have the same size on 64-bit. */
+	BUILD_BUG_ON(sizeof(struct page *) != sizeof(*buf));
+	*pages = true;
 	/*
 	 * The usual case, MAP_DMA by the mapping's owner: the lockless GUP
 	 * fast path (as iommufd does), which pins a whole THP or hugetlb
@@ -435,11 +410,10 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 	 * is sorted out below with the lock held.
 	 */
 	if (mm == current->mm) {
-		ret = pin_user_pages_fast(vaddr, npages, flags, pages);
-		if (ret > 0) {
-			rvfio_pages_to_pfns(pages, pfns, ret);
+		ret = pin_user_pages_fast(vaddr, npages, flags,
+					  (struct page **)buf);
+		if (ret > 0)
 			return ret;
-		}
 	}
 	if (!mmget_not_zero(mm))
 		return -ENODEV;
@@ -453,19 +427,158 @@ long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
 	addr = untagged_addr_remote(mm, vaddr);
 	vma = vma_lookup(mm, addr);
 	if (vma && (vma->vm_flags & VM_PFNMAP)) {
-		ret = pfnmap_ok ? rvfio_pfnmap_lookup(mm, addr, npages, write, pfns)
+		*pages = false;
+		ret = pfnmap_ok ? rvfio_pfnmap_lookup(mm, addr, npages, write, buf)
 				: -EREMCHG;
 		goto out;
 	}
-	ret = pin_user_pages_remote(mm, vaddr, npages, flags, pages, NULL);
-	if (ret > 0) {
-		rvfio_pages_to_pfns(pages, pfns, ret);
-	} else if (ret == 0) {
+	ret = pin_user_pages_remote(mm, vaddr, npages, flags,
+				    (struct page **)buf, NULL);
+	if (ret == 0)
 		ret = -EFAULT;
-	}
 out:
 	mmap_read_unlock(mm);
 	mmput(mm);
+	return ret;
+}
+
+/*
+ * How many of the @n pages from @i on in @buf continue the physically
+ * contiguous stretch that starts there, and whether it is reserved (the
+ * zero page; every PFNMAP pfn). The pages of a large folio (THP, hugetlb)
+ * that follow each other in order are contiguous and never reserved: their
+ * struct pages are not read at all, which is most of the cost for 2 MiB
+ * folios.
+ */
+static long rvfio_stretch(const u64 *buf, bool pages, long i, long n,
+			  unsigned long *pfn, bool *reserved)
+{
+	long len = 1;
+
+	if (!pages) {
+		*pfn = buf[i] & ~RVFIO_PFN_RESERVED;
+		*reserved = true;
+		while (i + len < n &&
+		       (buf[i + len] & ~RVFIO_PFN_RESERVED) == *pfn + len)
+			len++;
+	} else {
+		struct page **pg = (struct page **)buf;
+		struct page *page = pg[i];
+		struct folio *folio = page_folio(page);
+		long left;
+
+		*pfn = page_to_pfn(page);
+		if (!folio_test_large(folio)) {
+			*reserved = PageReserved(page);
+			return 1;
+		}
+		*reserved = false;
+		left = folio_nr_pages(folio) - folio_page_idx(folio, page);
+		while (len < left && i + len < n &&
+		       pg[i + len] == nth_page(page, len))
+			len++;
+	}
+	return len;
+}
+
+long rvfio_pin_runs(struct mm_struct *mm, unsigned long vaddr, u64 iova,
+		    long npages, bool write, bool pfnmap_ok, u64 *buf,
+		    struct rvfio_run *runs, long *nruns)
+{
+	bool pages, reserved, split = READ_ONCE(disable_hugepages);
+	struct rvfio_run *r = NULL;
+	unsigned long pfn;
+	long got, i, len, k;
+
+	*nruns = 0;
+	got = rvfio_pin_raw(mm, vaddr, npages, write, pfnmap_ok, buf, &pages);
+	for (i = 0; i < got; i += len) {
+		len = rvfio_stretch(buf, pages, i, got, &pfn, &reserved);
+		if (!split && r && r->reserved == reserved &&
+		    r->pfn + r->npages == pfn) {
+			r->npages += len;
+			continue;
+		}
+		/* disable_hugepages: a run per page, as type1 maps them. */
+		for (k = 0; k < (split ? len : 1); k++) {
+			r = &runs[(*nruns)++];
+			r->iova = iova + ((i + k) << PAGE_SHIFT);
+			r->pfn = pfn + k;
+			r->npages = split ? 1 : len;
+			r->reserved = reserved;
+		}
+	}
+	return got;
+}
+
+/* Runs per iommu_map_sg() call: one IOTLB sync for all of them. */
+#define RVFIO_SG_RUNS	256
+/* Longest run put in a scatterlist entry (its length is 32 bits). */
+#define RVFIO_SG_MAX_PAGES	(SZ_1G >> PAGE_SHIFT)
+
+static bool rvfio_run_sg_ok(const struct rvfio_run *r)
+{
+	return r->npages < RVFIO_SG_MAX_PAGES && pfn_valid(r->pfn);
+}
+
+int rvfio_domain_map_runs(struct iommu_domain *domain,
+			  const struct rvfio_run *runs, long n, int prot)
+{
+	struct scatterlist *sgl = NULL;
+	u64 start = runs[0].iova;
+	long i, k;
+	int ret = 0;
+
+	for (i = 1; i < n; i++)
+		if (WARN_ON_ONCE(runs[i].iova !=
+				 runs[i - 1].iova + (runs[i - 1].npages << PAGE_SHIFT)))
+			return -EINVAL;
+	prot |= IOMMU_CACHE;
+	/*
+	 * Many runs (fragmented memory): through scatterlists, so that the
+	 * IOTLB sync iommu_map() does after every call (an invalidation per
+	 * run on VT-d in caching mode) happens once per RVFIO_SG_RUNS runs.
+	 * Without the buffer, or for a run no sg entry can describe, one
+	 * iommu_map() per run.
+	 */
+	if (n > 1)
+		sgl = kmalloc_array(min_t(long, n, RVFIO_SG_RUNS), sizeof(*sgl),
+				    GFP_KERNEL | __GFP_NOWARN);
+	for (i = 0; i < n && !ret; i += k) {
+		ssize_t mapped;
+
+		if (!sgl || !rvfio_run_sg_ok(&runs[i])) {
+			ret = iommu_map(domain, runs[i].iova,
+					PFN_PHYS(runs[i].pfn),
+					runs[i].npages << PAGE_SHIFT, prot,
+					GFP_KERNEL_ACCOUNT);
+			k = 1;
+			continue;
+		}
+		/*
+		 * iommu_map_sg() merges physically adjacent entries into one
+		 * mapping (with larger pages): runs split on purpose
+		 * (disable_hugepages) must not meet in one call.
+		 */
+		for (k = 0; i + k < n && k < RVFIO_SG_RUNS &&
+			    rvfio_run_sg_ok(&runs[i + k]) &&
+			    !(k && runs[i + k].pfn == runs[i + k - 1].pfn +
+						      runs[i + k - 1].npages);
+		     k++)
+			;
+		sg_init_table(sgl, k);
+		for (long j = 0; j < k; j++)
+			sg_set_page(&sgl[j], pfn_to_page(runs[i + j].pfn),
+				    runs[i + j].npages << PAGE_SHIFT, 0);
+		mapped = iommu_map_sg(domain, runs[i].iova, sgl, k, prot,
+				      GFP_KERNEL_ACCOUNT);
+		if (mapped < 0)
+			ret = mapped;
+	}
+	kfree(sgl);
+	/* The failed call undid itself; undo the calls before it. */
+	if (ret && i - k > 0)
+		iommu_unmap(domain, start, runs[i - k].iova - start);
 	return ret;
 }
 
@@ -474,14 +587,29 @@ void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty)
 	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
 }
 
-void rvfio_unpin_pfn_list(u64 *pfns, long n, bool dirty)
+void rvfio_unpin_runs(const struct rvfio_run *runs, long n, bool dirty)
 {
-	struct page **pages = (struct page **)pfns;
+	/* One-page runs (fragmented memory) go a batch per call. */
+	struct page *pages[64];
 	long i;
+	int k = 0;
 
-	for (i = 0; i < n; i++)
-		pages[i] = pfn_to_page(pfns[i]);
-	unpin_user_pages_dirty_lock(pages, n, dirty);
+	for (i = 0; i < n; i++) {
+		if (runs[i].reserved)
+			continue;
+		if (runs[i].npages > 1) {
+			unpin_user_page_range_dirty_lock(pfn_to_page(runs[i].pfn),
+							 runs[i].npages, dirty);
+			continue;
+		}
+		pages[k++] = pfn_to_page(runs[i].pfn);
+		if (k == ARRAY_SIZE(pages)) {
+			unpin_user_pages_dirty_lock(pages, k, dirty);
+			k = 0;
+		}
+	}
+	if (k)
+		unpin_user_pages_dirty_lock(pages, k, dirty);
 }
 
 bool rvfio_pfn_is_reserved(u64 pfn)

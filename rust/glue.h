@@ -61,13 +61,16 @@ void rvfio_domain_info(struct iommu_domain *domain,
 		       struct rvfio_domain_info *info);
 /* Calls ops->enforce_cache_coherency when the driver has it. */
 bool rvfio_domain_enforce_cc(struct iommu_domain *domain);
-/* iommu_map() with IOMMU_CACHE added and GFP_KERNEL_ACCOUNT. */
-int rvfio_domain_map(struct iommu_domain *domain, u64 iova, u64 paddr,
-		     u64 size, int prot);
-/* The same with GFP_ATOMIC page-table allocations: for callers holding a
- * lock that mmu-notifier callbacks take (no reclaim may run under it). */
+/* iommu_map() with IOMMU_CACHE added and GFP_ATOMIC page-table
+ * allocations: for callers holding a lock that mmu-notifier callbacks take
+ * (no reclaim may run under it). */
 int rvfio_domain_map_atomic(struct iommu_domain *domain, u64 iova, u64 paddr,
 			    u64 size, int prot);
+/* Maps @n runs that follow each other in IOVA (IOMMU_CACHE added), with
+ * one IOTLB sync per batch of runs; on error nothing of them is mapped. */
+struct rvfio_run;
+int rvfio_domain_map_runs(struct iommu_domain *domain,
+			  const struct rvfio_run *runs, long n, int prot);
 
 /* --- Reserved regions of a group, one callback per region. --- */
 typedef void (*rvfio_resv_cb)(void *ctx, u64 start, u64 length, int type);
@@ -114,26 +117,34 @@ int rvfio_mm_rw(struct mm_struct *mm, unsigned long vaddr, void *buf,
 bool rvfio_pfn_valid(u64 pfn);
 
 /* --- Pinning user memory. --- */
+/* One physically contiguous piece of a mapping (rust/pin.rs `Run`): all
+ * pinned, or all reserved (MMIO, the zero page: neither pinned nor charged). */
+struct rvfio_run {
+	u64 iova;
+	u64 pfn;
+	u64 npages;
+	bool reserved;
+};
 /*
  * Long-term pins @npages pages at @vaddr of @mm (FOLL_LONGTERM, FOLL_WRITE
- * when @write) and stores their pfns in @pfns, reserved ones tagged with
- * RVFIO_PFN_RESERVED. Returns the number pinned
+ * when @write) and describes them in @runs (room for @npages) as
+ * physically contiguous runs mapped from @iova; *@nruns is their number.
+ * @buf is scratch for @npages entries. Returns the number of pages pinned
  * (> 0) or -errno (-ENODEV when @mm has no users); never 0. A VM_PFNMAP
- * range yields unpinned pfns (up to the end of its vma), faulted in if
- * needed, or
- * -EREMCHG when !@pfnmap_ok: the caller must watch the range before
- * mapping it (rust/revoke.rs).
+ * range yields reserved runs of unpinned pfns (up to the end of its vma),
+ * faulted in if needed, or -EREMCHG when !@pfnmap_ok: the caller must
+ * watch the range before mapping it (rust/revoke.rs). With the
+ * disable_hugepages parameter every page is a run of its own.
  */
-long rvfio_pin_pfns(struct mm_struct *mm, unsigned long vaddr, long npages,
-		    bool write, bool pfnmap_ok, u64 *pfns);
-/* Tag of a reserved pfn (rvfio_pfn_is_reserved()) in rvfio_pin_pfns()'s
- * output: not pinned, not charged. */
+long rvfio_pin_runs(struct mm_struct *mm, unsigned long vaddr, u64 iova,
+		    long npages, bool write, bool pfnmap_ok, u64 *buf,
+		    struct rvfio_run *runs, long *nruns);
+/* Tag of a reserved pfn in the PFNMAP lookup's output. */
 #define RVFIO_PFN_RESERVED	(1ULL << 63)
-/* Unpins a physically contiguous run pinned by rvfio_pin_pfns(). */
+/* Unpins a physically contiguous run pinned by rvfio_pin_runs(). */
 void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty);
-/* Unpins @n pages, one pin each, given by pfn (the array is reused in place
- * as struct page pointers). */
-void rvfio_unpin_pfn_list(u64 *pfns, long n, bool dirty);
+/* Unpins the non-reserved runs of @runs. */
+void rvfio_unpin_runs(const struct rvfio_run *runs, long n, bool dirty);
 /* True for pfns type1 neither pins nor charges (MMIO, zero page). */
 bool rvfio_pfn_is_reserved(u64 pfn);
 

@@ -72,14 +72,16 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     let mut unmapped: u64 = 0;
     let mut last: Option<u64> = None;
     let mut retries = 0;
-    while let Some(key) = inner.first_overlap(&range) {
+    while let Some((key, external)) =
+        inner.first_overlap_with(&range, |key, dma| (key, dma.has_external_pins()))
+    {
         // v1: a request that starts inside a mapping unmaps nothing more
         // (success); one that covers a mapping's first IOVA removes the
         // whole mapping, even past the end of the request.
         if !container.v2 && key < range.start {
             break;
         }
-        if inner.has_external_pins(key) {
+        if external {
             // Devices must drop their pins first; they do so from the
             // callback, through unpin_pages. type1 BUG()s after 10 tries.
             if last == Some(key) {
