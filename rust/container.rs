@@ -23,7 +23,7 @@ use crate::revoke::Revoker;
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNodeReservation};
+use kernel::rbtree::{Entry, RBTree, RBTreeNodeReservation};
 use kernel::sync::{Arc, Mutex};
 
 /// Domains handed to a new mapping without allocating a list for them.
@@ -355,9 +355,12 @@ impl Inner {
         Ok(size)
     }
 
-    /// Pins and maps a new mapping into every domain and records it.
-    pub(crate) fn add_dma(&mut self, mut dma: Dma) -> Result {
-        let range = dma.range();
+    /// Records a new mapping of `range` at `vaddr`, then pins and maps it
+    /// into every domain; on error nothing of it remains.
+    ///
+    /// The mapping is built in its tree node and worked on there: a `Dma` is
+    /// too large to move cheaply (a `memcpy` per move; see Documentation/bench.rst).
+    pub(crate) fn add_dma(&mut self, range: IovaRange, vaddr: u64, prot: i32, owner: Owner) -> Result {
         if self.first_overlap(&range).is_some() {
             return Err(EEXIST);
         }
@@ -392,41 +395,52 @@ impl Inner {
                 &heap
             }
         };
+        let dma = match self.dmas.entry(range.start) {
+            Entry::Vacant(slot) => slot.insert(Dma::new(range, vaddr, prot, owner), node),
+            // No overlap was found above.
+            Entry::Occupied(_) => return Err(EEXIST),
+        };
         // With no IOMMU domain (only emulated-IOMMU groups) nothing is
         // pinned until a device asks, as in type1.
-        dma.pin_and_map_all(domains, &self.revoker, dma::max_run_pages())?;
-        if self.dirty_tracking {
-            if let Err(e) = dma.start_dirty() {
+        let mut result = dma.pin_and_map_all(domains, &self.revoker, dma::max_run_pages());
+        if result.is_ok() && self.dirty_tracking {
+            result = dma.start_dirty();
+            if result.is_err() {
                 dma.forget_pfnmap();
                 for d in domains.iter() {
                     dma.unmap_from(d);
                 }
                 dma.release_pages();
-                return Err(e);
             }
         }
-
-        self.dmas.insert(node.into_node(range.start, dma));
-        self.dma_avail -= 1;
-        Ok(())
+        match result {
+            Ok(()) => self.dma_avail -= 1,
+            // Nothing is pinned or mapped any more: drop it in its node.
+            Err(_) => drop(self.dmas.remove_node(&range.start)),
+        }
+        result
     }
 
     /// Unmaps from every domain, unpins, uncharges and forgets the mapping
-    /// starting at `key`; returns its size.
+    /// starting at `key`; returns its size. The mapping is worked on in its
+    /// tree node and dropped there (no move of the `Dma`).
     pub(crate) fn remove_dma(&mut self, key: u64) -> u64 {
-        let Some(mut dma) = self.dmas.remove(&key) else {
+        let Some(mut entry) = self.dmas.find_mut(&key) else {
             return 0;
         };
+        let dma = entry.get_mut();
         if dma.vaddr_invalid() {
             self.vaddr_invalid_count -= 1;
         }
         dma.forget_pfnmap();
-        for entry in self.domains.values() {
-            dma.unmap_from(&entry.domain);
+        for domain in self.domains.values() {
+            dma.unmap_from(&domain.domain);
         }
         dma.release_pages();
+        let size = dma.size();
+        drop(entry.remove_node());
         self.dma_avail += 1;
-        dma.size()
+        size
     }
 
     fn remove_all_dmas(&mut self) {

@@ -4,7 +4,7 @@
 //! `vfio_dma_do_map()`).
 
 use crate::container::Container;
-use crate::dma::{Dma, PROT_READ, PROT_WRITE};
+use crate::dma::{PROT_READ, PROT_WRITE};
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::mm::Owner;
@@ -37,5 +37,5 @@ pub(crate) fn map_dma(container: &Container, arg: UserPtr) -> Result {
     if set_vaddr {
         return inner.update_vaddr(&range, map.vaddr, owner);
     }
-    inner.add_dma(Dma::new(range, map.vaddr, prot, owner))
+    inner.add_dma(range, map.vaddr, prot, owner)
 }

@@ -17,8 +17,9 @@ pub(crate) const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 /// pointers, like type1's `vfio_batch`.
 pub(crate) const BATCH_PAGES: usize = PAGE_SIZE as usize / core::mem::size_of::<u64>();
 
-/// Maps of up to this many pages pin without allocating a buffer.
-const INLINE_PAGES: usize = 4;
+/// Maps of up to this many pages pin without allocating a buffer. One:
+/// the batch then fits in 64 bytes, which moves without a `memcpy` call.
+const INLINE_PAGES: usize = 1;
 
 /// The errno of [`PinBatch::pin`] for a VM_PFNMAP range when PFNMAP was
 /// not asked for: the caller must watch the range first (`revoke.rs`).
@@ -128,7 +129,7 @@ pub(crate) struct PinBatch {
 
 impl PinBatch {
     /// A buffer for up to `npages` pages per call, at most [`BATCH_PAGES`]:
-    /// a map of a few pages allocates nothing.
+    /// a one-page map allocates nothing.
     pub(crate) fn new(npages: u64) -> Result<Self> {
         let n = usize::try_from(npages).map_or(BATCH_PAGES, |n| n.clamp(1, BATCH_PAGES));
         let bufs = if n <= INLINE_PAGES {
