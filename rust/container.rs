@@ -360,7 +360,13 @@ impl Inner {
     ///
     /// The mapping is built in its tree node and worked on there: a `Dma` is
     /// too large to move cheaply (a `memcpy` per move; see Documentation/bench.rst).
-    pub(crate) fn add_dma(&mut self, range: IovaRange, vaddr: u64, prot: i32, owner: Owner) -> Result {
+    pub(crate) fn add_dma(
+        &mut self,
+        range: IovaRange,
+        vaddr: u64,
+        prot: i32,
+        owner: Owner,
+    ) -> Result {
         if self.first_overlap(&range).is_some() {
             return Err(EEXIST);
         }

@@ -152,15 +152,20 @@ fn get_bitmap(container: &Container, arg: UserPtr, argsz: usize) -> Result {
 /// EINVAL when `r` cuts a mapping at either end (type1's check for v2
 /// unmaps and dirty bitmaps).
 pub(crate) fn check_not_bisected(inner: &mut Inner, r: &IovaRange) -> Result {
-    if let Some(m) = inner.mapping_at(r.start) {
-        if m.start != r.start {
-            return Err(EINVAL);
-        }
+    // The lowest mapping overlapping `r` is the one containing `r.start`,
+    // if any; when it also reaches `r.end` (unmapping one whole mapping),
+    // one tree walk answers both ends.
+    let Some(first) = inner.first_overlap_with(r, |_, dma| dma.range()) else {
+        return Ok(());
+    };
+    if first.start < r.start || (first.end > r.end && first.start <= r.end) {
+        return Err(EINVAL);
     }
-    if let Some(m) = inner.mapping_at(r.end) {
-        if m.end != r.end {
-            return Err(EINVAL);
-        }
+    if first.end >= r.end {
+        return Ok(());
     }
-    Ok(())
+    match inner.mapping_at(r.end) {
+        Some(m) if m.end != r.end => Err(EINVAL),
+        _ => Ok(()),
+    }
 }

@@ -38,12 +38,14 @@ const FLUSH_PAGES: u64 = 8192;
 /// inline, without an allocation.
 enum RunList {
     One(Run),
-    Many(KVec<Run>),
+    /// kvmalloc'ed: fragmented memory has a run per page (2 MiB of runs
+    /// for 256 MiB).
+    Many(KVVec<Run>),
 }
 
 impl RunList {
     const fn new() -> Self {
-        Self::Many(KVec::new())
+        Self::Many(KVVec::new())
     }
 
     fn as_slice(&self) -> &[Run] {
@@ -62,13 +64,33 @@ impl RunList {
             Self::Many(runs) if runs.capacity() == 0 => *self = Self::One(run),
             Self::Many(runs) => runs.push(run, GFP_KERNEL)?,
             Self::One(first) => {
-                let mut runs = KVec::with_capacity(4, GFP_KERNEL)?;
+                let mut runs = KVVec::with_capacity(4, GFP_KERNEL)?;
                 runs.push(*first, GFP_KERNEL)?;
                 runs.push(run, GFP_KERNEL)?;
                 *self = Self::Many(runs);
             }
         }
         Ok(())
+    }
+
+    /// Makes room for `additional` more runs, so that a large mapping's
+    /// list is not copied over and over as it grows. Only a hint: when
+    /// the allocation fails, pushes allocate as they go.
+    fn reserve(&mut self, additional: usize) {
+        match self {
+            Self::Many(runs) => {
+                let _ = runs.reserve(additional, GFP_KERNEL);
+            }
+            Self::One(first) => {
+                let first = *first;
+                if let Ok(mut runs) = KVVec::with_capacity(additional + 1, GFP_KERNEL) {
+                    // The capacity is there: this push does not allocate.
+                    if runs.push(first, GFP_KERNEL).is_ok() {
+                        *self = Self::Many(runs);
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets the runs from index `len` on.
@@ -402,6 +424,12 @@ impl Dma {
                 Ok(pinned) => pinned,
                 Err(e) => break Err(e),
             };
+            if done == 0 && got as u64 != npages {
+                // The first batch tells how fragmented the memory is.
+                let batches = npages.div_ceil(got as u64);
+                let estimate = (runs.len() as u64).saturating_mul(batches).min(npages);
+                self.runs.reserve(estimate as usize);
+            }
             done += got as u64;
             let mut failed = None;
             for (i, run) in runs.iter().enumerate() {

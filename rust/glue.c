@@ -587,16 +587,17 @@ void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty)
 	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
 }
 
+/* One-page runs unpinned per unpin_user_pages_dirty_lock() call. */
+#define RVFIO_UNPIN_BATCH	512
+
 /*
  * Unpins the one-page runs from @runs on (stopping at the first longer
- * one), up to 64 per call: fragmented memory. Kept out of line: its array
- * is zeroed on every call (CONFIG_INIT_STACK_ALL_ZERO), which a one-run
- * mapping should not pay for. Returns how many runs it went through.
+ * one), a batch per call through @pages (room for RVFIO_UNPIN_BATCH):
+ * fragmented memory. Returns how many runs it went through.
  */
-static noinline long rvfio_unpin_singles(const struct rvfio_run *runs,
-					 long n, bool dirty)
+static long rvfio_unpin_singles(const struct rvfio_run *runs, long n,
+				bool dirty, struct page **pages)
 {
-	struct page *pages[64];
 	long i;
 	int k = 0;
 
@@ -604,7 +605,7 @@ static noinline long rvfio_unpin_singles(const struct rvfio_run *runs,
 		if (runs[i].reserved)
 			continue;
 		pages[k++] = pfn_to_page(runs[i].pfn);
-		if (k == ARRAY_SIZE(pages)) {
+		if (k == RVFIO_UNPIN_BATCH) {
 			unpin_user_pages_dirty_lock(pages, k, dirty);
 			k = 0;
 		}
@@ -616,11 +617,19 @@ static noinline long rvfio_unpin_singles(const struct rvfio_run *runs,
 
 void rvfio_unpin_runs(const struct rvfio_run *runs, long n, bool dirty)
 {
+	/*
+	 * A heap buffer, not a stack array: INIT_STACK_ALL_ZERO would clear
+	 * the array on every call (a byte-by-byte rep stosb under TCG).
+	 */
+	struct page **pages = NULL;
 	long i = 0;
 
 	while (i < n) {
-		if (runs[i].npages == 1 && i + 1 < n && runs[i + 1].npages == 1) {
-			i += rvfio_unpin_singles(runs + i, n - i, dirty);
+		if (runs[i].npages == 1 && i + 1 < n && runs[i + 1].npages == 1 &&
+		    (pages || (pages = kmalloc_array(RVFIO_UNPIN_BATCH,
+						     sizeof(*pages),
+						     GFP_KERNEL | __GFP_NOWARN)))) {
+			i += rvfio_unpin_singles(runs + i, n - i, dirty, pages);
 			continue;
 		}
 		if (!runs[i].reserved)
@@ -628,6 +637,7 @@ void rvfio_unpin_runs(const struct rvfio_run *runs, long n, bool dirty)
 							 runs[i].npages, dirty);
 		i++;
 	}
+	kfree(pages);
 }
 
 bool rvfio_pfn_is_reserved(u64 pfn)

@@ -104,7 +104,13 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
             // As in type1, mappings already removed stay removed.
             inner.report_dirty(key, bitmap)?;
         }
-        unmapped += inner.remove_dma(key);
+        let size = inner.remove_dma(key);
+        unmapped += size;
+        // Mappings do not overlap: past this one's end nothing is left to
+        // find (saves a tree walk per call).
+        if size == 0 || key + (size - 1) >= range.end {
+            break;
+        }
     }
     drop(inner);
     write_size(arg, &mut unmap, unmapped)
