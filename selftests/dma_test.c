@@ -433,3 +433,106 @@ TEST_F_TIMEOUT(edu, hugetlb_page_mapping_dma_at_offset, DMA_TEST_TIMEOUT)
 }
 
 TEST_HARNESS_MAIN
+
+/* The pfn behind @va (root sees pfns in /proc/self/pagemap), 0 if none. */
+static uint64_t pfn_of(int pm, const void *va)
+{
+	uint64_t e = 0;
+	off_t off = (off_t)((uintptr_t)va / PAGE_4K) * sizeof(e);
+
+	if (pread(pm, &e, sizeof(e), off) != sizeof(e) || !(e & (1ULL << 63)))
+		return 0;
+	return e & ((1ULL << 55) - 1);
+}
+
+/*
+ * 36 MiB of 4 KiB pages of which no two neighbours are physically adjacent
+ * (the bench's 4k_frag memory): one run per page, so the mapping goes
+ * through many scatterlist batches (256 runs each) and two locked_vm
+ * charges (every 8192 pages). Device reads and writes at pages on both
+ * sides of those boundaries must reach exactly their own page.
+ */
+TEST_F_TIMEOUT(edu, fragmented_memory_every_run_at_its_iova, DMA_TEST_TIMEOUT)
+{
+	const size_t size = 36 << 20, npages = size / PAGE_4K;
+	const uint64_t A = 0x40000000, M = 0x41000000, C = 0x40010000;
+	const size_t probe[] = { 0, 1, 254, 255, 256, 257, 511, 512, 4095, 4096,
+				 8190, 8191, 8192, 8193, npages - 2, npages - 1 };
+	uint8_t *src = edu_buf(PAGE_4K, 0), *out = edu_buf(PAGE_4K, 0);
+	uint8_t *hold = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t adjacent = 0, absent = 0;
+	uint64_t n = 0, prev = 0;
+	int pm;
+
+	ASSERT_NE(MAP_FAILED, hold);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, madvise(hold, 2 * size, MADV_NOHUGEPAGE));
+	ASSERT_EQ(0, madvise(mem, size, MADV_NOHUGEPAGE));
+	/* Fault in 2x, free every other page, then fault the buffer in: it
+	 * gets the freed pages, which are never neighbours. */
+	memset(hold, 1, 2 * size);
+	for (size_t off = PAGE_4K; off < 2 * size; off += 2 * PAGE_4K)
+		ASSERT_EQ(0, madvise(hold + off, PAGE_4K, MADV_DONTNEED));
+	memset(mem, 0xee, size);
+
+	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, pm);
+	for (size_t i = 0; i < npages; i++) {
+		uint64_t pfn = pfn_of(pm, mem + i * PAGE_4K);
+
+		absent += !pfn;
+		adjacent += pfn && prev && pfn == prev + 1;
+		prev = pfn;
+	}
+	close(pm);
+	ASSERT_EQ(0, absent) TH_LOG("pagemap shows no pfn (not root?)");
+	TH_LOG("%zu pages, %zu physically adjacent pairs", npages, adjacent);
+	if (adjacent > npages / 4)
+		SKIP(goto out, "memory came out contiguous (%zu of %zu pairs adjacent): the "
+			       "many-run path would not be exercised", adjacent, npages);
+
+	ASSERT_EQ(0, vfio_map(self->c, A, src, PAGE_4K, RO));
+	ASSERT_EQ(0, vfio_map(self->c, C, out, PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, M, mem, size, RW));
+	for (size_t k = 0; k < sizeof(probe) / sizeof(probe[0]); k++) {
+		size_t i = probe[k];
+		uint8_t *page = mem + i * PAGE_4K;
+		uint32_t seed = random_seed() ^ (uint32_t)i;
+
+		/* Device reads page i. */
+		fill_pattern(page, PAGE_4K, seed);
+		ASSERT_EQ(0, edu_dma_to_dev(&self->dev, M + i * PAGE_4K, 0, PAGE_4K));
+		ASSERT_EQ(0, edu_dma_to_ram(&self->dev, 0, C, PAGE_4K));
+		ASSERT_EQ(-1, check_pattern(out, PAGE_4K, seed))
+			TH_LOG("device read of page %zu got other memory", i);
+		/* Device writes page i; its neighbours keep their bytes. */
+		fill_pattern(src, PAGE_4K, seed ^ 0x5a5a5a5a);
+		memset(page, 0xee, PAGE_4K);
+		ASSERT_EQ(0, edu_dma_to_dev(&self->dev, A, 0, PAGE_4K));
+		ASSERT_EQ(0, edu_dma_to_ram(&self->dev, 0, M + i * PAGE_4K, PAGE_4K));
+		ASSERT_EQ(-1, check_pattern(page, PAGE_4K, seed ^ 0x5a5a5a5a))
+			TH_LOG("device write to page %zu did not land there", i);
+		if (i > 0)
+			ASSERT_EQ(-1, check_fill(page - 64, 64, 0xee))
+				TH_LOG("write to page %zu reached page %zu", i, i - 1);
+		if (i + 1 < npages)
+			ASSERT_EQ(-1, check_fill(page + PAGE_4K, 64, 0xee))
+				TH_LOG("write to page %zu reached page %zu", i, i + 1);
+		/* Back to the fill, for the neighbour checks of the next probes. */
+		memset(page, 0xee, PAGE_4K);
+	}
+	ASSERT_EQ(0, vfio_unmap(self->c, M, size, 0, &n));
+	EXPECT_EQ(size, n);
+	/* Unmapped: a device read of the range yields nothing of it. */
+	fill_pattern(mem, PAGE_4K, 0x1234);
+	memset(out, 0xc3, PAGE_4K);
+	edu_dma_to_dev(&self->dev, M, 0, PAGE_4K);
+	ASSERT_EQ(0, edu_dma_to_ram(&self->dev, 0, C, PAGE_4K));
+	EXPECT_NE(-1, check_pattern(out, PAGE_4K, 0x1234));
+out:
+	munmap(mem, size);
+	munmap(hold, 2 * size);
+}
