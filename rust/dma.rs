@@ -653,23 +653,15 @@ impl Dma {
     /// was invalidated since `seq`; in that case, or on error, undoes what
     /// `try_map_all` did.
     fn publish(&mut self, seq: u64, domains: &[&IommuDomain]) -> Result<bool> {
-        let mut runs = KVec::new();
-        let mut result = Ok(());
-        for r in self.runs.as_slice().iter().filter(|r| r.reserved()) {
-            let run = PfnRun {
-                iova: r.iova(),
-                pfn: r.pfn(),
-                npages: r.npages(),
-            };
-            result = runs.push(run, GFP_KERNEL);
-            if result.is_err() {
-                break;
-            }
-        }
-        let published = match (result, &self.watch) {
-            (Ok(()), Some(w)) => w.publish(seq, &runs),
-            (Err(e), _) => Err(e.into()),
-            (Ok(()), None) => Err(EINVAL),
+        let pfnmap = self.runs.as_slice().iter().filter(|r| r.reserved());
+        let runs = pfnmap.map(|r| PfnRun {
+            iova: r.iova(),
+            pfn: r.pfn(),
+            npages: r.npages(),
+        });
+        let published = match &self.watch {
+            Some(w) => w.publish(seq, runs),
+            None => Err(EINVAL),
         };
         if !matches!(published, Ok(true)) {
             for d in domains {

@@ -300,12 +300,17 @@ impl Watch {
 
     /// Maps `runs` into every domain unless the range was invalidated since
     /// `seq` (then returns false and maps nothing: look up again).
-    pub(crate) fn publish(&self, seq: u64, runs: &[PfnRun]) -> Result<bool> {
-        let mut watched = KVec::with_capacity(runs.len(), GFP_KERNEL)?;
-        for r in runs {
+    pub(crate) fn publish(
+        &self,
+        seq: u64,
+        runs: impl Iterator<Item = PfnRun> + Clone,
+    ) -> Result<bool> {
+        let mut watched = KVec::with_capacity(runs.clone().count(), GFP_KERNEL)?;
+        for run in runs {
+            // Capacity is there: no allocation.
             watched.push(
                 WatchedRun {
-                    run: *r,
+                    run,
                     revoked: false,
                 },
                 GFP_NOWAIT,
@@ -346,21 +351,6 @@ impl Watch {
         Ok(true)
     }
 
-    /// Unmaps what is still mapped from every domain; the watch stays
-    /// registered but maps nothing any more.
-    pub(crate) fn withdraw(&self) {
-        let mut guard = self.revoker.state.lock();
-        let st = &mut *guard;
-        if let Some(ws) = st.watches.get_mut(&(self.ptr as usize)) {
-            if ws.active {
-                for d in st.domains.values() {
-                    ws.unmap_live(d);
-                }
-                ws.active = false;
-            }
-        }
-    }
-
     /// Bytes of the mapping whose translation was revoked.
     pub(crate) fn revoked_bytes(&self) -> u64 {
         let guard = self.revoker.state.lock();
@@ -376,13 +366,20 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.withdraw();
-        let removed = self
-            .revoker
-            .state
-            .lock()
-            .watches
-            .remove(&(self.ptr as usize));
+        // Unmap what is still mapped and forget the watch, under one hold
+        // of the lock.
+        let removed = {
+            let mut guard = self.revoker.state.lock();
+            let st = &mut *guard;
+            let mut removed = st.watches.remove(&(self.ptr as usize));
+            if let Some(ws) = removed.as_mut().filter(|ws| ws.active) {
+                for d in st.domains.values() {
+                    ws.unmap_live(d);
+                }
+                ws.active = false;
+            }
+            removed
+        };
         // Freed outside the lock (the watch's run list).
         drop(removed);
         // SAFETY: created by `rvfio_watch_new()` (type invariant), freed once.

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,7 +448,7 @@ static uint64_t pfn_of(int pm, const void *va)
 
 /*
  * 36 MiB of 4 KiB pages of which no two neighbours are physically adjacent
- * (the bench's 4k_frag memory): one run per page, so the mapping goes
+ * (like the bench's 4k_frag memory): one run per page, so the mapping goes
  * through many scatterlist batches (256 runs each) and two locked_vm
  * charges (every 8192 pages). Device reads and writes at pages on both
  * sides of those boundaries must reach exactly their own page.
@@ -465,18 +466,27 @@ TEST_F_TIMEOUT(edu, fragmented_memory_every_run_at_its_iova, DMA_TEST_TIMEOUT)
 			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	size_t adjacent = 0, absent = 0;
 	uint64_t n = 0, prev = 0;
+	cpu_set_t one, all;
 	int pm;
 
 	ASSERT_NE(MAP_FAILED, hold);
 	ASSERT_NE(MAP_FAILED, mem);
 	ASSERT_EQ(0, madvise(hold, 2 * size, MADV_NOHUGEPAGE));
 	ASSERT_EQ(0, madvise(mem, size, MADV_NOHUGEPAGE));
-	/* Fault in 2x, free every other page, then fault the buffer in: it
-	 * gets the freed pages, which are never neighbours. */
+	/*
+	 * Fault in 2x, free every other page, then fault the buffer in: it
+	 * gets the freed pages, which are never neighbours. On one CPU: pages
+	 * freed into one CPU's free list are not what another CPU allocates.
+	 */
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
 	memset(hold, 1, 2 * size);
 	for (size_t off = PAGE_4K; off < 2 * size; off += 2 * PAGE_4K)
 		ASSERT_EQ(0, madvise(hold + off, PAGE_4K, MADV_DONTNEED));
 	memset(mem, 0xee, size);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(all), &all));
 
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, pm);
