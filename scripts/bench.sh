@@ -184,6 +184,10 @@ boot() {
 }
 
 IFS=, read -ra backends <<<"$BENCH_BACKENDS"
+# One VM at a time on this machine, whatever boots it (scripts/vm.sh takes
+# the same lock): a second TCG VM would be measured too.
+exec 7>"${VM_LOCK:-/tmp/rvfio-vm.lock}"
+flock -n 7 || { say "waiting for another VM to finish"; flock 7; }
 rm -f "$out"/vm-*.log "$out"/vm-*.log.fail*
 start=$SECONDS
 n=${#backends[@]}

@@ -26,7 +26,7 @@ flavour=${1:-}
 # Fragments per flavour, merged in this order (a later one wins).
 case "$flavour" in
 debug)	fragments=(base.config debug.config) ;;
-perf)	fragments=(base.config) ;;
+perf)	fragments=(base.config perf.config) ;;
 *)	echo "usage: $0 debug|perf" >&2; exit 2 ;;
 esac
 
@@ -57,16 +57,24 @@ src_ver=$(dpkg-query -W -f='${Version}' "$src_pkg" 2>/dev/null) || {
 	exit 1
 }
 
+# Test-kernel patches (scripts/kernel-patches/, Documentation/testing.rst),
+# applied in name order to the shared source tree.
+patchdir="$top/scripts/kernel-patches"
+patches=()
+for p in "$patchdir"/*.patch; do [ -f "$p" ] && patches+=("$p"); done
+
 frag_paths=()
 for f in "${fragments[@]}"; do frag_paths+=("$kconfdir/$f"); done
 
-# What the build depends on besides the kernel sources themselves.
+# What the build depends on besides the kernel sources themselves. Paths are
+# relative to the checkout, so a second worktree whose build/ links to this
+# objdir sees the same hash.
 want=$({
 	echo "flavour=$flavour source=$src_pkg=$src_ver"
 	echo "toolchain=${toolchain[*]} LIBCLANG_PATH=$LIBCLANG_PATH"
 	dpkg-query -W -f='${Package}=${Version}\n' rustc-web rust-web-src clang-19 lld-19 llvm-19 2>/dev/null || true
-	for f in "$self" "${frag_paths[@]}"; do echo "== $f"; cat "$f"; done
-} | sha256sum | cut -d' ' -f1)
+	for f in "$self" "${frag_paths[@]}" "${patches[@]}"; do echo "== $f"; cat "$f"; done
+} | sed "s#$top#TOP#g" | sha256sum | cut -d' ' -f1)
 
 up_to_date() {
 	[ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
@@ -123,6 +131,24 @@ if [ "$(cat "$src/.rvfio-src-version" 2>/dev/null)" != "$src_ver" ]; then
 	step "unpack" tar -xJf "$src_tar" -C "$src.tmp" --strip-components=1
 	echo "$src_ver" >"$src.tmp/.rvfio-src-version"
 	mv "$src.tmp" "$src"
+fi
+# Patches: the ones applied are kept in $src/.rvfio-patches; when the set in
+# the repository differs, the old ones are reversed (newest first) and the new
+# ones applied. patch(1) gives every file it touches a new mtime, so make
+# rebuilds exactly what changed.
+applied="$src/.rvfio-patches"
+mkdir -p "$applied"
+if ! diff -rq "$applied" "$patchdir" >/dev/null 2>&1; then
+	for p in $(ls -r "$applied"/*.patch 2>/dev/null); do
+		say "reversing $(basename "$p")"
+		step "reverse $(basename "$p")" patch -d "$src" -p1 -R -s -i "$p"
+		rm -f "$p"
+	done
+	for p in "${patches[@]}"; do
+		say "applying $(basename "$p")"
+		step "apply $(basename "$p")" patch -d "$src" -p1 -N -s -i "$p"
+		cp "$p" "$applied/"
+	done
 fi
 flock -u 8
 # Objects built from another source version are not trustworthy (tar keeps the

@@ -15,7 +15,7 @@ BINDGEN_VERSION=0.73.2
 APT_PKGS=(rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
 	  flex bison bc libelf-dev libssl-dev cpio busybox-static kmod pahole
 	  make xz-utils linux-source-6.12 gcc libc6-dev python3 dwarves
-	  rust-web-clippy rustfmt-web)
+	  rust-web-clippy rustfmt-web patch)
 QEMU_PKGS=(qemu-system-x86)
 
 stamp="$tools/deps.stamp"

@@ -181,7 +181,9 @@ def check_boot(qemu_rc, vm_timeout):
 
 
 def summary_line(passed, failed, skipped):
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    # The last line has exactly the shape "N passed, N failed".
+    print(f"{skipped} skipped (each listed above with its reason)")
+    print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
@@ -551,6 +553,15 @@ check_boot() {
 	set -e
 	boot_wall=$(($(date +%s) - b0))
 }
+
+# One VM at a time on this machine (2 cores; TCG VMs side by side distort each
+# other's timeouts): every boot, of any checkout, waits for this lock.
+vm_lock=${VM_LOCK:-/tmp/rvfio-vm.lock}
+exec 7>"$vm_lock"
+if ! flock -n 7; then
+	echo "vm.sh: waiting for another VM to finish ($vm_lock)"
+	flock 7
+fi
 
 start=$(date +%s)
 case "$mode" in
