@@ -19,15 +19,14 @@
  *    eventfd_signal(), access_ok(), rlimit(), GFP_ATOMIC, ERR_PTR decoding;
  *    and field reads of structures bindgen only sees as opaque
  *    (struct iommu_domain, vm_area_struct, vfio_device ops).
- * 5. Two loops that are pure mechanism, no decisions:
+ * 5. Loops that are pure mechanism, no decisions:
  *    - rvfio_group_resv_regions(): walks and frees the list
  *      iommu_get_group_resv_regions() returns (list_for_each_entry_safe()
  *      is a macro over struct iommu_resv_region's embedded list head);
- *    - rvfio_unpin_pfn_array(): pfn_to_page() on each pfn of a batch Rust
- *      chose, then one unpin_user_pages_dirty_lock(). A call per page into
- *      C from Rust would cost as much as the unpin itself for fragmented
- *      memory (bench/results/2026-12-07-notes.md).
- *    - the pin_pages shim of (1), for the same reason.
+ *    - rvfio_unpin_pfn_array() and the pin_pages shim of (1): pfn_to_page()
+ *      over a batch Rust chose (then, for the first, one
+ *      unpin_user_pages_dirty_lock()). A call into C per page would cost
+ *      about as much as the unpin itself for fragmented memory.
  *
  * Exported functions that are not inline (pin_user_pages_fast(),
  * fixup_user_fault(), iommu_map_sg(), __account_locked_vm(),
