@@ -230,6 +230,21 @@ impl Inner {
         self.vaddr_invalid_count
     }
 
+    /// The mappings, by start IOVA (`owner_change.rs`).
+    pub(crate) fn dmas(&self) -> &RBTree<u64, Dma> {
+        &self.dmas
+    }
+
+    pub(crate) fn dmas_mut(&mut self) -> &mut RBTree<u64, Dma> {
+        &mut self.dmas
+    }
+
+    /// Every mapping's vaddr is valid again (`owner_change.rs` gave each
+    /// a new one).
+    pub(crate) fn clear_vaddr_invalid(&mut self) {
+        self.vaddr_invalid_count = 0;
+    }
+
     /// The mapping that contains `iova`, mutably.
     pub(crate) fn dma_at_mut(&mut self, iova: u64) -> Option<&mut Dma> {
         let key = self.first_overlap(&IovaRange {

@@ -248,6 +248,16 @@ bool rvfio_capable_ipc_lock(void)
 	return capable(CAP_IPC_LOCK);
 }
 
+void rvfio_mmgrab(struct mm_struct *mm)
+{
+	mmgrab(mm);
+}
+
+void rvfio_task_get(struct task_struct *task)
+{
+	get_task_struct(task);
+}
+
 struct mm_struct *rvfio_current_mm(void)
 {
 	return current->mm;
@@ -310,6 +320,11 @@ unsigned long rvfio_vma_flags(struct vm_area_struct *vma)
 unsigned long rvfio_vma_end(struct vm_area_struct *vma)
 {
 	return vma->vm_end;
+}
+
+bool rvfio_vma_is_anonymous(struct vm_area_struct *vma)
+{
+	return vma_is_anonymous(vma);
 }
 
 int rvfio_follow_pfnmap(struct vm_area_struct *vma, unsigned long addr,

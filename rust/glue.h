@@ -94,6 +94,9 @@ void rvfio_mm_drop(struct mm_struct *mm);
 struct task_struct *rvfio_current_leader_get(void);
 void rvfio_task_put(struct task_struct *task);
 bool rvfio_capable_ipc_lock(void);
+/* mmgrab() and get_task_struct(): one more reference. */
+void rvfio_mmgrab(struct mm_struct *mm);
+void rvfio_task_get(struct task_struct *task);
 /* current->mm, no reference taken (NULL in a kernel thread). */
 struct mm_struct *rvfio_current_mm(void);
 /* mmget_not_zero(); mmput() is exported and called directly. */
@@ -117,6 +120,8 @@ struct vm_area_struct *rvfio_vma_lookup(struct mm_struct *mm,
 					unsigned long addr);
 unsigned long rvfio_vma_flags(struct vm_area_struct *vma);
 unsigned long rvfio_vma_end(struct vm_area_struct *vma);
+/* vma_is_anonymous(): no vm_ops (private anonymous memory, not shmem). */
+bool rvfio_vma_is_anonymous(struct vm_area_struct *vma);
 /*
  * follow_pfnmap_start() + follow_pfnmap_end() on @addr of @vma: the pfn,
  * whether the pte allows writes, and whether it was found at the pte level

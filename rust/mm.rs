@@ -95,6 +95,22 @@ impl MmRef {
     }
 }
 
+impl Clone for MmRef {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference (type invariant), so the struct is
+        // alive; mmgrab() takes another.
+        unsafe { bindings::rvfio_mmgrab(self.ptr) };
+        // INVARIANT: the new value owns the reference taken just now.
+        Self { ptr: self.ptr }
+    }
+}
+
+impl PartialEq for MmRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr == other.ptr
+    }
+}
+
 impl Drop for MmRef {
     fn drop(&mut self) {
         // SAFETY: by the type invariant we own one mm_count reference.
@@ -260,6 +276,15 @@ impl Vma<'_> {
         self.flags() & bindings::VM_PFNMAP as u64 != 0
     }
 
+    /// Private anonymous memory (`MAP_PRIVATE | MAP_ANONYMOUS`, the heap,
+    /// stacks): it belongs to this address space alone and does not
+    /// survive exec. Shared anonymous memory is shmem and not this.
+    pub(crate) fn is_private_anon(&self) -> bool {
+        // SAFETY: valid while the lock is held (type invariant).
+        let anon = unsafe { bindings::rvfio_vma_is_anonymous(self.ptr) };
+        anon && self.flags() & bindings::VM_SHARED as u64 == 0
+    }
+
     /// `follow_pfnmap_start()`/`_end()`: the pfn mapped at `addr`, if any
     /// (an error when nothing is mapped there yet).
     pub(crate) fn follow_pfnmap(&self, addr: u64) -> Result<PfnmapPte> {
@@ -307,6 +332,15 @@ impl TaskRef {
     }
 }
 
+impl Clone for TaskRef {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference (type invariant); take another.
+        unsafe { bindings::rvfio_task_get(self.ptr) };
+        // INVARIANT: the new value owns the reference taken just now.
+        Self { ptr: self.ptr }
+    }
+}
+
 impl Drop for TaskRef {
     fn drop(&mut self) {
         // SAFETY: by the type invariant we own one task reference.
@@ -315,6 +349,7 @@ impl Drop for TaskRef {
 }
 
 /// Who a mapping's pinned pages are charged to.
+#[derive(Clone)]
 pub(crate) struct Owner {
     pub(crate) mm: MmRef,
     pub(crate) task: TaskRef,

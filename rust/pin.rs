@@ -103,6 +103,23 @@ impl PinBatch {
         write: bool,
         pfnmap_ok: bool,
     ) -> Result<(usize, &[Run])> {
+        self.pin_as(mm, vaddr, iova, npages, write, pfnmap_ok, true)
+    }
+
+    /// [`PinBatch::pin`], or with `longterm` false a short-term pin (no
+    /// FOLL_LONGTERM: nothing is migrated), to look pages up and release
+    /// them again at once.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pin_as(
+        &mut self,
+        mm: &MmRef,
+        vaddr: u64,
+        iova: u64,
+        npages: usize,
+        write: bool,
+        pfnmap_ok: bool,
+        longterm: bool,
+    ) -> Result<(usize, &[Run])> {
         let (pages, runs): (&mut [u64], &mut [Run]) = match &mut self.bufs {
             Buffers::Inline { pages, runs } => (pages, runs),
             Buffers::Heap { pages, runs } => (pages, runs),
@@ -110,7 +127,7 @@ impl PinBatch {
         let n = npages.min(pages.len());
         let pages = &mut pages[..n];
         let split = max_run_pages() == 1;
-        let (got, pfnmap) = pin_raw(mm, vaddr, write, pfnmap_ok, pages)?;
+        let (got, pfnmap) = pin_raw(mm, vaddr, write, pfnmap_ok, longterm, pages)?;
         let got = got.min(n);
         if got == 0 {
             return Err(EFAULT);
@@ -139,9 +156,13 @@ fn pin_raw(
     vaddr: u64,
     write: bool,
     pfnmap_ok: bool,
+    longterm: bool,
     buf: &mut [u64],
 ) -> Result<(usize, bool)> {
-    let mut flags = bindings::FOLL_LONGTERM;
+    let mut flags = 0;
+    if longterm {
+        flags |= bindings::FOLL_LONGTERM;
+    }
     if write {
         flags |= bindings::FOLL_WRITE;
     }

@@ -8,7 +8,7 @@
 //!   attach_group, detach_group, the mdev ops) and the registration.
 //! - `ioctl.rs`: ioctl dispatch, CHECK_EXTENSION, argument reading.
 //! - `map_dma.rs`, `unmap_dma.rs`, `get_info.rs`, `dirty_pages.rs`,
-//!   `pfnmap_ioctl.rs`: one ioctl (or two) each.
+//!   `pfnmap_ioctl.rs`, `owner_ioctl.rs`: one ioctl (or two) each.
 //! - `container.rs`: per-container state (domains, groups, mappings).
 //! - `dma.rs`: one mapping and its pinned runs.
 //! - Pinning, from a user range to IOMMU mappings and back: `pin.rs` (which
@@ -20,6 +20,7 @@
 //! - `domain.rs`: IOMMU domains and groups; `vfio_device.rs`: registered
 //!   emulated-IOMMU devices; `emulated.rs`: the mdev pin/dma_rw path.
 //! - `revoke.rs`: PFNMAP revocation; `watch.rs`: the mmu interval notifier.
+//! - `owner_change.rs` (+ `owner_ioctl.rs`): the DMA owner change.
 //! - `user_bitmap.rs`: dirty bitmaps in user memory.
 //! - Pure logic, also tested on the host (`rust/host`): `iova.rs`,
 //!   `caps.rs`, `dirty.rs`, `runs.rs`.
@@ -42,6 +43,8 @@ mod ioctl;
 mod iova;
 mod map_dma;
 mod mm;
+mod owner_change;
+mod owner_ioctl;
 mod pfnmap;
 mod pfnmap_ioctl;
 mod pin;
