@@ -7,6 +7,7 @@
 //! errno is the same, EINVAL, unless that memory is unreadable.)
 
 use crate::container::Container;
+use crate::instrument::{timed, Stat};
 use crate::uapi::*;
 use crate::{dirty_pages, get_info, map_dma, owner_ioctl, pfnmap_ioctl, unmap_dma};
 use core::mem::size_of;
@@ -52,8 +53,12 @@ pub(crate) fn dispatch(container: &Container, cmd: u32, arg: usize) -> Result<is
     match cmd {
         VFIO_CHECK_EXTENSION => Ok(check_extension(Some(container), arg as u64)),
         VFIO_IOMMU_GET_INFO => get_info::get_info(container, arg).map(|()| 0),
-        VFIO_IOMMU_MAP_DMA => map_dma::map_dma(container, arg).map(|()| 0),
-        VFIO_IOMMU_UNMAP_DMA => unmap_dma::unmap_dma(container, arg).map(|()| 0),
+        VFIO_IOMMU_MAP_DMA => {
+            timed(Stat::IoctlMap, 0, || map_dma::map_dma(container, arg)).map(|()| 0)
+        }
+        VFIO_IOMMU_UNMAP_DMA => {
+            timed(Stat::IoctlUnmap, 0, || unmap_dma::unmap_dma(container, arg)).map(|()| 0)
+        }
         VFIO_IOMMU_DIRTY_PAGES => dirty_pages::dirty_pages(container, arg).map(|()| 0),
         RVFIO_IOMMU_DMA_QUERY => pfnmap_ioctl::dma_query(container, arg).map(|()| 0),
         RVFIO_IOMMU_REVOKE_EVENTFD => pfnmap_ioctl::revoke_eventfd(container, arg).map(|()| 0),

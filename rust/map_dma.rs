@@ -5,6 +5,7 @@
 
 use crate::container::Container;
 use crate::dma::{PROT_READ, PROT_WRITE};
+use crate::instrument::{timed, Stat};
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::mm::Owner;
@@ -33,7 +34,7 @@ pub(crate) fn map_dma(container: &Container, arg: UserPtr) -> Result {
 
     let mut inner = container.lock();
     let range = iova::check_map(map.iova, map.vaddr, map.size, inner.min_pgsize()).ok_or(EINVAL)?;
-    let owner = Owner::current()?;
+    let owner = timed(Stat::Owner, 0, Owner::current)?;
     if set_vaddr {
         return inner.update_vaddr(&range, map.vaddr, owner);
     }

@@ -11,6 +11,7 @@
 //! [`Vma`] borrowed from it cannot outlive it.
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use kernel::error::{code::*, to_result, Result};
@@ -373,7 +374,9 @@ impl Owner {
     /// Charges `npages` to `locked_vm`: ENOMEM past RLIMIT_MEMLOCK (unless
     /// `lock_cap`), EINTR on a fatal signal, ESRCH when the mm is gone.
     pub(crate) fn charge(&self, npages: usize) -> Result {
-        let result = self.lock_acct(npages, true, self.lock_cap);
+        let result = timed(Stat::Charge, npages as u64, || {
+            self.lock_acct(npages, true, self.lock_cap)
+        });
         if result == Err(ENOMEM) {
             // SAFETY: no preconditions.
             let limit = unsafe { bindings::rvfio_current_memlock_limit() };
@@ -386,7 +389,9 @@ impl Owner {
     /// nothing to give back to, as in type1.
     pub(crate) fn uncharge(&self, npages: usize) {
         // A decrement never fails on the rlimit.
-        let _ = self.lock_acct(npages, false, true);
+        let _ = timed(Stat::Uncharge, npages as u64, || {
+            self.lock_acct(npages, false, true)
+        });
     }
 
     /// type1's `vfio_lock_acct()`: `__account_locked_vm()` under the mmap

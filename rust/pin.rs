@@ -5,6 +5,7 @@
 //! looked up as PFNMAP instead (`pfnmap.rs`).
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use crate::mm::{MmRef, MmUsers};
 use crate::pfnmap;
 use crate::runs::{self, PageDesc, Run};
@@ -127,7 +128,9 @@ impl PinBatch {
         let n = npages.min(pages.len());
         let pages = &mut pages[..n];
         let split = max_run_pages() == 1;
-        let (got, pfnmap) = pin_raw(mm, vaddr, write, pfnmap_ok, longterm, pages)?;
+        let (got, pfnmap) = timed(Stat::Pin, n as u64, || {
+            pin_raw(mm, vaddr, write, pfnmap_ok, longterm, pages)
+        })?;
         let got = got.min(n);
         if got == 0 {
             return Err(EFAULT);

@@ -27,6 +27,7 @@
 
 use crate::bindings;
 use crate::domain::DomainRef;
+use crate::instrument::{timed, Stat};
 use crate::mm::MmRef;
 use crate::pin::PAGE_SHIFT;
 use crate::watch::{IntervalNotifier, Invalidation};
@@ -343,6 +344,10 @@ impl Watch {
         seq: u64,
         runs: impl Iterator<Item = PfnRun> + Clone,
     ) -> Result<bool> {
+        timed(Stat::Publish, 0, || self.publish_inner(seq, runs))
+    }
+
+    fn publish_inner(&self, seq: u64, runs: impl Iterator<Item = PfnRun> + Clone) -> Result<bool> {
         let mut watched = KVec::with_capacity(runs.clone().count(), GFP_KERNEL)?;
         for run in runs {
             // Capacity is there: no allocation.

@@ -22,6 +22,8 @@
 //! - `revoke.rs`: PFNMAP revocation; `watch.rs`: the mmu interval notifier.
 //! - `owner_change.rs` (+ `owner_ioctl.rs`): the DMA owner change.
 //! - `user_bitmap.rs`: dirty bitmaps in user memory.
+//! - `instrument.rs`: timing for `make bench`'s analysis mode (compiled in
+//!   only with `--cfg rvfio_instrument`).
 //! - Pure logic, also tested on the host (`rust/host`): `iova.rs`,
 //!   `caps.rs`, `dirty.rs`, `runs.rs`.
 //! - `bindings.rs` + `glue.c`: the only places that touch C directly
@@ -39,6 +41,7 @@ mod dma;
 mod domain;
 mod emulated;
 mod get_info;
+mod instrument;
 mod ioctl;
 mod iova;
 mod map_dma;

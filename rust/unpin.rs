@@ -5,6 +5,7 @@
 //! memory a batch per `unpin_user_pages_dirty_lock()` call.
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use crate::pin::unpin_run;
 use crate::runs::Run;
 use kernel::prelude::*;
@@ -19,6 +20,18 @@ const BATCH: usize = 512;
 ///
 /// As for [`unpin_run`], for every run.
 pub(crate) unsafe fn unpin_runs(runs: &[Run], dirty: bool) {
+    // SAFETY: the caller's contract.
+    timed(Stat::Unpin, runs.len() as u64, || unsafe {
+        unpin_runs_inner(runs, dirty)
+    })
+}
+
+/// [`unpin_runs`], untimed.
+///
+/// # Safety
+///
+/// As for [`unpin_runs`].
+unsafe fn unpin_runs_inner(runs: &[Run], dirty: bool) {
     // A buffer for the batches, allocated when the first stretch of
     // one-page runs shows up; without it, a call per run.
     let mut batch: Option<KVec<u64>> = None;

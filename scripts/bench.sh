@@ -20,9 +20,11 @@
 #   HUGEPAGES [160]   2 MiB hugepages reserved at boot (MIB/2 needed)
 #   VM_TIMEOUT [900]  per VM; TSC_KHZ: guest TSC rate (default: from the host)
 #   BENCH_OUT [build/bench]   where everything of this run goes
-#   RVFIO_INSTRUMENT [] 1: with RVFIO_REV, time rvfio's C calls (a copy of
-#                     glue.c patched by bench/instrument_glue.py, built into
-#                     BENCH_OUT/module-instr); the log gets BENCH-STATS lines
+#   RVFIO_INSTRUMENT [] 1: with RVFIO_REV, time rvfio's map and unmap paths
+#                     (rust/instrument.rs, built with --cfg rvfio_instrument
+#                     into BENCH_OUT/module-instr; bench/instrument_glue.py adds
+#                     the bench_stats parameter to the copy's glue.c); the log
+#                     gets BENCH-STATS lines
 #   RVFIO_REV []      build rvfio.ko from this git revision (exported to
 #                     build/bench/rvfio-src) instead of the working tree, so
 #                     that uncommitted work in rust/ is not what gets measured
@@ -103,8 +105,11 @@ if [ -n "${RVFIO_REV:-}" ]; then
 		moddir="$out/module-instr"
 		rm -rf "$moddir"
 	fi
-	KDIR="$kdir" MODDIR="$moddir" SRC="$out/rvfio-src" "$top/scripts/build-module.sh"
-	echo "rvfio $rev (RVFIO_REV=$RVFIO_REV)" >"$out/rvfio-source"
+	flags=
+	[ "${RVFIO_INSTRUMENT:-}" = 1 ] && flags="--cfg rvfio_instrument"
+	KDIR="$kdir" MODDIR="$moddir" SRC="$out/rvfio-src" RVFIO_RUSTFLAGS="$flags" \
+		"$top/scripts/build-module.sh"
+	echo "rvfio $rev (RVFIO_REV=$RVFIO_REV${flags:+, instrumented})" >"$out/rvfio-source"
 else
 	KDIR="$kdir" MODDIR="$moddir" "$top/scripts/build-module.sh"
 	echo "rvfio working tree $(git -C "$top" describe --always --dirty 2>/dev/null)" \
