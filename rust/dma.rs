@@ -12,7 +12,7 @@ use crate::bindings;
 use crate::domain::IommuDomain;
 use crate::iova::IovaRange;
 use crate::mm::{MmRef, MmUsers, Owner};
-use crate::pin::{self, PinBatch, PAGE_SHIFT};
+use crate::pin::{self, Pfnmap, PinBatch, PAGE_SHIFT};
 use crate::revoke::{PfnRun, Revoker, Watch};
 use crate::runs::Run;
 use crate::unpin::unpin_runs;
@@ -214,7 +214,9 @@ impl Dma {
         let write = self.prot & PROT_WRITE != 0;
         // No IOMMU mapping results, so PFNMAP needs no watch (and is refused
         // below: it has no struct page).
-        let run = batch.pin(&self.owner.mm, vaddr, iova, 1, write, true)?.1[0];
+        let run = batch
+            .pin(&self.owner.mm, vaddr, iova, 1, write, Pfnmap::Allow)?
+            .1[0];
         let pfn = run.pfn();
         let charge = !self.domain_pinned() && !run.reserved();
         if charge {
@@ -458,7 +460,12 @@ impl Dma {
         let npages = self.size() >> PAGE_SHIFT;
         let mut batch = PinBatch::new(npages)?;
         let write = self.prot & PROT_WRITE != 0;
-        let pfnmap_ok = self.watch.is_some();
+        // A watch exists when the range was found to start in PFNMAP memory.
+        let pfnmap = if self.watch.is_some() {
+            Pfnmap::Expect
+        } else {
+            Pfnmap::Refuse
+        };
         let mut pending = Pending::default();
         // The run still growing: pinned, in no list, maybe continued by the
         // next batch.
@@ -475,7 +482,7 @@ impl Dma {
             let want = usize::try_from(npages - done).unwrap_or(usize::MAX);
             let vaddr = self.vaddr + (done << PAGE_SHIFT);
             let iova = self.range.start + (done << PAGE_SHIFT);
-            let (got, runs) = match batch.pin(&self.owner.mm, vaddr, iova, want, write, pfnmap_ok) {
+            let (got, runs) = match batch.pin(&self.owner.mm, vaddr, iova, want, write, pfnmap) {
                 Ok(pinned) => pinned,
                 Err(e) => break Err(e),
             };
@@ -834,7 +841,7 @@ fn compare_range(
             at,
             want,
             write,
-            true,
+            Pfnmap::Allow,
             false,
         )?;
         let same = runs.iter().all(|r| same_pages(r, expect, &mut cursor));

@@ -92,9 +92,8 @@ impl PinBatch {
     /// at `vaddr`, writable when `write`, to be mapped from `iova`. Returns
     /// how many pages were pinned (at least one) and the runs they form;
     /// the caller owns the pins and must release them with [`unpin_run`]
-    /// or `unpin::unpin_runs`. A VM_PFNMAP range gives reserved runs of its
-    /// (unpinned) pfns, up to the end of its vma, when `pfnmap_ok`, and
-    /// otherwise an error for which [`needs_watch`] is true. ENODEV when `mm` has exited.
+    /// or `unpin::unpin_runs`. What a VM_PFNMAP range gives depends on
+    /// `pfnmap` ([`Pfnmap`]). ENODEV when `mm` has exited.
     pub(crate) fn pin(
         &mut self,
         mm: &MmRef,
@@ -102,9 +101,9 @@ impl PinBatch {
         iova: u64,
         npages: usize,
         write: bool,
-        pfnmap_ok: bool,
+        pfnmap: Pfnmap,
     ) -> Result<(usize, &[Run])> {
-        self.pin_as(mm, vaddr, iova, npages, write, pfnmap_ok, true)
+        self.pin_as(mm, vaddr, iova, npages, write, pfnmap, true)
     }
 
     /// [`PinBatch::pin`], or with `longterm` false a short-term pin (no
@@ -118,7 +117,7 @@ impl PinBatch {
         iova: u64,
         npages: usize,
         write: bool,
-        pfnmap_ok: bool,
+        pfnmap: Pfnmap,
         longterm: bool,
     ) -> Result<(usize, &[Run])> {
         let (pages, runs): (&mut [u64], &mut [Run]) = match &mut self.bufs {
@@ -128,14 +127,14 @@ impl PinBatch {
         let n = npages.min(pages.len());
         let pages = &mut pages[..n];
         let split = max_run_pages() == 1;
-        let (got, pfnmap) = timed(Stat::Pin, n as u64, || {
-            pin_raw(mm, vaddr, write, pfnmap_ok, longterm, pages)
+        let (got, is_pfnmap) = timed(Stat::Pin, n as u64, || {
+            pin_raw(mm, vaddr, write, pfnmap, longterm, pages)
         })?;
         let got = got.min(n);
         if got == 0 {
             return Err(EFAULT);
         }
-        let nruns = if pfnmap {
+        let nruns = if is_pfnmap {
             runs::from_pfns(&pages[..got], iova, split, runs)
         } else {
             runs::from_pages(
@@ -151,6 +150,21 @@ impl PinBatch {
     }
 }
 
+/// What [`PinBatch::pin`] does with a VM_PFNMAP range (another device's
+/// BAR), which has no pages to pin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pfnmap {
+    /// Fail with an error for which [`needs_watch`] is true: the caller
+    /// must watch the range before mapping it (`revoke.rs`).
+    Refuse,
+    /// Look its pfns up (up to the end of its vma) and give them as
+    /// reserved runs.
+    Allow,
+    /// As `Allow`, for a range known to start in PFNMAP memory: the GUP
+    /// fast path, which would only fail there, is not tried.
+    Expect,
+}
+
 /// Pins pages at `vaddr` of `mm` into `buf` as struct page pointers, or,
 /// for a VM_PFNMAP range, looks their pfns up into `buf`. Returns how many,
 /// and whether they are PFNMAP pfns.
@@ -158,7 +172,7 @@ fn pin_raw(
     mm: &MmRef,
     vaddr: u64,
     write: bool,
-    pfnmap_ok: bool,
+    pfnmap: Pfnmap,
     longterm: bool,
     buf: &mut [u64],
 ) -> Result<(usize, bool)> {
@@ -174,7 +188,7 @@ fn pin_raw(
     // page-table entry instead of walking page by page under the mmap lock.
     // Anything it cannot pin (a VM_PFNMAP range, an error) is sorted out
     // below with the lock held.
-    if mm.is_current() {
+    if mm.is_current() && pfnmap != Pfnmap::Expect {
         let n = i32::try_from(buf.len()).unwrap_or(i32::MAX);
         // SAFETY: `buf` has room for `n` page pointers (64 bits, as the C
         // side checks); the caller's own mm is alive while it runs.
@@ -192,7 +206,7 @@ fn pin_raw(
     // charged. Pinning stops where such a range begins.
     let addr = lock.untagged(vaddr);
     if lock.vma(addr).is_some_and(|v| v.is_pfnmap()) {
-        if !pfnmap_ok {
+        if pfnmap == Pfnmap::Refuse {
             return Err(Error::from_errno(NEEDS_WATCH));
         }
         let got = pfnmap::lookup(&mut lock, addr, write, buf)?;

@@ -181,6 +181,8 @@ boot() {
 	[ -n "${CASES:-}" ] && append+=" rvfio_bench.cases=$CASES"
 	# A boot that breaks before the bench finishes (a TCG hiccup) is
 	# retried, twice at most; its log is kept as .failN.
+	exec 7>"$vm_lock"
+	flock -n 7 || { say "waiting for another VM to finish"; flock 7; }
 	for try in 1 2 3; do
 		load0=$(cut -d' ' -f1 /proc/loadavg)
 		t0=$SECONDS
@@ -203,6 +205,7 @@ boot() {
 		grep -q '^BENCH-DONE' "$log" && break
 		[ "$try" = 3 ] || { say "round $round $backend: VM broke (qemu rc $rc), booting again"; mv "$log" "$log.fail$try"; }
 	done
+	exec 7>&-
 	local cases
 	cases=$(grep -c '^BENCH {' "$log" || true)
 	say "round $round $backend: $cases cases in $((SECONDS - t0))s (qemu rc $rc, $log)"
@@ -212,9 +215,9 @@ boot() {
 
 IFS=, read -ra backends <<<"$BENCH_BACKENDS"
 # One VM at a time on this machine, whatever boots it (scripts/vm.sh takes
-# the same lock): a second TCG VM would be measured too.
-exec 7>"${VM_LOCK:-/tmp/rvfio-vm.lock}"
-flock -n 7 || { say "waiting for another VM to finish"; flock 7; }
+# the same lock): a second TCG VM would be measured too. Taken per boot, so
+# that other users of the machine get their turn between boots.
+vm_lock=${VM_LOCK:-/tmp/rvfio-vm.lock}
 rm -f "$out"/vm-*.log "$out"/vm-*.log.fail*
 start=$SECONDS
 n=${#backends[@]}
