@@ -28,16 +28,27 @@ wall = sys.argv[3] if len(sys.argv) > 3 else None
 BACKENDS = [("rvfio", "rvfio"), ("vfio_iommu_type1", "type1"),
             ("iommufd", "iommufd"), ("floor", "floor")]
 CASES = [
-    ("4k_prefault", "256 MiB anon 4 KiB pages, pre-faulted"),
-    ("4k_fault", "256 MiB anon 4 KiB pages, not pre-faulted (map faults them in)"),
-    ("4k_frag", "256 MiB anon 4 KiB pages, no two neighbours physically adjacent"),
-    ("thp", "256 MiB THP (MADV_HUGEPAGE, 2 MiB aligned)"),
-    ("hugetlb", "256 MiB hugetlbfs 2 MiB pages"),
+    ("4k_prefault", "{mib} MiB anon 4 KiB pages, pre-faulted"),
+    ("4k_fault", "{mib} MiB anon 4 KiB pages, not pre-faulted (map faults them in)"),
+    ("4k_frag", "{mib} MiB anon 4 KiB pages, no two neighbours physically adjacent"),
+    ("thp", "{mib} MiB THP (MADV_HUGEPAGE, 2 MiB aligned)"),
+    ("hugetlb", "{mib} MiB hugetlbfs 2 MiB pages"),
     ("4k_x4096", "4096 separate 4 KiB maps, then 4096 unmaps (total)"),
     ("pfnmap_4k", "PFNMAP: 4 KiB of edu BAR0 (vfio mmap)"),
     ("pfnmap_bar", "PFNMAP: the whole edu BAR0 (1 MiB, 256 pages)"),
     ("pfnmap_64m", "PFNMAP: ivshmem BAR2 (64 MiB, 16384 pages), 2 MiB aligned"),
 ]
+
+# The big cases' size as the client reported it (BENCH-INFO ... size_mib=N):
+# row descriptions name the size actually measured.
+sizes = set()
+for log in glob.glob(os.path.join(out, "vm-*-r*.log")):
+    with open(log, errors="replace") as f:
+        for l in f:
+            if m0 := re.search(r"^BENCH-INFO backend=\S+ .*size_mib=(\d+)", l):
+                sizes.add(int(m0.group(1)))
+mib = "/".join(str(x) for x in sorted(sizes)) if sizes else "?"
+CASES = [(c, d.format(mib=mib)) for c, d in CASES]
 
 # data[backend][case] = {"map": [[reps of round]...], "unmap": [...], "layout": [...]}
 data = {}

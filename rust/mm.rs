@@ -254,12 +254,18 @@ pub(crate) struct Vma<'a> {
     _lock: PhantomData<&'a ()>,
 }
 
-/// What [`Vma::follow_pfnmap`] finds at one address.
-pub(crate) struct PfnmapPte {
-    pub(crate) pfn: u64,
-    pub(crate) writable: bool,
-    /// Found in a pte; false for a PMD or PUD leaf (a huge BAR mapping).
-    pub(crate) pte_level: bool,
+/// Why [`Vma::follow_pfnmap`] stopped before the end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FollowStop {
+    /// It reached the end, or filled the buffer.
+    Done,
+    /// Nothing is mapped at the next address (yet).
+    Absent,
+    /// The next pte is read-only and a writable lookup was asked for.
+    ReadOnly,
+    /// The next pfn is ordinary memory (it has a struct page and is not
+    /// PageReserved).
+    Ram,
 }
 
 impl Vma<'_> {
@@ -286,26 +292,38 @@ impl Vma<'_> {
         anon && self.flags() & bindings::VM_SHARED as u64 == 0
     }
 
-    /// `follow_pfnmap_start()`/`_end()`: the pfn mapped at `addr`, if any
-    /// (an error when nothing is mapped there yet).
-    pub(crate) fn follow_pfnmap(&self, addr: u64) -> Result<PfnmapPte> {
-        let mut pte = PfnmapPte {
-            pfn: 0,
-            writable: false,
-            pte_level: true,
-        };
-        // SAFETY: a VM_PFNMAP or VM_IO vma (the callee checks) under the
-        // mmap lock; the out-pointers are valid.
-        to_result(unsafe {
-            bindings::rvfio_follow_pfnmap(
+    /// The pfns mapped from `addr` on, page by page up to `end` and at most
+    /// `out.len()` of them (`rvfio_follow_pfnmap_range()`, in one call):
+    /// how many were found, and why it stopped.
+    pub(crate) fn follow_pfnmap(
+        &self,
+        addr: u64,
+        end: u64,
+        write: bool,
+        out: &mut [u64],
+    ) -> (usize, FollowStop) {
+        let mut stop = 0;
+        // SAFETY: a VM_PFNMAP vma under the mmap lock (the callee checks
+        // the vma type too); `out` has room for `out.len()` pfns.
+        let n = unsafe {
+            bindings::rvfio_follow_pfnmap_range(
                 self.ptr,
                 addr as _,
-                &mut pte.pfn,
-                &mut pte.writable,
-                &mut pte.pte_level,
+                end as _,
+                write,
+                out.as_mut_ptr(),
+                out.len() as _,
+                &mut stop,
             )
-        })?;
-        Ok(pte)
+        };
+        let n = usize::try_from(n).unwrap_or(0).min(out.len());
+        let stop = match stop as u32 {
+            bindings::RVFIO_FOLLOW_ABSENT => FollowStop::Absent,
+            bindings::RVFIO_FOLLOW_READONLY => FollowStop::ReadOnly,
+            bindings::RVFIO_FOLLOW_RAM => FollowStop::Ram,
+            _ => FollowStop::Done,
+        };
+        (n, stop)
     }
 }
 
