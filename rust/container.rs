@@ -95,6 +95,9 @@ pub(crate) struct Inner {
     registered_devices: usize,
     /// Revocation of PFNMAP mappings; knows the same domains as `domains`.
     revoker: Arc<Revoker>,
+    /// The tree node of the last mapping removed, kept for the next one:
+    /// a VMM's stream of small maps and unmaps allocates no node.
+    spare_node: Option<RBTreeNodeReservation<u64, Dma>>,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -126,6 +129,7 @@ impl Container {
                 non_pinned_groups: 0,
                 registered_devices: 0,
                 revoker,
+                spare_node: None,
             }),
             devices <- new_mutex!(RBTree::new()),
         })
@@ -392,7 +396,10 @@ impl Inner {
         if !iova::dma_range_valid(&self.valid, &range) {
             return Err(EINVAL);
         }
-        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let node = match self.spare_node.take() {
+            Some(node) => node,
+            None => RBTreeNodeReservation::new(GFP_KERNEL)?,
+        };
 
         // The domains as a slice, without an allocation for the usual few.
         let n = self.domains.iter().count();
@@ -437,8 +444,13 @@ impl Inner {
         }
         match result {
             Ok(()) => self.dma_avail -= 1,
-            // Nothing is pinned or mapped any more: drop it in its node.
-            Err(_) => drop(self.dmas.remove_node(&range.start)),
+            // Nothing is pinned or mapped any more: drop it in its node,
+            // and keep the node.
+            Err(_) => {
+                if let Some(node) = self.dmas.remove_node(&range.start) {
+                    self.spare_node = Some(node.into_reservation());
+                }
+            }
         }
         result
     }
@@ -460,7 +472,8 @@ impl Inner {
         }
         dma.release_pages();
         let size = dma.size();
-        drop(entry.remove_node());
+        // The mapping is dropped in place; its node is kept for the next.
+        self.spare_node = Some(entry.remove_node().into_reservation());
         self.dma_avail += 1;
         size
     }

@@ -56,8 +56,15 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
             return Err(EINVAL);
         }
     }
+    // v2: the lowest mapping in the range comes with the check, and the
+    // loop below starts from it without walking the tree again.
+    let mut first = None;
     if container.v2 && !all {
-        check_not_bisected(&mut inner, &range)?;
+        first = check_not_bisected(&mut inner, &range)?;
+        if first.is_none() {
+            drop(inner);
+            return write_size(arg, &mut unmap, 0);
+        }
     }
     if invalidate {
         // v1: nothing when the request starts inside a mapping (below).
@@ -73,8 +80,9 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     let mut unmapped: u64 = 0;
     let mut last: Option<u64> = None;
     let mut retries = 0;
-    while let Some((key, external)) =
-        inner.first_overlap_with(&range, |key, dma| (key, dma.has_external_pins()))
+    while let Some((key, external)) = first
+        .take()
+        .or_else(|| inner.first_overlap_with(&range, |key, dma| (key, dma.has_external_pins())))
     {
         // v1: a request that starts inside a mapping unmaps nothing more
         // (success); one that covers a mapping's first IOVA removes the
