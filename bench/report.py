@@ -237,6 +237,8 @@ if extra_b:
 if stats:
     md.append("## Where the time goes (instrumented rvfio, per repetition)\n")
     md.append("From `RVFIO_INSTRUMENT=1` (rust/instrument.rs): rvfio's map and unmap paths timed "
+              "(args: reading the argument; lock: the container mutex; tree: overlap checks, "
+              "insertion and lookup; release: dropping a removed mapping) "
               "in the kernel with ktime_get(), summed over the case's repetitions and divided by "
               "them; ms per repetition, calls in brackets. The map ioctl contains owner (the "
               "caller's mm, task and CAP_IPC_LOCK), pin (GUP batches), charge (locked_vm), "
@@ -245,8 +247,10 @@ if stats:
               "unpin, uncharge and watch_drop (notifier removal). `rest` is what the ioctl spends "
               "outside them: argument copies, the tree, allocations, locks, bookkeeping. Each timed "
               "call adds two ktime reads.\n")
-    map_parts = ["owner", "pin", "charge", "iommu_map", "watch_new", "publish"]
-    unmap_parts = ["iommu_unmap", "unpin", "uncharge", "watch_drop"]
+    map_parts = ["map_args", "map_lock", "owner", "map_tree", "pin", "charge", "iommu_map",
+                 "watch_new", "publish"]
+    unmap_parts = ["unmap_args", "unmap_lock", "unmap_tree", "iommu_unmap", "unpin", "uncharge",
+                   "watch_drop", "release"]
     for b, cases in stats.items():
         md.append(f"### {b}\n")
         md.append("| case | map ioctl | " + " | ".join(map_parts) + " | rest of map | unmap ioctl | "

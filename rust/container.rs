@@ -15,6 +15,7 @@
 use crate::bindings;
 use crate::dma::Dma;
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
+use crate::instrument::{timed, Stat};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
 use crate::pin::{self, PAGE_SIZE};
@@ -387,7 +388,7 @@ impl Inner {
         prot: i32,
         owner: Owner,
     ) -> Result {
-        if self.first_overlap(&range).is_some() {
+        if timed(Stat::MapTree, 0, || self.first_overlap(&range)).is_some() {
             return Err(EEXIST);
         }
         if self.dma_avail == 0 {
@@ -424,7 +425,7 @@ impl Inner {
                 &heap
             }
         };
-        let dma = match self.dmas.entry(range.start) {
+        let dma = match timed(Stat::MapTree, 0, || self.dmas.entry(range.start)) {
             Entry::Vacant(slot) => slot.insert(Dma::new(range, vaddr, prot, owner), node),
             // No overlap was found above.
             Entry::Occupied(_) => return Err(EEXIST),
@@ -459,7 +460,7 @@ impl Inner {
     /// starting at `key`; returns its size. The mapping is worked on in its
     /// tree node and dropped there (no move of the `Dma`).
     pub(crate) fn remove_dma(&mut self, key: u64) -> u64 {
-        let Some(mut entry) = self.dmas.find_mut(&key) else {
+        let Some(mut entry) = timed(Stat::UnmapTree, 0, || self.dmas.find_mut(&key)) else {
             return 0;
         };
         let dma = entry.get_mut();
@@ -473,7 +474,9 @@ impl Inner {
         dma.release_pages();
         let size = dma.size();
         // The mapping is dropped in place; its node is kept for the next.
-        self.spare_node = Some(entry.remove_node().into_reservation());
+        self.spare_node = Some(timed(Stat::Release, 0, || {
+            entry.remove_node().into_reservation()
+        }));
         self.dma_avail += 1;
         size
     }

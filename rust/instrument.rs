@@ -34,11 +34,23 @@ pub(crate) enum Stat {
     WatchDrop,
     /// Handing the PFNMAP runs to the revoker (`Watch::publish`).
     Publish,
+    /// Reading the ioctl argument (`read_fixed`), of MAP_DMA and UNMAP_DMA.
+    MapArgs,
+    UnmapArgs,
+    /// Taking the container's mutex.
+    MapLock,
+    UnmapLock,
+    /// The mapping tree: the overlap check and the insertion of a map; the
+    /// bisection check and the lookup of a removal.
+    MapTree,
+    UnmapTree,
+    /// Taking a removed mapping out of the tree and dropping it in place.
+    Release,
 }
 
 /// Names in `bench_stats`, in `Stat` order (bench/report.py reads them).
 #[cfg_attr(not(rvfio_instrument), allow(dead_code))]
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 18] = [
     "ioctl_map_dma",
     "ioctl_unmap_dma",
     "owner",
@@ -51,6 +63,13 @@ const NAMES: [&str; 12] = [
     "watch_new",
     "watch_drop",
     "publish",
+    "map_args",
+    "unmap_args",
+    "map_lock",
+    "unmap_lock",
+    "map_tree",
+    "unmap_tree",
+    "release",
 ];
 
 /// Runs `f`; in the instrumented build also counts the call, `pages` and

@@ -8,6 +8,7 @@
 use crate::container::Container;
 use crate::dirty_pages::check_not_bisected;
 use crate::emulated;
+use crate::instrument::{timed, Stat};
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::uapi::*;
@@ -18,7 +19,7 @@ use kernel::prelude::*;
 use kernel::uaccess::{UserPtr, UserSlice};
 
 pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
-    let mut unmap: DmaUnmap = read_fixed(arg)?;
+    let mut unmap: DmaUnmap = timed(Stat::UnmapArgs, 0, || read_fixed(arg))?;
     let mask =
         VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_ALL;
     if unmap.flags & !mask != 0 {
@@ -43,7 +44,7 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     let invalidate = unmap.flags & VFIO_DMA_UNMAP_FLAG_VADDR != 0;
     let all = unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL != 0;
 
-    let mut inner = container.lock();
+    let mut inner = timed(Stat::UnmapLock, 0, || container.lock());
     // Devices of emulated-IOMMU groups could not follow the vaddr change.
     if invalidate && inner.has_emulated() {
         return Err(EBUSY);
@@ -60,7 +61,9 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     // loop below starts from it without walking the tree again.
     let mut first = None;
     if container.v2 && !all {
-        first = check_not_bisected(&mut inner, &range)?;
+        first = timed(Stat::UnmapTree, 0, || {
+            check_not_bisected(&mut inner, &range)
+        })?;
         if first.is_none() {
             drop(inner);
             return write_size(arg, &mut unmap, 0);
