@@ -50,7 +50,7 @@ pub(crate) enum Stat {
 
 /// Names in `bench_stats`, in `Stat` order (bench/report.py reads them).
 #[cfg_attr(not(rvfio_instrument), allow(dead_code))]
-const NAMES: [&str; 18] = [
+const NAMES: [&str; 19] = [
     "ioctl_map_dma",
     "ioctl_unmap_dma",
     "owner",
@@ -71,6 +71,9 @@ const NAMES: [&str; 18] = [
     "unmap_tree",
     "release",
 ];
+
+// One name per `Stat`, the last of which is `Release`.
+const _: () = assert!(NAMES.len() == Stat::Release as usize + 1);
 
 /// Runs `f`; in the instrumented build also counts the call, `pages` and
 /// the time it took under `stat`.
