@@ -174,7 +174,7 @@ qemu = subprocess.run(["/usr/bin/qemu-system-x86_64", "--version"], capture_outp
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
             if l.startswith("model name")), "?")
 try:
-    rvfio_src = open(os.path.join(out, "rvfio-source")).read().strip()
+    rvfio_src = "; ".join(open(os.path.join(out, "rvfio-source")).read().split("\n")).strip("; ")
 except OSError:
     rvfio_src = "?"
 rounds = max((len(d["map"]) for b in data.values() for d in b.values()), default=0)
