@@ -105,7 +105,7 @@ verify() {
 # (apt's lists: file name and SHA256, no network), download what the cache
 # lacks, verify everything, write MANIFEST ("spec file sha256" lines).
 fetch() {
-	local spec pkg line file sha old uris need=() n=0 new="$debs/MANIFEST.new"
+	local spec pkg line file sha old uris need=() n=0 cached=0 new="$debs/MANIFEST.new"
 	mkdir -p "$debs"
 	: >"$new"
 	# One apt run for all (each costs about half a second); lines are
@@ -127,12 +127,13 @@ fetch() {
 				"is cached: run scripts/deps.sh (apt-get update) first"
 			file=$(awk '{print $2}' <<<"$old")
 			sha=$(awk '{print $3}' <<<"$old")
-			note "$spec: not in apt's lists, using the cached $file"
+			cached=$((cached + 1))
 		fi
 		verify "$file" "$sha" || need+=("$spec")
 		echo "$spec $file $sha" >>"$new"
 		n=$((n + 1))
 	done < <(all_specs)
+	[ $cached = 0 ] || note "$cached of $n packages not in apt's lists: using the cached files"
 	if [ ${#need[@]} -gt 0 ]; then
 		note "downloading ${#need[@]} of $n packages into $debs"
 		# apt's sandbox user could not write into build/; the files are

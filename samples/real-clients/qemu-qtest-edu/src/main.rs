@@ -19,10 +19,15 @@
 //!    its buffer and back out to another guest page (both ways through the
 //!    IOMMU, translated by the mappings QEMU made), reads that page back over
 //!    qtest and compares it, and checks that the page after it stayed zero;
-//! 4. sends QEMU SIGTERM (as libqtest does) and requires a clean exit: QEMU
-//!    unmaps everything and closes the container on the way out.
+//! 4. checks that guest RAM is pinned while QEMU runs: system-wide pinned
+//!    pages (`nr_foll_pin_acquired - nr_foll_pin_released`, /proc/vmstat) up
+//!    by at least `--min-pinned` pages from before QEMU started;
+//! 5. sends QEMU SIGTERM (as libqtest does) and requires a clean exit: QEMU
+//!    unmaps everything and closes the container on the way out (the guest
+//!    script checks that the pins are gone).
 //!
-//! Usage: `qemu-qtest-edu [--rounds N] [--emulated] -- <qemu command line>`.
+//! Usage: `qemu-qtest-edu [--rounds N] [--min-pinned PAGES] [--emulated] --
+//! <qemu command line>`.
 //! Progress on stderr, one result line on stdout; exit status 0 only if all
 //! checked out. `--emulated` is for trying this program on the host against
 //! QEMU's own emulated edu (`-device edu` instead of vfio-pci, and no `-S`:
@@ -68,6 +73,22 @@ const FIRST_ANSWER: Duration = Duration::from_secs(300);
 const ANSWER: Duration = Duration::from_secs(60);
 
 type Res<T> = Result<T, String>;
+
+/// Pages pinned system-wide: `nr_foll_pin_acquired - nr_foll_pin_released`,
+/// after folding the per-CPU deltas (`stat_refresh`).
+fn pinned_pages() -> Res<i64> {
+    // Root may refresh; if the write fails the counters are just less exact.
+    let _ = std::fs::write("/proc/sys/vm/stat_refresh", "1");
+    let vmstat =
+        std::fs::read_to_string("/proc/vmstat").map_err(|e| format!("/proc/vmstat: {e}"))?;
+    let get = |key: &str| -> Res<i64> {
+        vmstat
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+            .ok_or(format!("no {key} in /proc/vmstat"))
+    };
+    Ok(get("nr_foll_pin_acquired")? - get("nr_foll_pin_released")?)
+}
 
 struct Qtest {
     child: Child,
@@ -324,14 +345,15 @@ fn round_trip(q: &mut Qtest, round: u64, seed: u64) -> Res<usize> {
     Ok(PAGE)
 }
 
-fn run(rounds: u64, emulated: bool, cmd: &[String]) -> Res<String> {
+fn run(rounds: u64, min_pinned: i64, emulated: bool, cmd: &[String]) -> Res<String> {
     let t0 = Instant::now();
+    let pinned_before = pinned_pages()?;
     let mut q = Qtest::start(cmd)?;
     if emulated {
         // Let the firmware finish its PCI set-up before ours.
         sleep(Duration::from_secs(3));
     }
-    let result: Res<(u32, Duration, usize)> = (|| {
+    let result: Res<(u32, Duration, usize, i64)> = (|| {
         let dev = setup(&mut q)?;
         let ready = t0.elapsed();
         eprintln!("qemu-qtest-edu: edu at 00:{dev:02x}.0, BAR0 {BAR0_ADDR:#x}, QEMU ready after {ready:.1?}");
@@ -344,15 +366,22 @@ fn run(rounds: u64, emulated: bool, cmd: &[String]) -> Res<String> {
         for r in 0..rounds {
             checked += round_trip(&mut q, r, seed)?;
         }
-        Ok((dev, ready, checked))
+        let pinned = pinned_pages()? - pinned_before;
+        if pinned < min_pinned {
+            return Err(format!(
+                "{pinned} pages pinned while QEMU runs (nr_foll_pin_acquired - released), \
+                 expected at least {min_pinned}"
+            ));
+        }
+        Ok((dev, ready, checked, pinned))
     })();
     let quit = q.quit();
-    let (dev, ready, checked) = result?;
+    let (dev, ready, checked, pinned) = result?;
     quit?;
     Ok(format!(
         "edu at guest 00:{dev:02x}.0, {rounds} round trips \
-         (guest RAM -> device -> guest RAM), {checked} bytes checked; QEMU ready \
-         after {:.1} s, clean exit after {:.1} s",
+         (guest RAM -> device -> guest RAM), {checked} bytes checked; {pinned} pages \
+         pinned while QEMU ran; QEMU ready after {:.1} s, clean exit after {:.1} s",
         ready.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     ))
@@ -367,7 +396,7 @@ fn main() -> ExitCode {
         );
         ExitCode::FAILURE
     };
-    let (mut rounds, mut emulated) = (4, false);
+    let (mut rounds, mut min_pinned, mut emulated) = (4, 0, false);
     let mut i = 1;
     while i < args.len() && args[i] != "--" {
         match (
@@ -378,6 +407,10 @@ fn main() -> ExitCode {
                 rounds = n;
                 i += 1;
             }
+            ("--min-pinned", Some(n)) => {
+                min_pinned = n as i64;
+                i += 1;
+            }
             ("--emulated", _) => emulated = true,
             _ => return usage(),
         }
@@ -386,7 +419,7 @@ fn main() -> ExitCode {
     if i + 1 >= args.len() {
         return usage();
     }
-    match run(rounds, emulated, &args[i + 1..]) {
+    match run(rounds, min_pinned, emulated, &args[i + 1..]) {
         Ok(msg) => {
             println!("qemu-qtest-edu: OK: {msg}");
             ExitCode::SUCCESS

@@ -12,6 +12,11 @@
 //! (a DMA must not write past its length). Last, `vfio_dma_unmap`: the crate
 //! fails unless the kernel reports exactly the size asked as unmapped.
 //!
+//! Accounting is checked too: after the map, the buffer's pages must be
+//! pinned (`nr_foll_pin_acquired - nr_foll_pin_released` in /proc/vmstat up
+//! by at least one per 4 KiB page) and charged to the process (`VmLck` up by
+//! the buffer's size); after the unmap both must be back where they were.
+//!
 //! Usage: `vfio-ioctls-client <edu BDF>` (e.g. `0000:00:03.0`). One result
 //! line on stdout; exit status 0 when everything checked out, 1 otherwise.
 //! The guest side of the test (scripts/guest-real-clients.sh) checks pins and
@@ -65,6 +70,55 @@ const SLOT: usize = MAP_SIZE / ROUNDS;
 const TARGET: usize = SLOT / 2;
 
 type Res<T> = Result<T, String>;
+
+/// Pages pinned system-wide: `nr_foll_pin_acquired - nr_foll_pin_released`,
+/// after folding the per-CPU deltas (`stat_refresh`).
+fn pinned_pages() -> Res<i64> {
+    // Root may refresh; if the write fails the counters are just less exact.
+    let _ = std::fs::write("/proc/sys/vm/stat_refresh", "1");
+    let vmstat =
+        std::fs::read_to_string("/proc/vmstat").map_err(|e| format!("/proc/vmstat: {e}"))?;
+    let get = |key: &str| -> Res<i64> {
+        vmstat
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+            .ok_or(format!("no {key} in /proc/vmstat"))
+    };
+    Ok(get("nr_foll_pin_acquired")? - get("nr_foll_pin_released")?)
+}
+
+/// This process's `VmLck` in KiB.
+fn vm_locked_kb() -> Res<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("/proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmLck:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .ok_or("no VmLck in /proc/self/status".into())
+}
+
+/// Pin and `locked_vm` accounting at one point of the run.
+#[derive(Clone, Copy, PartialEq)]
+struct Accounting {
+    pinned: i64,
+    locked_kb: u64,
+}
+
+impl Accounting {
+    fn now() -> Res<Self> {
+        Ok(Accounting {
+            pinned: pinned_pages()?,
+            locked_kb: vm_locked_kb()?,
+        })
+    }
+}
 
 /// The edu device, reached through the crate's region accessors.
 struct Edu {
@@ -289,11 +343,28 @@ fn run(bdf: &str) -> Res<String> {
     let edu = Edu { dev };
     edu.enable()?;
 
+    let before = Accounting::now()?;
     // SAFETY: `buf` is only accessed volatilely from here on, and it outlives
     // the mapping: `vfio_dma_unmap` below, or on an early return the
     // container's release, comes before `buf` is dropped (declared first).
     unsafe { container.vfio_dma_map(IOVA, MAP_SIZE, buf.ptr) }
         .map_err(|e| format!("vfio_dma_map({IOVA:#x}, {MAP_SIZE:#x}): {e}"))?;
+    let mapped = Accounting::now()?;
+    let pages = (MAP_SIZE / 4096) as i64;
+    if mapped.pinned - before.pinned < pages {
+        return Err(format!(
+            "after mapping {pages} pages, {} more pinned (nr_foll_pin_acquired - released)",
+            mapped.pinned - before.pinned
+        ));
+    }
+    if mapped.locked_kb < before.locked_kb + (MAP_SIZE / 1024) as u64 {
+        return Err(format!(
+            "VmLck {} kB after mapping {} kB, {} kB before",
+            mapped.locked_kb,
+            MAP_SIZE / 1024,
+            before.locked_kb
+        ));
+    }
 
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -317,9 +388,19 @@ fn run(bdf: &str) -> Res<String> {
         .map_err(|e| format!("vfio_dma_unmap({IOVA:#x}, {MAP_SIZE:#x}): {e}"));
     result?;
     unmap?;
+    let after = Accounting::now()?;
+    if after != before {
+        return Err(format!(
+            "after the unmap: {} pages pinned and VmLck {} kB, before the map {} and {} kB",
+            after.pinned, after.locked_kb, before.pinned, before.locked_kb
+        ));
+    }
     Ok(format!(
-        "{bdf}: mapped {MAP_SIZE} bytes at IOVA {IOVA:#x}, {ROUNDS} edu round trips \
-         (RAM -> device -> RAM), {checked} bytes checked, unmap size checked"
+        "{bdf}: mapped {MAP_SIZE} bytes at IOVA {IOVA:#x} ({} pages pinned, VmLck +{} kB), \
+         {ROUNDS} edu round trips (RAM -> device -> RAM), {checked} bytes checked, unmap \
+         size checked, pins and VmLck back",
+        mapped.pinned - before.pinned,
+        mapped.locked_kb - before.locked_kb
     ))
 }
 
