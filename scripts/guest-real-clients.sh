@@ -116,9 +116,16 @@ check_after() {
 	s=$(splats)
 	if [ "$s" != "$S0" ]; then
 		problem "$((s - S0)) new kernel splat line(s) in dmesg"
-		dmesg | grep -E "$SPLAT" | tail -n 5 | sed 's/^/# dmesg: /'
+		dmesg | grep -E "$SPLAT" | tail -n 5 | diag "dmesg: "
 	fi
 	echo "# pins $P0 -> $p, free 2M hugepages $H0 -> $h, DMAR fault lines $D0 -> $d"
+}
+
+# diag PREFIX: stdin as TAP diagnostics. A "###" anywhere in a console
+# line is a marker to scripts/vm.sh (testpmd draws its statistics boxes with
+# them), and terminal escapes only clutter the log: both go.
+diag() {
+	tr -d '\033' | sed -e 's/\[[0-9][0-9;]*[A-Za-z]//g' -e 's/##*/#/g' -e "s/^/# $1/"
 }
 
 # ---- TAP ----
@@ -274,9 +281,9 @@ dpdk() {
 		"TX-dropped $drop, TX-errors $txerr in $win ms of forwarding: $rate packets/s;" \
 		"whole run $((($(ms) - t0) / 1000)) s; while forwarding $((prun - P0)) pages pinned," \
 		"$((H0 - hrun)) hugepages in use"
-	grep -E 'IOMMU type|Probe PCI driver|packet forwarding - ports|^Bye' "$log" | sed 's/^/# testpmd: /'
+	grep -E 'IOMMU type|Probe PCI driver|packet forwarding - ports|^Bye' "$log" | diag "testpmd: "
 	if [ -n "$PROBLEMS" ]; then
-		grep -v "^[[:space:]]*$" "$log" | tail -n 40 | sed 's/^/# testpmd: /'
+		grep -v "^[[:space:]]*$" "$log" | tail -n 40 | diag "testpmd: "
 	fi
 	say "dpdk-testpmd $name: $tx TX packets in $win ms = $rate packets/s, exit $rc" \
 		"($((($(ms) - t0) / 1000)) s in all)"
@@ -297,7 +304,7 @@ rust_client() {
 	t0=$(ms)
 	out=$(timeout 120 "$B/vfio-ioctls-client" "$EDU_RUST" 2>&1)
 	rc=$?
-	echo "$out" | sed 's/^/# /'
+	echo "$out" | diag
 	[ $rc = 0 ] || problem "vfio-ioctls-client exit status $rc: $(echo "$out" | tail -n1)"
 	check_after
 	say "vfio-ioctls-client: exit $rc, $(echo "$out" | sed -n 's/.* \([0-9]*\) bytes checked.*/\1/p') bytes checked ($((($(ms) - t0) / 1000)) s)"
@@ -320,7 +327,7 @@ qemu_client() {
 		-nodefaults -display none -m 128M -S -qtest stdio -qtest-log /dev/null \
 		-device "vfio-pci,host=$EDU_QEMU,addr=04.0" 2>&1)
 	rc=$?
-	echo "$out" | sed 's/^/# /'
+	echo "$out" | diag
 	[ $rc = 0 ] || problem "qemu-qtest-edu exit status $rc: $(echo "$out" | grep 'qemu-qtest-edu: FAIL' | tail -n1)"
 	check_after
 	say "QEMU vfio-pci: exit $rc, $(echo "$out" | sed -n 's/.* \([0-9]*\) bytes checked.*/\1/p') bytes checked ($((($(ms) - t0) / 1000)) s)"

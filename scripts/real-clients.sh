@@ -300,9 +300,13 @@ lint) lint ;;
 initrd)
 	[ $# = 3 ] || die "usage: $0 initrd OUT BASE"
 	build_all
-	if [ ! -f "$2" ] || [ "$3" -nt "$2" ] || [ "$rc/overlay.cpio.gz" -nt "$2" ]; then
+	[ -f "$3" ] || die "no base initramfs $3"
+	# Rebuilt when either part changed, or the base is another file.
+	inputs="$(realpath "$3") $(stat -c %Y "$3") $(stat -c %Y "$rc/overlay.cpio.gz")"
+	if [ ! -f "$2" ] || [ "$(cat "$2.inputs" 2>/dev/null)" != "$inputs" ]; then
 		cat "$3" "$rc/overlay.cpio.gz" >"$2.tmp"
 		mv "$2.tmp" "$2"
+		echo "$inputs" >"$2.inputs"
 	fi
 	;;
 *)
