@@ -65,6 +65,14 @@ for arg in $(cat /proc/cmdline); do
 	rvfio.intremap=*) INTREMAP=${arg#*=} ;;
 	esac
 done
+# The fuzzer's run time and seed (selftests/fuzz_test.c; make fuzz sets them):
+#   rvfio.fuzz_seconds=N  rvfio.fuzz_seed=S  ->  FUZZ_SECONDS, FUZZ_SEED
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	rvfio.fuzz_seconds=*) export FUZZ_SECONDS=${arg#*=} ;;
+	rvfio.fuzz_seed=*) export FUZZ_SEED=${arg#*=} ;;
+	esac
+done
 BACKENDS=$(echo "$BACKENDS" | tr ',' ' ')
 TESTS=$(echo "$TESTS" | tr ',' ' ')
 export RVFIO_INTREMAP=$INTREMAP
@@ -271,6 +279,10 @@ mode_check() {
 	# The mdev samples only matter to mdev_test.
 	case " $TESTS " in
 	"  " | *" mdev_test "*) load_mdev_samples ;;
+	esac
+	# The reliability tests drive the mdev sample too (when named alone).
+	case " $TESTS " in
+	*" fail_nth_test "* | *" fuzz_test "* | *" stress_test "*) load_mdev_samples ;;
 	esac
 	for b in $BACKENDS; do
 		for other in vfio_iommu_type1 rvfio; do
