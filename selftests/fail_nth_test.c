@@ -133,7 +133,7 @@ FIXTURE(fnth) {
 	/* For the whole test. */
 	struct fail_nth nth;
 	bool fi_set;
-	long lck0;
+	long lck0, taint0;
 	long long pins0;
 	uint8_t pat[PROBE_LEN];		/* the edu buffer's first bytes */
 	struct { void *p; size_t len; } bufs[4];
@@ -207,6 +207,7 @@ FIXTURE_SETUP(fnth)
 	ASSERT_EQ(0, fail_nth_open(&self->nth));
 	self->lck0 = vmlck_kb();
 	self->pins0 = foll_pins_outstanding();
+	self->taint0 = kernel_taint();
 	ASSERT_NE(LLONG_MIN, self->pins0);
 }
 
@@ -802,6 +803,8 @@ static void run_sweep(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *sel
 			TH_LOG("n=%u: VmLck after closing the container", self->n);
 		ASSERT_EQ(self->pins0, pins_settle(self->pins0))
 			TH_LOG("n=%u: FOLL_PIN pins after closing the container", self->n);
+		ASSERT_FALSE(kernel_warned_since(self->taint0))
+			TH_LOG("n=%u: the kernel WARNed (taint W) in this run: see dmesg", self->n);
 		t[3] += now_s() - tt;
 		probed += self->probe_run;
 		if (self->verbose)

@@ -59,6 +59,7 @@
 
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
+#include "fault_inject.h"
 
 #define MAX_THREADS	8
 #define RAM_SIZE	(8 * SZ_1M)
@@ -616,6 +617,7 @@ static void *dma_main(void *arg)
 
 FIXTURE(fuzz) {
 	struct fuzz f;
+	long taint0;
 	long lck0;
 	long long pins0;
 };
@@ -657,6 +659,7 @@ FIXTURE_SETUP(fuzz)
 		SKIP(return, "needs %d edu devices, have %d", variant->containers, edu_count());
 	self->lck0 = vmlck_kb();
 	self->pins0 = foll_pins_outstanding();
+	self->taint0 = kernel_taint();
 	f->nc = variant->containers;
 	f->rvfio = access("/sys/module/rvfio", F_OK) == 0;
 	for (int k = 0; k < f->nc; k++) {
@@ -779,6 +782,10 @@ TEST_F_TIMEOUT(fuzz, run, FUZZ_TIMEOUT)
 					strerrorname_np(e) : "?", tot.err[e]);
 	ksft_print_msg("errnos:%s\n", line);
 	EXPECT_LT(0, tot.ok[OP_MAP]) TH_LOG("no MAP_DMA ever succeeded: the fuzzer is blind");
+	EXPECT_FALSE(kernel_warned_since(self->taint0))
+		TH_LOG("the kernel WARNed during the run (taint W): see dmesg; FUZZ_SEED=%#llx",
+		       (unsigned long long)(seed ^ (uint64_t)variant->containers *
+					    0x9e3779b97f4a7c15ull));
 	EXPECT_LT(0, tot.ok[OP_UNMAP]);
 
 	/* The containers still work: a fresh mapping carries an edu copy. */
@@ -803,6 +810,51 @@ TEST_F_TIMEOUT(fuzz, run, FUZZ_TIMEOUT)
 		usleep(50000);
 	EXPECT_EQ(self->pins0, foll_pins_outstanding())
 		TH_LOG("FOLL_PIN pins after closing the containers");
+}
+
+/*
+ * Found by this fuzzer (see Documentation/testing.rst): MAP_DMA of a huge
+ * range whose first pages are scattered 4 KiB pages. The first pinning batch
+ * succeeds; sizing a list of physically contiguous runs for the whole range
+ * from it must not ask the allocator for more than it allows (a kvmalloc()
+ * over INT_MAX is a kernel WARNING). The map fails where the memory ends;
+ * nothing stays pinned or charged.
+ */
+TEST(huge_map_of_scattered_pages)
+{
+	const uint64_t iova = SZ_4G, size = 1ull << 39;	/* 512 GiB, 2^27 pages */
+	long lck0 = vmlck_kb(), taint0 = kernel_taint();
+	long long pins0 = foll_pins_outstanding();
+	uint8_t *p;
+	int c, g, ret;
+
+	if (edu_count() < 1)
+		SKIP(return, "needs an edu device");
+	/* Low in the address space, so that vaddr + size stays a user address. */
+	p = mmap((void *)0x200000000ull, 4 * SZ_1M, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	madvise(p, 4 * SZ_1M, MADV_NOHUGEPAGE);
+	/* Touched back to front: the pages come out of the allocator scattered. */
+	for (long off = 4 * SZ_1M - PAGE_4K; off >= 0; off -= PAGE_4K)
+		p[off] = 1;
+	c = vfio_container_open();
+	ASSERT_LE(0, c);
+	g = vfio_group_attach(c, edu_bdf(0), NULL);
+	ASSERT_LE(0, g);
+	ASSERT_EQ(0, vfio_set_iommu(c, VFIO_TYPE1v2_IOMMU));
+	ret = vfio_map(c, iova, p, size, RW);
+	EXPECT_TRUE(ret == -EFAULT || ret == -ENOMEM)
+		TH_LOG("MAP_DMA of 512 GiB with 4 MiB behind it: %d (%s)", ret, strerror(-ret));
+	EXPECT_FALSE(kernel_warned_since(taint0))
+		TH_LOG("MAP_DMA made the kernel WARN (taint W): see dmesg");
+	if (taint0 & (1l << TAINT_WARN_BIT))
+		ksft_print_msg("the kernel had WARNed before: a WARN here would not show\n");
+	EXPECT_EQ(lck0, vmlck_kb());
+	EXPECT_EQ(pins0, foll_pins_outstanding());
+	close(g);
+	close(c);
+	munmap(p, 4 * SZ_1M);
 }
 
 TEST_HARNESS_MAIN

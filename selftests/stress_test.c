@@ -41,6 +41,7 @@
 
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
+#include "fault_inject.h"
 
 #define RW		(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
 #define NTHREADS	8
@@ -212,7 +213,7 @@ TEST(eight_threads)
 	struct sthread t[NTHREADS];
 	double secs = (double)env_long("STRESS_SECONDS", 15), t0;
 	unsigned long tot[4] = { 0 };
-	long lck0 = vmlck_kb();
+	long lck0 = vmlck_kb(), taint0 = kernel_taint();
 	long long pins0 = foll_pins_outstanding();
 	char err[256] = "";
 
@@ -256,6 +257,7 @@ TEST(eight_threads)
 		munmap(t[i].buf, THREAD_PAGES * PAGE_4K);
 	EXPECT_EQ(lck0, vmlck_kb());
 	EXPECT_EQ(pins0, pins_settle(pins0));
+	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
 }
 
 /* ---- SIGKILL in the middle of large maps and unmaps ---- */
@@ -312,6 +314,7 @@ TEST_F_TIMEOUT(kill, during_map_unmap, 600)
 	long kills = env_long("STRESS_KILLS", 100), mb = env_long("STRESS_KILL_MB", 64);
 	size_t len = (size_t)mb * SZ_1M;
 	long long pins0 = foll_pins_outstanding();
+	long taint0 = kernel_taint();
 	volatile int *phase;
 	int c, g, in_map = 0, in_unmap = 0, other = 0;
 	double dur[3] = { 0 }, t0;
@@ -407,6 +410,7 @@ TEST_F_TIMEOUT(kill, during_map_unmap, 600)
 	munmap(buf, len);
 	munmap((void *)phase, PAGE_4K);
 	EXPECT_EQ(pins0, pins_settle(pins0));
+	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
 }
 
 /* ---- device removal and rescan ---- */
@@ -524,7 +528,7 @@ TEST_F_TIMEOUT(removal, remove_rescan, 120)
 {
 	const uint64_t iova = SLOT_BASE;
 	long long pins0 = foll_pins_outstanding();
-	long lck0 = vmlck_kb();
+	long lck0 = vmlck_kb(), taint0 = kernel_taint();
 	struct remover r = { .bdf = self->bdf };
 	uint8_t *buf = alloc_pages_4k(16 * PAGE_4K, 0x5c);
 	char err[256] = "", drv[64];
@@ -585,6 +589,7 @@ TEST_F_TIMEOUT(removal, remove_rescan, 120)
 	munmap(buf, 16 * PAGE_4K);
 	EXPECT_EQ(pins0, pins_settle(pins0));
 	EXPECT_EQ(lck0, vmlck_kb());
+	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
 	ksft_print_msg("%s: %s removed with a mapping and a DMA in flight, rescanned into "
 		       "group %d, copied through again\n", backend_name(), self->bdf, group);
 }
@@ -719,6 +724,7 @@ static int proc_b(int sock, int go, uint8_t *shared)
 TEST_F_TIMEOUT(kill, fd_passing, 120)
 {
 	long long pins0 = foll_pins_outstanding();
+	long taint0 = kernel_taint();
 	uint8_t *shared;
 	int sv[2], go[2], status;
 	pid_t a, b;
@@ -761,6 +767,7 @@ TEST_F_TIMEOUT(kill, fd_passing, 120)
 	close(sv[1]);
 	close(go[1]);
 	munmap(shared, 4 * PAGE_4K);
+	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
 	ksft_print_msg("%s: container passed to another process, first one killed\n",
 		       backend_name());
 }

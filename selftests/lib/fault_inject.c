@@ -296,3 +296,19 @@ void iommu_pt_fingerprint(const char *bdf, struct iommu_pt_print *p)
 	if (!header)
 		p->ret = -ENODATA;
 }
+
+long kernel_taint(void)
+{
+	char buf[32];
+	int ret = read_file("/proc/sys/kernel/tainted", buf, sizeof(buf));
+
+	return ret ? ret : strtol(buf, NULL, 10);
+}
+
+bool kernel_warned_since(long taint0)
+{
+	long t = kernel_taint();
+
+	return taint0 >= 0 && !(taint0 & (1l << TAINT_WARN_BIT)) && t >= 0 &&
+	       (t & (1l << TAINT_WARN_BIT));
+}

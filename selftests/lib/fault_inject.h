@@ -68,4 +68,14 @@ struct iommu_pt_print {
 };
 void iommu_pt_fingerprint(const char *bdf, struct iommu_pt_print *p);
 
+/* TAINT_WARN (W): the kernel has WARNed since boot. */
+#define TAINT_WARN_BIT		9
+/* /proc/sys/kernel/tainted, or -errno. */
+long kernel_taint(void);
+/*
+ * Whether the kernel WARNed since kernel_taint() read taint0. W stays set
+ * once set, so only a first WARN can be seen: false while it was set.
+ */
+bool kernel_warned_since(long taint0);
+
 #endif /* FAULT_INJECT_H */
