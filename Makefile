@@ -7,7 +7,8 @@
 #   make bench   map/unmap speed: rvfio vs type1 vs iommufd vs the floor, on the
 #                perf kernel, one fresh VM per backend (Documentation/bench.rst)
 #   make fuzz    one VM boot that runs only the ioctl fuzzer (selftests/fuzz_test.c),
-#                FUZZ_SECONDS per backend (default 600); FUZZ_SEED=S re-runs a seed
+#                FUZZ_SECONDS per backend (default 600); FUZZ_SEED=S FUZZ_VARIANT=V
+#                re-run a seed it printed
 # Building blocks: deps, kernel, module (default), selftests, samples, lint,
 # host-test, vm-shell, clean.
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -60,7 +61,8 @@ fuzz: initramfs
 	@SECOND_BOOT=0 TEST_TIMEOUT=$$(($(FUZZ_SECONDS) + 300)) \
 		VM_TIMEOUT=$$((2 * $(FUZZ_SECONDS) + 1200)) VM_LOG=$(BUILD)/vm-fuzz.log \
 		APPEND_EXTRA="rvfio.tests=fuzz_test rvfio.fuzz_seconds=$(FUZZ_SECONDS) \
-		$(if $(FUZZ_SEED),rvfio.fuzz_seed=$(FUZZ_SEED)) $(APPEND_EXTRA)" \
+		$(if $(FUZZ_SEED),rvfio.fuzz_seed=$(FUZZ_SEED)) \
+		$(if $(FUZZ_VARIANT),rvfio.fuzz_variant=$(FUZZ_VARIANT)) $(APPEND_EXTRA)" \
 		$(TOP)/scripts/vm.sh check
 
 # Builds its own perf kernel, rvfio.ko, floor module and initramfs under

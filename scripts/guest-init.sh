@@ -65,12 +65,13 @@ for arg in $(cat /proc/cmdline); do
 	rvfio.intremap=*) INTREMAP=${arg#*=} ;;
 	esac
 done
-# The fuzzer's run time and seed (selftests/fuzz_test.c; make fuzz sets them):
-#   rvfio.fuzz_seconds=N  rvfio.fuzz_seed=S  ->  FUZZ_SECONDS, FUZZ_SEED
+# The fuzzer's run time, seed and variant (selftests/fuzz_test.c; make fuzz):
+#   rvfio.fuzz_seconds=N rvfio.fuzz_seed=S rvfio.fuzz_variant=V -> FUZZ_*
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	rvfio.fuzz_seconds=*) export FUZZ_SECONDS=${arg#*=} ;;
 	rvfio.fuzz_seed=*) export FUZZ_SEED=${arg#*=} ;;
+	rvfio.fuzz_variant=*) export FUZZ_VARIANT=${arg#*=} ;;
 	esac
 done
 BACKENDS=$(echo "$BACKENDS" | tr ',' ' ')

@@ -37,7 +37,8 @@
  *
  * Environment: FUZZ_SECONDS (whole run per backend, split between the
  * variants; default 20), FUZZ_SEED (re-runs that seed; default: a fresh
- * one, printed), FUZZ_THREADS (fuzzing threads per variant, default 4).
+ * one, printed), FUZZ_VARIANT (one_container or two_containers: only that
+ * one runs), FUZZ_THREADS (fuzzing threads per variant, default 4).
  * The seed and the calls per second are printed as TAP diagnostics.
  */
 #include <errno.h>
@@ -624,10 +625,11 @@ FIXTURE(fuzz) {
 
 FIXTURE_VARIANT(fuzz) {
 	int containers;
+	const char *name;
 };
 
-FIXTURE_VARIANT_ADD(fuzz, one_container) { .containers = 1 };
-FIXTURE_VARIANT_ADD(fuzz, two_containers) { .containers = 2 };
+FIXTURE_VARIANT_ADD(fuzz, one_container) { .containers = 1, .name = "one_container" };
+FIXTURE_VARIANT_ADD(fuzz, two_containers) { .containers = 2, .name = "two_containers" };
 
 static uint64_t env_u64(const char *name, uint64_t dflt)
 {
@@ -649,10 +651,14 @@ FIXTURE_SETUP(fuzz)
 	char err[256] = "";
 	uint8_t *raw;
 
+	const char *only = getenv("FUZZ_VARIANT");
+
 	memset(f, 0, sizeof(*f));
 	f->c[0] = f->c[1] = -1;
 	for (int k = 0; k < 2; k++)
 		f->e[k].container = f->e[k].group = f->e[k].device = -1;
+	if (only && *only && strcmp(only, variant->name))
+		SKIP(return, "FUZZ_VARIANT=%s runs only that variant", only);
 	if (access("/dev/vfio/vfio", F_OK))
 		SKIP(return, "/dev/vfio/vfio does not exist: vfio is not loaded");
 	if (edu_count() < variant->containers)
@@ -719,13 +725,12 @@ TEST_F_TIMEOUT(fuzz, run, FUZZ_TIMEOUT)
 		seed = ((uint64_t)random_seed() << 32) | random_seed();
 	/* The variants fuzz with different streams of the same seed. */
 	seed ^= (uint64_t)variant->containers * 0x9e3779b97f4a7c15ull;
-	ksft_print_msg("fuzz %s on %s: seed %#llx (FUZZ_SEED=%#llx re-runs it), %d threads, "
-		       "%.0f s\n", variant->containers == 1 ? "one container" : "two containers",
-		       f->rvfio ? "rvfio" : "vfio_iommu_type1",
-		       (unsigned long long)seed,
+	ksft_print_msg("fuzz %s on %s: seed %#llx (FUZZ_SEED=%#llx FUZZ_VARIANT=%s re-run it "
+		       "alone), %d threads, %.0f s\n", variant->name,
+		       f->rvfio ? "rvfio" : "vfio_iommu_type1", (unsigned long long)seed,
 		       (unsigned long long)(seed ^ (uint64_t)variant->containers *
 					    0x9e3779b97f4a7c15ull),
-		       nthreads, secs);
+		       variant->name, nthreads, secs);
 	ASSERT_GE(MAX_THREADS, nthreads);
 	ASSERT_LE(1, nthreads);
 	ASSERT_EQ(0, setrlimit(RLIMIT_MEMLOCK, &rl));
