@@ -116,11 +116,12 @@ struct rvfio_dma_owner_entry {
  * and releases those pins before it returns.
  *
  * Either everything happens or nothing does. Errors, with @failed:
- *   EINVAL    short @argsz, non-zero @flags, @count not the number of
+ *   EINVAL    short @argsz (@failed not written), non-zero @flags, @count not the number of
  *             mappings (RVFIO_DMA_OWNER_NO_ENTRY; 0 with mappings present
  *             too), a @vaddr that is not page aligned or whose range wraps
  *   E2BIG     @count above RVFIO_DMA_OWNER_MAX_ENTRIES
- *   EFAULT    @entries unreadable; a new range not mapped in the caller
+ *   EFAULT    @entries unreadable, @failed not writable (before anything
+ *             changed); a new range not mapped in the caller
  *   ENOENT    no mapping starts at the entry's @iova
  *   EEXIST    a second entry for the same mapping
  *   EOPNOTSUPP the new range is private anonymous memory, which cannot be
