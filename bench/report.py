@@ -155,12 +155,17 @@ def targets(case, op, v):
     if r is None:
         return ["rvfio has no result"]
     best = min([x for x in (t1, fd) if x is not None], default=None)
-    if best and r / best > 0.9:
-        short.append(f"{r / best:.2f}x best C (want <= 0.9)")
+    # Issue 16: one-page PFNMAP maps may cost revocation's price (<= 1.2x
+    # type1, which does no revocation); 4k_fault is page faults for everyone
+    # (<= 1.0x); small maps within 1.5x of the floor.
+    want_c = {"pfnmap_4k": 1.2, "4k_fault": 1.0 if op == "map" else 0.9}.get(case, 0.9)
+    if best and r / best > want_c:
+        short.append(f"{r / best:.2f}x best C (want <= {want_c})")
     if case in ("thp", "hugetlb") and op == "unmap" and t1 and r / t1 > 0.3:
         short.append(f"{r / t1:.2f}x type1 (want <= 0.3)")
-    if fl and r / fl > 1.25:
-        short.append(f"{r / fl:.2f}x floor (want <= 1.25)")
+    want_fl = 1.5 if case == "4k_x4096" else 1.25
+    if fl and r / fl > want_fl:
+        short.append(f"{r / fl:.2f}x floor (want <= {want_fl})")
     if case in ("pfnmap_bar", "pfnmap_64m") and op == "map":
         # Page by page: each further 4 KiB page adds more than 1% of what a
         # whole one-page map costs (fixed costs hide it in a ratio of totals).
@@ -212,7 +217,7 @@ if wall:
 md.append("")
 md.append("## Medians (ms) and ratios\n")
 md.append("| row | rvfio | type1 | iommufd | floor | rvfio/type1 | rvfio/iommufd | rvfio/floor "
-          "| issue 5 targets |")
+          "| targets (issues 5, 16) |")
 md.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for case, op, v in table:
     t = targets(case, op, v)

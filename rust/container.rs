@@ -19,7 +19,7 @@ use crate::instrument::{timed, Stat};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
 use crate::pin::{self, PAGE_SIZE};
-use crate::revoke::Revoker;
+use crate::revoke::{Revoker, WatchCache};
 use crate::user_bitmap::UserBitmap;
 use crate::vfio_device::VfioDevice;
 use kernel::error::{code::*, Result};
@@ -99,6 +99,12 @@ pub(crate) struct Inner {
     /// The tree node of the last mapping removed, kept for the next one:
     /// a VMM's stream of small maps and unmaps allocates no node.
     spare_node: Option<RBTreeNodeReservation<u64, Dma>>,
+    /// Notifiers of the BAR mmaps PFNMAP mappings were made from, kept for
+    /// the next mappings of the same BARs (`revoke.rs`).
+    watch_cache: WatchCache,
+    /// The owner of the last MAP_DMA: the next one from the same process
+    /// shares it (one reference count instead of an mm and a task one).
+    last_owner: Option<Arc<Owner>>,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -131,6 +137,8 @@ impl Container {
                 registered_devices: 0,
                 revoker,
                 spare_node: None,
+                watch_cache: WatchCache::new(),
+                last_owner: None,
             }),
             devices <- new_mutex!(RBTree::new()),
         })
@@ -233,6 +241,18 @@ impl Inner {
 
     pub(crate) fn vaddr_invalid_count(&self) -> usize {
         self.vaddr_invalid_count
+    }
+
+    /// The calling process as a mapping's owner: the last MAP_DMA's when it
+    /// came from the same process with the same CAP_IPC_LOCK. EFAULT when
+    /// the caller has no address space.
+    pub(crate) fn current_owner(&mut self) -> Result<Arc<Owner>> {
+        if let Some(o) = self.last_owner.as_ref().filter(|o| o.is_current()) {
+            return Ok(o.clone());
+        }
+        let o = Arc::new(Owner::current()?, GFP_KERNEL)?;
+        self.last_owner = Some(o.clone());
+        Ok(o)
     }
 
     /// The mappings, by start IOVA (`owner_change.rs`).
@@ -344,7 +364,12 @@ impl Inner {
     /// `range` its new `vaddr` in the caller's process (type1: ENOENT when
     /// nothing is mapped there, EINVAL when the mapping differs or its vaddr
     /// is valid).
-    pub(crate) fn update_vaddr(&mut self, range: &IovaRange, vaddr: u64, owner: Owner) -> Result {
+    pub(crate) fn update_vaddr(
+        &mut self,
+        range: &IovaRange,
+        vaddr: u64,
+        owner: Arc<Owner>,
+    ) -> Result {
         let key = self.first_overlap(range).ok_or(ENOENT)?;
         let dma = self.dmas.get_mut(&key).ok_or(ENOENT)?;
         if !dma.vaddr_invalid() || dma.range() != *range {
@@ -386,7 +411,7 @@ impl Inner {
         range: IovaRange,
         vaddr: u64,
         prot: i32,
-        owner: Owner,
+        owner: Arc<Owner>,
     ) -> Result {
         if timed(Stat::MapTree, 0, || self.first_overlap(&range)).is_some() {
             return Err(EEXIST);
@@ -432,7 +457,12 @@ impl Inner {
         };
         // With no IOMMU domain (only emulated-IOMMU groups) nothing is
         // pinned until a device asks, as in type1.
-        let mut result = dma.pin_and_map_all(domains, &self.revoker, pin::max_run_pages());
+        let mut result = dma.pin_and_map_all(
+            domains,
+            &self.revoker,
+            &mut self.watch_cache,
+            pin::max_run_pages(),
+        );
         if result.is_ok() && self.dirty_tracking {
             result = dma.start_dirty();
             if result.is_err() {
@@ -684,7 +714,7 @@ impl Inner {
         let revoker = self.revoker.clone();
         for (i, dma) in self.dmas.values_mut().enumerate() {
             let result = if first {
-                dma.pin_and_map_all(&[domain], &revoker, max_run)
+                dma.pin_and_map_all(&[domain], &revoker, &mut self.watch_cache, max_run)
             } else {
                 dma.map_into(domain)
             };

@@ -13,7 +13,7 @@ use crate::domain::IommuDomain;
 use crate::iova::IovaRange;
 use crate::mm::{MmRef, MmUsers, Owner};
 use crate::pin::{self, Pfnmap, PinBatch, PAGE_SHIFT};
-use crate::revoke::{PfnRun, Revoker, Watch};
+use crate::revoke::{PfnRun, RangeWatch, Revoker, Watch, WatchCache, WatchKey};
 use crate::runs::Run;
 use crate::unpin::unpin_runs;
 use kernel::error::{code::*, Result};
@@ -154,7 +154,7 @@ pub(crate) struct Dma {
     /// stays and DMA continues until MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR.
     vaddr_invalid: bool,
     prot: i32,
-    owner: Owner,
+    owner: Arc<Owner>,
     locked_vm: usize,
     runs: RunList,
     /// Pages pinned through the emulated-IOMMU interface (type1's
@@ -175,7 +175,7 @@ struct Vpfn {
 
 impl Dma {
     /// A mapping with nothing pinned yet.
-    pub(crate) fn new(range: IovaRange, vaddr: u64, prot: i32, owner: Owner) -> Self {
+    pub(crate) fn new(range: IovaRange, vaddr: u64, prot: i32, owner: Arc<Owner>) -> Self {
         Self {
             range,
             vaddr,
@@ -378,7 +378,7 @@ impl Dma {
     /// pinned pages' charge moves to its `locked_vm` first (type1's
     /// `vfio_change_dma_owner()`): ENOMEM past the new owner's limit leaves
     /// everything as it was.
-    pub(crate) fn update_vaddr(&mut self, vaddr: u64, new: Owner) -> Result {
+    pub(crate) fn update_vaddr(&mut self, vaddr: u64, new: Arc<Owner>) -> Result {
         if new.mm.as_ptr() != self.owner.mm.as_ptr() {
             new.charge(self.locked_vm)?;
             self.owner.uncharge(self.locked_vm);
@@ -391,7 +391,7 @@ impl Dma {
 
     // --- DMA owner change (owner_change.rs). ---
 
-    pub(crate) fn owner(&self) -> &Owner {
+    pub(crate) fn owner(&self) -> &Arc<Owner> {
         &self.owner
     }
 
@@ -401,7 +401,7 @@ impl Dma {
     }
 
     /// The key of the PFNMAP watch, for a mapping that has one.
-    pub(crate) fn watch_key(&self) -> Option<usize> {
+    pub(crate) fn watch_key(&self) -> Option<WatchKey> {
         self.watch.as_ref().map(|w| w.key())
     }
 
@@ -438,7 +438,7 @@ impl Dma {
     /// Makes `owner` the mapping's owner and `vaddr` its address (valid
     /// again if it was invalidated), with `watch` (already holding the
     /// PFNMAP state) replacing the old watch. The caller moved the charge.
-    pub(crate) fn set_owner(&mut self, owner: Owner, vaddr: u64, watch: Option<Watch>) {
+    pub(crate) fn set_owner(&mut self, owner: Arc<Owner>, vaddr: u64, watch: Option<Watch>) {
         self.owner = owner;
         self.vaddr = vaddr;
         self.vaddr_invalid = false;
@@ -684,26 +684,34 @@ impl Dma {
     /// with VM_PFNMAP pages is watched first: its PFNMAP runs are mapped
     /// under the revoker's lock, and the lookup starts over when the range is
     /// invalidated meanwhile. On error nothing remains mapped or pinned.
+    ///
+    /// The watch's notifier covers the whole vma the range starts in and is
+    /// kept in `cache`: a later mapping of the same BAR mmap finds it there,
+    /// skips finding out that its range is PFNMAP and registers nothing.
     pub(crate) fn pin_and_map_all(
         &mut self,
         domains: &[&IommuDomain],
         revoker: &Arc<Revoker>,
+        cache: &mut WatchCache,
         max_run: u64,
     ) -> Result {
         if self.watch.is_none() {
-            match self.try_map_all(domains, max_run) {
-                Err(e) if pin::needs_watch(&e) => {}
-                other => return other,
-            }
-            let watch = Watch::new(
-                revoker,
-                &self.owner.mm,
-                self.vaddr,
-                self.size(),
-                self.range.start,
-                self.prot,
-            )?;
-            self.watch = Some(watch);
+            let shared = match cache.find(&self.owner.mm, self.vaddr, self.size()) {
+                Some(shared) => shared,
+                None => {
+                    match self.try_map_all(domains, max_run) {
+                        Err(e) if pin::needs_watch(&e) => {}
+                        other => return other,
+                    }
+                    let (start, end) = self.owner.mm.vma_bounds(self.vaddr)?;
+                    let end = end.max(self.vaddr + self.size());
+                    let shared =
+                        RangeWatch::new(revoker, &self.owner.mm, start.min(self.vaddr), end)?;
+                    drop(cache.insert(shared.clone()));
+                    shared
+                }
+            };
+            self.watch = Some(Watch::new(shared, self.vaddr, self.range.start, self.prot)?);
         }
         for _ in 0..PUBLISH_ATTEMPTS {
             let seq = self.watch.as_ref().map_or(0, |w| w.read_begin());

@@ -245,6 +245,11 @@ struct task_struct *rvfio_current_leader_get(void)
 	return task;
 }
 
+struct task_struct *rvfio_current_leader(void)
+{
+	return current->group_leader;
+}
+
 void rvfio_task_put(struct task_struct *task)
 {
 	put_task_struct(task);
@@ -322,6 +327,11 @@ struct vm_area_struct *rvfio_vma_lookup(struct mm_struct *mm,
 unsigned long rvfio_vma_flags(struct vm_area_struct *vma)
 {
 	return vma->vm_flags;
+}
+
+unsigned long rvfio_vma_start(struct vm_area_struct *vma)
+{
+	return vma->vm_start;
 }
 
 unsigned long rvfio_vma_end(struct vm_area_struct *vma)

@@ -92,6 +92,8 @@ extern const int RVFIO_RESV_SW_MSI;
 struct mm_struct *rvfio_current_mm_grab(void);
 void rvfio_mm_drop(struct mm_struct *mm);
 struct task_struct *rvfio_current_leader_get(void);
+/* current->group_leader, no reference taken. */
+struct task_struct *rvfio_current_leader(void);
 void rvfio_task_put(struct task_struct *task);
 bool rvfio_capable_ipc_lock(void);
 /* mmgrab() and get_task_struct(): one more reference. */
@@ -119,6 +121,7 @@ unsigned long rvfio_current_memlock_limit(void);
 struct vm_area_struct *rvfio_vma_lookup(struct mm_struct *mm,
 					unsigned long addr);
 unsigned long rvfio_vma_flags(struct vm_area_struct *vma);
+unsigned long rvfio_vma_start(struct vm_area_struct *vma);
 unsigned long rvfio_vma_end(struct vm_area_struct *vma);
 /* vma_is_anonymous(): no vm_ops (private anonymous memory, not shmem). */
 bool rvfio_vma_is_anonymous(struct vm_area_struct *vma);

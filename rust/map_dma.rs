@@ -8,7 +8,6 @@ use crate::dma::{PROT_READ, PROT_WRITE};
 use crate::instrument::{timed, Stat};
 use crate::ioctl::read_fixed;
 use crate::iova;
-use crate::mm::Owner;
 use crate::uapi::*;
 use kernel::error::{code::*, Result};
 use kernel::uaccess::UserPtr;
@@ -34,7 +33,7 @@ pub(crate) fn map_dma(container: &Container, arg: UserPtr) -> Result {
 
     let mut inner = timed(Stat::MapLock, 0, || container.lock());
     let range = iova::check_map(map.iova, map.vaddr, map.size, inner.min_pgsize()).ok_or(EINVAL)?;
-    let owner = timed(Stat::Owner, 0, Owner::current)?;
+    let owner = timed(Stat::Owner, 0, || inner.current_owner())?;
     if set_vaddr {
         return inner.update_vaddr(&range, map.vaddr, owner);
     }

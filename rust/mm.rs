@@ -54,6 +54,16 @@ impl MmRef {
         unsafe { bindings::rvfio_current_mm() == self.ptr }
     }
 
+    /// Start and end of the vma containing `addr` (EFAULT: none; ENODEV:
+    /// the address space has exited).
+    pub(crate) fn vma_bounds(&self, addr: u64) -> Result<(u64, u64)> {
+        let users = MmUsers::get(self).ok_or(ENODEV)?;
+        let lock = users.read_lock();
+        let addr = lock.untagged(addr);
+        let vma = lock.vma(addr).ok_or(EFAULT)?;
+        Ok((vma.start(), vma.end()))
+    }
+
     /// Copies between `buf` and `[vaddr, vaddr + buf.len())` of this
     /// address space, as type1's `vfio_dma_rw_chunk()`: the owner copies
     /// directly, a kernel thread borrows the mm (`kthread_use_mm()`), any
@@ -274,6 +284,11 @@ impl Vma<'_> {
         unsafe { bindings::rvfio_vma_flags(self.ptr) as u64 }
     }
 
+    pub(crate) fn start(&self) -> u64 {
+        // SAFETY: valid while the lock is held (type invariant).
+        unsafe { bindings::rvfio_vma_start(self.ptr) as u64 }
+    }
+
     pub(crate) fn end(&self) -> u64 {
         // SAFETY: as above.
         unsafe { bindings::rvfio_vma_end(self.ptr) as u64 }
@@ -387,6 +402,19 @@ impl Owner {
             task: TaskRef::current_leader(),
             lock_cap,
         })
+    }
+
+    /// Whether the calling process is this owner, with the same
+    /// CAP_IPC_LOCK: a container reuses the owner of its last MAP_DMA
+    /// (`Container::current_owner`) instead of taking new references.
+    /// CAP_IPC_LOCK is asked each time, as type1 asks it per mapping.
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: reads `current->group_leader`; no reference is taken.
+        let leader = unsafe { bindings::rvfio_current_leader() };
+        // SAFETY: no preconditions.
+        self.mm.is_current()
+            && leader == self.task.ptr
+            && self.lock_cap == unsafe { bindings::rvfio_capable_ipc_lock() }
     }
 
     /// Charges `npages` to `locked_vm`: ENOMEM past RLIMIT_MEMLOCK (unless

@@ -28,6 +28,7 @@ use crate::revoke::PreparedWatch;
 use crate::uapi::OwnerEntry;
 use kernel::error::{code::*, Error};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// An error and the index of the entry it is about (`None`: no single
 /// entry is to blame).
@@ -40,6 +41,7 @@ pub(crate) fn change_dma_owner(
     entries: &[OwnerEntry],
     new: Owner,
 ) -> core::result::Result<(), Failure> {
+    let new = Arc::new(new, GFP_KERNEL).map_err(|_| (ENOMEM, None))?;
     let order = check_entries(inner, entries)?;
 
     // Phase 1: the memory, and the new PFNMAP watches.
@@ -81,7 +83,7 @@ pub(crate) fn change_dma_owner(
             return Err((e, at.and_then(|k| pfnmap_entry(inner, entries, &order, k))));
         }
     };
-    let mut old: Option<(Owner, usize)> = None;
+    let mut old: Option<(Arc<Owner>, usize)> = None;
     for &i in order.iter() {
         let e = &entries[i as usize];
         let Some(dma) = inner.dmas_mut().get_mut(&e.iova) else {

@@ -31,7 +31,7 @@ use crate::instrument::{timed, Stat};
 use crate::mm::MmRef;
 use crate::pin::PAGE_SHIFT;
 use crate::watch::{IntervalNotifier, Invalidation};
-use kernel::error::{to_result, Result};
+use kernel::error::{code::*, to_result, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
@@ -83,13 +83,17 @@ impl WatchState {
     }
 }
 
+/// A watched mapping: the key of its notifier and its IOVA.
+pub(crate) type WatchKey = (usize, u64);
+
 /// Everything guarded by [`Revoker::state`].
 pub(crate) struct RevokeState {
     /// The container's domains, by address, each alive until
     /// `remove_domain` drops it.
     domains: RBTree<usize, DomainRef>,
-    /// By the key of the watch's notifier.
-    watches: RBTree<usize, WatchState>,
+    /// By the key of the watch's notifier and the mapping's IOVA: the
+    /// mappings of one BAR mmap share a notifier.
+    watches: RBTree<WatchKey, WatchState>,
     revocations: u64,
     eventfd: Option<EventFd>,
 }
@@ -178,38 +182,133 @@ impl Revoker {
     }
 
     /// The invalidate callback's work (`watch.rs`): unmaps the live runs of
-    /// the watch `key` whose user addresses overlap the invalidated range.
+    /// the mappings watched by notifier `key` whose user addresses overlap
+    /// the invalidated range.
     pub(crate) fn invalidate(&self, key: usize, inv: &Invalidation) {
         let mut guard = self.state.lock();
         // Under the lock mappers check `read_retry()` under.
         inv.set_seq();
-        let st = &mut *guard;
-        let Some(ws) = st.watches.get_mut(&key) else {
-            return;
-        };
-        if !ws.active {
-            // Being mapped: the mapper sees the new sequence and retries.
-            return;
-        }
+        let RevokeState {
+            domains,
+            watches,
+            revocations,
+            eventfd,
+        } = &mut *guard;
         let mut revoked = false;
-        for r in ws.runs.iter_mut().filter(|r| !r.revoked) {
-            let va = ws.vaddr + (r.run.iova - ws.iova);
-            if va >= inv.end || va + r.run.bytes() <= inv.start {
-                continue;
+        let mut cursor = watches.cursor_lower_bound(&(key, 0));
+        while let Some(mut c) = cursor {
+            let (k, ws) = c.current_mut();
+            if k.0 != key {
+                break;
             }
-            for d in st.domains.values() {
-                // SAFETY: `RevokeState::domains` only holds live domains.
-                unsafe { d.unmap(r.run.iova, r.run.bytes()) };
+            // Not active: being mapped; the mapper sees the new sequence and
+            // retries.
+            if ws.active {
+                for r in ws.runs.iter_mut().filter(|r| !r.revoked) {
+                    let va = ws.vaddr + (r.run.iova - ws.iova);
+                    if va >= inv.end || va + r.run.bytes() <= inv.start {
+                        continue;
+                    }
+                    for d in domains.values() {
+                        // SAFETY: `RevokeState::domains` only holds live
+                        // domains.
+                        unsafe { d.unmap(r.run.iova, r.run.bytes()) };
+                    }
+                    r.revoked = true;
+                    revoked = true;
+                }
             }
-            r.revoked = true;
-            revoked = true;
+            cursor = c.move_next();
         }
         if revoked {
-            st.revocations += 1;
-            if let Some(e) = &st.eventfd {
+            *revocations += 1;
+            if let Some(e) = eventfd {
                 e.signal();
             }
         }
+    }
+}
+
+/// An mmu interval notifier on a range of a process, shared by the PFNMAP
+/// mappings made from it: registered over a BAR mmap's whole vma when its
+/// first mapping is made, and kept by [`WatchCache`] for the mappings after
+/// it, so that a stream of small maps of one BAR registers it once.
+pub(crate) struct RangeWatch {
+    notifier: IntervalNotifier,
+    /// The mm (identity only: the notifier holds its reference).
+    mm: usize,
+    start: u64,
+    end: u64,
+}
+
+impl RangeWatch {
+    /// Watches `[start, end)` of `mm` for `revoker`.
+    pub(crate) fn new(
+        revoker: &Arc<Revoker>,
+        mm: &MmRef,
+        start: u64,
+        end: u64,
+    ) -> Result<Arc<Self>> {
+        let notifier = IntervalNotifier::new(revoker.clone(), mm, start, end - start)?;
+        Ok(Arc::new(
+            Self {
+                notifier,
+                mm: mm.as_ptr() as usize,
+                start,
+                end,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn key(&self) -> usize {
+        self.notifier.key()
+    }
+}
+
+/// Entries [`WatchCache`] keeps.
+const WATCH_CACHE: usize = 8;
+
+/// The container's most recently used [`RangeWatch`]es, in use or not.
+pub(crate) struct WatchCache {
+    /// Oldest first.
+    recent: KVec<Arc<RangeWatch>>,
+}
+
+impl WatchCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            recent: KVec::new(),
+        }
+    }
+
+    /// A notifier of `mm` that covers `[vaddr, vaddr + size)`, which was
+    /// seen to be (or lie in) a VM_PFNMAP vma: the caller can skip finding
+    /// that out again. If the memory there changed since, mapping it still
+    /// works (a pin that expects PFNMAP pins ordinary memory too).
+    pub(crate) fn find(&mut self, mm: &MmRef, vaddr: u64, size: u64) -> Option<Arc<RangeWatch>> {
+        let mm = mm.as_ptr() as usize;
+        let end = vaddr.checked_add(size)?;
+        let i = self
+            .recent
+            .iter()
+            .position(|w| w.mm == mm && w.start <= vaddr && end <= w.end)?;
+        let w = self.recent[i].clone();
+        // Most recent last.
+        self.recent[i..].rotate_left(1);
+        Some(w)
+    }
+
+    /// Remembers `w`; returns the entry it pushes out, for the caller to
+    /// drop (its notifier goes when no mapping holds it either).
+    pub(crate) fn insert(&mut self, w: Arc<RangeWatch>) -> Option<Arc<RangeWatch>> {
+        if self.recent.len() < WATCH_CACHE {
+            // On allocation failure the watch is simply not cached.
+            let _ = self.recent.push(w, GFP_KERNEL);
+            return None;
+        }
+        self.recent.rotate_left(1);
+        Some(core::mem::replace(&mut self.recent[WATCH_CACHE - 1], w))
     }
 }
 
@@ -217,8 +316,8 @@ impl Revoker {
 /// but not yet holding the mapping's state: [`Revoker::move_watches`] moves
 /// the old watch's state to it, or it is dropped and nothing changed.
 pub(crate) struct PreparedWatch {
-    notifier: IntervalNotifier,
-    node: RBTreeNodeReservation<usize, WatchState>,
+    shared: Arc<RangeWatch>,
+    node: RBTreeNodeReservation<WatchKey, WatchState>,
     vaddr: u64,
     /// `read_begin()` before the new range was looked up.
     seq: u64,
@@ -229,10 +328,11 @@ impl PreparedWatch {
     /// is looked up: an invalidation after this fails the move.
     pub(crate) fn new(revoker: &Arc<Revoker>, mm: &MmRef, vaddr: u64, size: u64) -> Result<Self> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let notifier = IntervalNotifier::new(revoker.clone(), mm, vaddr, size)?;
-        let seq = notifier.read_begin();
+        let end = vaddr.checked_add(size).ok_or(EINVAL)?;
+        let shared = RangeWatch::new(revoker, mm, vaddr, end)?;
+        let seq = shared.notifier.read_begin();
         Ok(Self {
-            notifier,
+            shared,
             node,
             vaddr,
             seq,
@@ -250,13 +350,16 @@ impl Revoker {
     /// unmaps nothing.
     pub(crate) fn move_watches(
         &self,
-        moves: KVec<(usize, PreparedWatch)>,
+        moves: KVec<(WatchKey, PreparedWatch)>,
     ) -> core::result::Result<KVec<Watch>, (Error, Option<usize>)> {
         // Allocated outside the lock (see the module comment).
         let mut watches =
             KVec::with_capacity(moves.len(), GFP_KERNEL).map_err(|_| (ENOMEM, None))?;
         let mut guard = self.state.lock();
-        if let Some(i) = moves.iter().position(|(_, p)| p.notifier.read_retry(p.seq)) {
+        if let Some(i) = moves
+            .iter()
+            .position(|(_, p)| p.shared.notifier.read_retry(p.seq))
+        {
             // The prepared notifiers are removed after the unlock: removal
             // waits for a running callback, which takes the lock.
             drop(guard);
@@ -265,7 +368,7 @@ impl Revoker {
         }
         let st = &mut *guard;
         for (old, p) in moves {
-            let key = p.notifier.key();
+            let key = (p.shared.key(), old.1);
             if let Some(mut ws) = st.watches.remove(&old) {
                 ws.vaddr = p.vaddr;
                 st.watches.insert(p.node.into_node(key, ws));
@@ -276,7 +379,8 @@ impl Revoker {
             // the watch here, under the lock).
             let _ = watches.push(
                 Watch {
-                    notifier: p.notifier,
+                    shared: p.shared,
+                    iova: old.1,
                 },
                 GFP_NOWAIT,
             );
@@ -286,28 +390,23 @@ impl Revoker {
     }
 }
 
-/// The watch on one mapping's user range.
+/// The watch on one mapping's user range, through a notifier it may share
+/// with other mappings of the same BAR mmap.
 ///
 /// # Invariants
 ///
 /// `RevokeState::watches` of the notifier's revoker holds this watch's
-/// state under `notifier.key()` until `drop`.
+/// state under `(shared.key(), iova)` until `drop`.
 pub(crate) struct Watch {
-    notifier: IntervalNotifier,
+    shared: Arc<RangeWatch>,
+    iova: u64,
 }
 
 impl Watch {
-    /// Watches `[vaddr, vaddr + size)` of `mm`, the mapping at `iova`.
-    pub(crate) fn new(
-        revoker: &Arc<Revoker>,
-        mm: &MmRef,
-        vaddr: u64,
-        size: u64,
-        iova: u64,
-        prot: i32,
-    ) -> Result<Self> {
+    /// Watches the mapping at `iova`, whose user range starts at `vaddr`,
+    /// through `shared`, which covers it.
+    pub(crate) fn new(shared: Arc<RangeWatch>, vaddr: u64, iova: u64, prot: i32) -> Result<Self> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let notifier = IntervalNotifier::new(revoker.clone(), mm, vaddr, size)?;
         let state = WatchState {
             active: false,
             vaddr,
@@ -315,23 +414,29 @@ impl Watch {
             prot,
             runs: KVec::new(),
         };
-        revoker
+        shared
+            .notifier
+            .revoker()
             .state
             .lock()
             .watches
-            .insert(node.into_node(notifier.key(), state));
-        // INVARIANT: inserted under the notifier's key just now.
-        Ok(Self { notifier })
+            .insert(node.into_node((shared.key(), iova), state));
+        // INVARIANT: inserted under the watch's key just now.
+        Ok(Self { shared, iova })
+    }
+
+    fn state_key(&self) -> WatchKey {
+        (self.shared.key(), self.iova)
     }
 
     /// `mmu_interval_read_begin()`: call before looking the pfns up.
     pub(crate) fn read_begin(&self) -> u64 {
-        self.notifier.read_begin()
+        self.shared.notifier.read_begin()
     }
 
     /// Identifies the watch to [`Revoker::move_watches`].
-    pub(crate) fn key(&self) -> usize {
-        self.notifier.key()
+    pub(crate) fn key(&self) -> WatchKey {
+        self.state_key()
     }
 
     /// Maps `runs` into every domain unless the range was invalidated since
@@ -356,12 +461,12 @@ impl Watch {
                 GFP_NOWAIT,
             )?;
         }
-        let mut guard = self.notifier.revoker().state.lock();
-        if self.notifier.read_retry(seq) {
+        let mut guard = self.shared.notifier.revoker().state.lock();
+        if self.shared.notifier.read_retry(seq) {
             return Ok(false);
         }
         let st = &mut *guard;
-        let Some(ws) = st.watches.get_mut(&self.notifier.key()) else {
+        let Some(ws) = st.watches.get_mut(&self.state_key()) else {
             return Err(EINVAL);
         };
         for (di, d) in st.domains.values().enumerate() {
@@ -392,8 +497,8 @@ impl Watch {
 
     /// Bytes of the mapping whose translation was revoked.
     pub(crate) fn revoked_bytes(&self) -> u64 {
-        let guard = self.notifier.revoker().state.lock();
-        guard.watches.get(&self.notifier.key()).map_or(0, |ws| {
+        let guard = self.shared.notifier.revoker().state.lock();
+        guard.watches.get(&self.state_key()).map_or(0, |ws| {
             ws.runs
                 .iter()
                 .filter(|r| r.revoked)
@@ -408,9 +513,9 @@ impl Drop for Watch {
         // Unmap what is still mapped and forget the watch, under one hold
         // of the lock.
         let removed = {
-            let mut guard = self.notifier.revoker().state.lock();
+            let mut guard = self.shared.notifier.revoker().state.lock();
             let st = &mut *guard;
-            let mut removed = st.watches.remove(&self.notifier.key());
+            let mut removed = st.watches.remove(&self.state_key());
             if let Some(ws) = removed.as_mut().filter(|ws| ws.active) {
                 for d in st.domains.values() {
                     ws.unmap_live(d);
@@ -419,7 +524,8 @@ impl Drop for Watch {
             }
             removed
         };
-        // Freed outside the lock (the watch's run list). The notifier is
+        // Freed outside the lock (the watch's run list). When this was the
+        // notifier's last user (and the cache let it go), the notifier is
         // removed after this, outside the lock too: removal waits for a
         // running callback, which takes the lock.
         drop(removed);
