@@ -12,3 +12,6 @@ pub mod caps;
 
 #[path = "../../dirty.rs"]
 pub mod dirty;
+
+#[path = "../../ring.rs"]
+pub mod ring;
