@@ -7,7 +7,8 @@
 //! Nothing outside the wrapper layer may use this module directly: the
 //! wrappers are `domain.rs` (IOMMU domains and groups), `mm.rs` (the mapping
 //! process and its locked_vm), `pin.rs` (pinning), `backend.rs` (the ops
-//! table's entry points) and `uapi.rs` (the ioctl structures).
+//! table's entry points), `uapi.rs` (the ioctl structures), and for the
+//! fault ring `fault_ring.rs`, `faults.rs`, `irq_lock.rs` and `rcu.rs`.
 
 #![allow(
     dead_code,

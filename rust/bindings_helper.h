@@ -17,3 +17,9 @@ const int RUST_CONST_HELPER_IOMMU_READ = IOMMU_READ;
 const int RUST_CONST_HELPER_IOMMU_WRITE = IOMMU_WRITE;
 const unsigned long RUST_CONST_HELPER_PAGE_SIZE = PAGE_SIZE;
 const unsigned int RUST_CONST_HELPER_PAGE_SHIFT = PAGE_SHIFT;
+
+/* Fault ring: poll masks (__poll_t values bindgen cannot evaluate). */
+#include <linux/poll.h>
+const unsigned int RUST_CONST_HELPER_RVFIO_POLL_IN = (__force unsigned int)(EPOLLIN | EPOLLRDNORM);
+const unsigned int RUST_CONST_HELPER_RVFIO_POLL_OUT = (__force unsigned int)(EPOLLOUT | EPOLLWRNORM);
+const unsigned int RUST_CONST_HELPER_RVFIO_POLL_HUP = (__force unsigned int)EPOLLHUP;

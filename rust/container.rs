@@ -16,6 +16,7 @@ use crate::bindings;
 use crate::dirty_pages::UserBitmap;
 use crate::dma::{self, Dma};
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
+use crate::faults::{FaultHandle, FaultHub};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
 use crate::pin::PAGE_SIZE;
@@ -94,6 +95,9 @@ pub(crate) struct Inner {
     registered_devices: usize,
     /// Revocation of PFNMAP mappings; knows the same domains as `domains`.
     revoker: Arc<Revoker>,
+    /// Where DMA faults go (faults.rs): the token of every domain's fault
+    /// handler. Last, so that it outlives the domains.
+    faults: FaultHandle,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -106,7 +110,11 @@ impl RangeSink for RangeVec {
 
 impl Container {
     /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1.
-    pub(crate) fn new(v2: bool, revoker: Arc<Revoker>) -> impl PinInit<Self> {
+    pub(crate) fn new(
+        v2: bool,
+        revoker: Arc<Revoker>,
+        faults: Arc<FaultHub>,
+    ) -> impl PinInit<Self> {
         // SAFETY: reads a module parameter.
         let limit = unsafe { bindings::rvfio_param_dma_entry_limit() };
         pin_init!(Self {
@@ -125,6 +133,7 @@ impl Container {
                 non_pinned_groups: 0,
                 registered_devices: 0,
                 revoker,
+                faults: FaultHandle::new(faults),
             }),
             devices <- new_mutex!(RBTree::new()),
         })
@@ -308,6 +317,18 @@ impl Inner {
 
     pub(crate) fn revoker(&self) -> &Arc<Revoker> {
         &self.revoker
+    }
+
+    pub(crate) fn faults(&self) -> &Arc<FaultHub> {
+        self.faults.hub()
+    }
+
+    /// The emulated-IOMMU group when there is exactly one: the device that
+    /// calls dma_rw (which does not say who calls).
+    pub(crate) fn sole_emulated_group(&self) -> Option<Group> {
+        let mut groups = self.emulated.values();
+        let first = groups.next().copied();
+        first.filter(|_| groups.next().is_none())
     }
 
     /// The mapping containing `iova`, as (start, end).
@@ -514,7 +535,10 @@ impl Inner {
         let group_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let domain_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
 
-        let domain = IommuDomain::alloc_for(&group)?;
+        let mut domain = IommuDomain::alloc_for(&group)?;
+        // SAFETY: the hub outlives every domain of the container (`faults`
+        // is dropped last), and the domain is not attached yet.
+        unsafe { domain.set_fault_handler(self.faults.hub().token()) };
         domain.attach(&group)?;
         // From here on, errors detach before `domain` is dropped (freed).
         let result = self.attach_checks(&group, &domain, &resv);

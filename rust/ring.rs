@@ -377,7 +377,7 @@ impl Cookies {
 /// fix the mapping fails the access instead of asking forever, and an
 /// access of `n` pages asks at most `n` times.
 pub(crate) fn may_request(previous: Option<u64>, iova: u64) -> bool {
-    previous.is_none_or(|p| iova > p)
+    previous.map_or(true, |p| iova > p)
 }
 
 /// `report_iommu_fault()`'s flags (`IOMMU_FAULT_WRITE` = 1, else a read)

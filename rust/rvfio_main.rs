@@ -11,7 +11,14 @@
 //! - `container.rs`: per-container state (domains, groups, mappings).
 //! - `dma.rs`: one mapping and its pinned runs; `pin.rs`: pinning;
 //!   `mm.rs`: locked_vm accounting; `domain.rs`: IOMMU domains and groups.
-//! - `iova.rs`, `caps.rs`: pure logic, also tested on the host.
+//! - `revoke.rs`: PFNMAP revocation; `pfnmap_ioctl.rs`: its ioctls.
+//! - `emulated.rs`: the mdev path (pin_pages, dma_rw, dma_unmap callbacks).
+//! - The fault ring: `fault_ioctl.rs` (RVFIO_IOMMU_FAULT_RING),
+//!   `faults.rs` (per container: the IOMMU fault handler, rvfio's own
+//!   translation faults, page requests), `fault_ring.rs` (the ring, its
+//!   memory and fd), `irq_lock.rs`, `rcu.rs`.
+//! - `iova.rs`, `caps.rs`, `dirty.rs`, `ring.rs`: pure logic, also tested on
+//!   the host.
 //! - `bindings.rs` + `glue.c`: the only places that touch C directly.
 
 use kernel::prelude::*;
@@ -25,14 +32,20 @@ mod dirty_pages;
 mod dma;
 mod domain;
 mod emulated;
+mod fault_ioctl;
+mod fault_ring;
+mod faults;
 mod get_info;
 mod ioctl;
 mod iova;
+mod irq_lock;
 mod map_dma;
 mod mm;
 mod pfnmap_ioctl;
 mod pin;
+mod rcu;
 mod revoke;
+mod ring;
 mod uapi;
 mod unmap_dma;
 
