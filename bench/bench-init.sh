@@ -100,16 +100,21 @@ else
 	done
 	case "$BACKEND" in
 	rvfio) insmod /rvfio/rvfio.ko || failed "insmod rvfio.ko" ;;
+	# An earlier revision of rvfio (RVFIO_BASE_REV), for A/B runs.
+	rvfio-base) insmod /samples-mdev/rvfio-base.ko || failed "insmod rvfio-base.ko" ;;
 	vfio_iommu_type1) load_mod vfio_iommu_type1 || failed "loading vfio_iommu_type1" ;;
 	iommufd) ;;  # built in; the client uses /dev/iommu and the vfio cdev
 	*) failed "unknown backend $BACKEND" ;;
 	esac
+	want_mod=${BACKEND%-base}
 	for m in vfio_iommu_type1 rvfio; do
-		[ "$m" != "$BACKEND" ] && is_loaded "$m" && failed "$m loaded besides $BACKEND"
+		[ "$m" != "$want_mod" ] && is_loaded "$m" && failed "$m loaded besides $BACKEND"
 	done
 fi
 echo "### BACKEND $BACKEND LOAD OK"
-[ "$BACKEND" = rvfio ] && echo "### PARAM dma_entry_limit $(cat /sys/module/rvfio/parameters/dma_entry_limit)"
+case "$BACKEND" in rvfio | rvfio-base)
+	echo "### PARAM dma_entry_limit $(cat /sys/module/rvfio/parameters/dma_entry_limit)" ;;
+esac
 [ "$BACKEND" = vfio_iommu_type1 ] && echo "### PARAM dma_entry_limit $(cat /sys/module/vfio_iommu_type1/parameters/dma_entry_limit)"
 
 dmesg -n 4

@@ -178,7 +178,7 @@ md.append(f"- QEMU: {qemu}; q35, intel-iommu intremap=on,caching-mode=on,eim=on,
           "3 edu dma_mask=64 bit")
 md.append(f"- host: {os.cpu_count()} cores, {cpu}")
 md.append(f"- rvfio: {rvfio_src}")
-md.append(f"- {rounds} round(s) x 4 backends, a fresh VM boot each; {reps} repetitions per "
+md.append(f"- {rounds} round(s) x {len(data)} backends, a fresh VM boot each; {reps} repetitions per "
           "case and boot; medians over all repetitions of all rounds")
 lim = {k: v for k, v in info.items() if "dma_entry_limit" in k}
 if lim:
@@ -279,6 +279,21 @@ for case, op, _ in table:
               f"{fmt(v['floor'])} | {fr(ratio(v['rvfio'], v['type1']))} | "
               f"{fr(ratio(v['rvfio'], v['iommufd']))} | {fr(ratio(v['rvfio'], v['floor']))} |")
 md.append("")
+if "rvfio-base" in data:
+    md.append("## rvfio against rvfio-base (A/B in the same run)\n")
+    md.append("`rvfio-base` is an earlier revision of rvfio (RVFIO_BASE_REV, see the rvfio line "
+              "above), booted in turn with the others in every round. A ratio above 1 means "
+              "the current revision is slower. Boot-to-boot noise is documented in "
+              "Documentation/bench.rst: only a change the median and minimum agree on counts.\n")
+    md.append("| row | base median | rvfio median | rvfio/base | base min | rvfio min "
+              "| rvfio/base (min) |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|")
+    for case, op, _ in table:
+        b, n = cell("rvfio-base", case, op), cell("rvfio", case, op)
+        bm, nm = cell_min("rvfio-base", case, op), cell_min("rvfio", case, op)
+        md.append(f"| {case} {op} | {fmt(b)} | {fmt(n)} | {fr(ratio(n, b))} | {fmt(bm)} | "
+                  f"{fmt(nm)} | {fr(ratio(nm, bm))} |")
+    md.append("")
 md.append("## Per-round medians (ms, map / unmap)\n")
 md.append("| case | " + " | ".join(s for _, s in BACKENDS) + " |")
 md.append("|---|" + "---|" * len(BACKENDS))

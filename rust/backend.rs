@@ -6,9 +6,10 @@
 use crate::bindings;
 use crate::container::Container;
 use crate::domain::Group;
-use crate::emulated::{self, VfioDevice};
+use crate::emulated;
 use crate::ioctl;
 use crate::uapi::{VFIO_CHECK_EXTENSION, VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU};
+use crate::vfio_device::VfioDevice;
 use core::ffi::c_void;
 use core::pin::Pin;
 use kernel::error::{code::*, to_result, Result};

@@ -5,10 +5,13 @@
 //! `build/module/rust/bindings_generated.rs`.
 //!
 //! Nothing outside the wrapper layer may use this module directly: the
-//! wrappers are `domain.rs` (IOMMU domains and groups), `mm.rs` (the mapping
-//! process and its locked_vm), `pin.rs` (pinning), `backend.rs` (the ops
-//! table's entry points), `uapi.rs` (the ioctl structures), and for the
-//! fault ring `fault_ring.rs`, `faults.rs`, `irq_lock.rs` and `rcu.rs`.
+//! wrappers are `domain.rs` and `sg_map.rs` (IOMMU domains, groups,
+//! scatterlists), `mm.rs` (mm references, the mmap lock, vmas, locked_vm),
+//! `pin.rs` and `unpin.rs` (GUP and its release), `watch.rs` (mmu interval
+//! notifiers), `vfio_device.rs`, `revoke.rs`'s `EventFd`, `backend.rs`
+//! (the ops table's entry points and module parameters), `uapi.rs` (the
+//! ioctl structures), and for the fault ring `fault_ring.rs`, `faults.rs`,
+//! `irq_lock.rs` and `rcu.rs`.
 
 #![allow(
     dead_code,

@@ -6,6 +6,11 @@
  * Only what rust/bindings.rs allowlists is generated.
  */
 #include <linux/iommu.h>
+#include <linux/kthread.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/scatterlist.h>
+#include <linux/sched/mm.h>
 #include <linux/vfio.h>
 #include <uapi/linux/vfio.h>
 #include "vfio.h"	/* drivers/vfio/vfio.h: enum vfio_group_type */
@@ -17,6 +22,18 @@ const int RUST_CONST_HELPER_IOMMU_READ = IOMMU_READ;
 const int RUST_CONST_HELPER_IOMMU_WRITE = IOMMU_WRITE;
 const unsigned long RUST_CONST_HELPER_PAGE_SIZE = PAGE_SIZE;
 const unsigned int RUST_CONST_HELPER_PAGE_SHIFT = PAGE_SHIFT;
+const int RUST_CONST_HELPER_IOMMU_CACHE = IOMMU_CACHE;
+const gfp_t RUST_CONST_HELPER_GFP_KERNEL = GFP_KERNEL;
+const gfp_t RUST_CONST_HELPER_GFP_KERNEL_ACCOUNT = GFP_KERNEL_ACCOUNT;
+const unsigned int RUST_CONST_HELPER_FOLL_WRITE = FOLL_WRITE;
+const unsigned int RUST_CONST_HELPER_FOLL_LONGTERM = FOLL_LONGTERM;
+const unsigned int RUST_CONST_HELPER_FAULT_FLAG_WRITE = FAULT_FLAG_WRITE;
+const unsigned int RUST_CONST_HELPER_FAULT_FLAG_REMOTE = FAULT_FLAG_REMOTE;
+const unsigned long RUST_CONST_HELPER_VM_READ = VM_READ;
+const unsigned long RUST_CONST_HELPER_VM_WRITE = VM_WRITE;
+const unsigned long RUST_CONST_HELPER_VM_PFNMAP = VM_PFNMAP;
+const unsigned long RUST_CONST_HELPER_STRUCT_PAGE_SIZE = sizeof(struct page);
+const unsigned long RUST_CONST_HELPER_PMD_SIZE = PMD_SIZE;
 
 /* Fault ring: poll masks (__poll_t values bindgen cannot evaluate). */
 #include <linux/poll.h>

@@ -13,14 +13,15 @@
 //! because its mmu-notifier callback cannot take `inner`.
 
 use crate::bindings;
-use crate::dirty_pages::UserBitmap;
-use crate::dma::{self, Dma};
+use crate::dma::Dma;
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
 use crate::faults::{FaultHandle, FaultHub};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
-use crate::pin::PAGE_SIZE;
+use crate::pin::{self, PAGE_SIZE};
 use crate::revoke::Revoker;
+use crate::user_bitmap::UserBitmap;
+use crate::vfio_device::VfioDevice;
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -41,7 +42,7 @@ pub(crate) struct Container {
     /// `device_list`), by address. Lock order: `devices` may be held while
     /// taking `inner` (the callbacks unpin), never the other way round.
     #[pin]
-    pub(crate) devices: Mutex<RBTree<usize, crate::emulated::VfioDevice>>,
+    pub(crate) devices: Mutex<RBTree<usize, VfioDevice>>,
 }
 
 /// A domain and what type1 caches about it.
@@ -429,7 +430,7 @@ impl Inner {
         };
         // With no IOMMU domain (only emulated-IOMMU groups) nothing is
         // pinned until a device asks, as in type1.
-        let mut result = dma.pin_and_map_all(domains, &self.revoker, dma::max_run_pages());
+        let mut result = dma.pin_and_map_all(domains, &self.revoker, pin::max_run_pages());
         if result.is_ok() && self.dirty_tracking {
             result = dma.start_dirty();
             if result.is_err() {
@@ -565,7 +566,7 @@ impl Inner {
             domain.attach(&group)?;
         }
 
-        let max_run = dma::max_run_pages();
+        let max_run = pin::max_run_pages();
         let key = match target {
             Some(key) => {
                 drop(domain);

@@ -12,8 +12,10 @@ use crate::bindings;
 use crate::domain::IommuDomain;
 use crate::iova::IovaRange;
 use crate::mm::Owner;
-use crate::pin::{self, PinBatch, Run, PAGE_SHIFT};
+use crate::pin::{self, PinBatch, PAGE_SHIFT};
 use crate::revoke::{PfnRun, Revoker, Watch};
+use crate::runs::Run;
+use crate::unpin::unpin_runs;
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
@@ -218,19 +220,18 @@ impl Dma {
         if charge {
             if let Err(e) = self.owner.charge(1) {
                 // SAFETY: pinned just now, mapped nowhere.
-                unsafe { run.unpin(false) };
+                unsafe { pin::unpin_run(&run, false) };
                 return Err(e);
             }
             self.locked_vm += 1;
         }
-        // SAFETY: a pure lookup of the memory map.
-        if !unsafe { bindings::rvfio_pfn_valid(pfn) } {
+        if !pin::pfn_valid(pfn) {
             if charge {
                 self.owner.uncharge(1);
                 self.locked_vm -= 1;
             }
             // SAFETY: pinned just now, mapped nowhere.
-            unsafe { run.unpin(false) };
+            unsafe { pin::unpin_run(&run, false) };
             return Err(EINVAL);
         }
         self.vpfns
@@ -255,7 +256,7 @@ impl Dma {
         let reserved = pin::pfn_is_reserved(v.pfn);
         let run = Run::new(iova, v.pfn, 1, reserved);
         // SAFETY: the external pin was ours; the device let go of the page.
-        unsafe { run.unpin(self.prot & PROT_WRITE != 0) };
+        unsafe { pin::unpin_run(&run, self.prot & PROT_WRITE != 0) };
         if !self.domain_pinned() && !reserved {
             self.owner.uncharge(1);
             self.locked_vm -= 1;
@@ -283,17 +284,13 @@ impl Dma {
         let offset = iova - self.range.start;
         let count = (count as u64).min(self.size() - offset);
         // SAFETY: `buf` holds at least `count` bytes (the function's
-        // contract; `count` was only lowered); the mm is grabbed.
-        let ret = unsafe {
-            bindings::rvfio_mm_rw(
-                self.owner.mm.as_ptr(),
-                (self.vaddr + offset) as _,
-                buf.cast(),
-                count as _,
-                write,
-            )
+        // contract; `count` was only lowered). A device write is a read of
+        // the buffer.
+        unsafe {
+            self.owner
+                .mm
+                .copy(self.vaddr + offset, buf, count as usize, write)?
         };
-        kernel::error::to_result(ret)?;
         if write {
             let first = offset >> PAGE_SHIFT;
             let last = (offset + count - 1) >> PAGE_SHIFT;
@@ -442,7 +439,7 @@ impl Dma {
                         if let Err(e) = self.push_run(full, &mut pending) {
                             // SAFETY: pinned by this call, in no list, mapped
                             // nowhere; `cur` is released below.
-                            unsafe { pin::unpin_runs(&runs[i + 1..], false) };
+                            unsafe { unpin_runs(&runs[i + 1..], false) };
                             failed = Some(e);
                             break;
                         }
@@ -463,12 +460,12 @@ impl Dma {
             // the rest.
             if let Some(run) = cur {
                 // SAFETY: pinned by this call, in no list, mapped nowhere.
-                unsafe { run.unpin(false) };
+                unsafe { pin::unpin_run(&run, false) };
             }
             let unmapped = self.runs.as_slice().get(pending.first..).unwrap_or(&[]);
             // SAFETY: pinned by this mapping and not mapped (`flush` maps
             // runs from `pending.first` on, and moves it past what it mapped).
-            unsafe { pin::unpin_runs(unmapped, false) };
+            unsafe { unpin_runs(unmapped, false) };
             self.runs.truncate(pending.first);
         }
         result
@@ -479,7 +476,7 @@ impl Dma {
         let charge = self.chargeable(&run);
         if let Err(e) = self.runs.push(run) {
             // SAFETY: pinned by the caller, in no list, mapped nowhere.
-            unsafe { run.unpin(false) };
+            unsafe { pin::unpin_run(&run, false) };
             return Err(e);
         }
         pending.pages += run.npages();
@@ -618,7 +615,7 @@ impl Dma {
     ) -> Result {
         if self.watch.is_none() {
             match self.try_map_all(domains, max_run) {
-                Err(e) if e.to_errno() == pin::NEEDS_WATCH => {}
+                Err(e) if pin::needs_watch(&e) => {}
                 other => return other,
             }
             let watch = Watch::new(
@@ -709,7 +706,7 @@ impl Dma {
         let dirty = self.prot & PROT_WRITE != 0;
         // SAFETY: by the type invariant the runs are pinned by us, and the
         // caller has unmapped them from every domain.
-        unsafe { pin::unpin_runs(self.runs.as_slice(), dirty) };
+        unsafe { unpin_runs(self.runs.as_slice(), dirty) };
         self.runs = RunList::new();
         // External pins stay, and are charged now that no domain pins the
         // range (type1's `vfio_iommu_unmap_unpin_reaccount()`).
@@ -729,15 +726,5 @@ impl Drop for Dma {
                 self.range.start
             );
         }
-    }
-}
-
-/// The page size runs are capped at: 1 page with `disable_hugepages`.
-pub(crate) fn max_run_pages() -> u64 {
-    // SAFETY: reads a module parameter.
-    if unsafe { bindings::rvfio_param_disable_hugepages() } {
-        1
-    } else {
-        u64::MAX
     }
 }

@@ -6,10 +6,11 @@
 
 use crate::bindings;
 use crate::iova::IovaRange;
-use crate::pin::Run;
 use crate::rcu;
+use crate::runs::Run;
+use crate::sg_map;
 use core::ffi::c_void;
-use kernel::error::{to_result, Result};
+use kernel::error::{code::*, to_result, Result};
 use kernel::prelude::*;
 
 /// An `iommu_group` that vfio core has handed to this container.
@@ -134,7 +135,7 @@ pub(crate) struct DomainInfo {
 /// # Invariants
 ///
 /// `ptr` came from `iommu_paging_domain_alloc()`, is owned by this value and
-/// is freed on drop. Every group attached through [`Domain::attach`] is
+/// is freed on drop. Every group attached through [`IommuDomain::attach`] is
 /// detached before the drop (the container's bookkeeping guarantees it).
 /// With `fault_handler`, the handler's token is valid until the drop.
 pub(crate) struct IommuDomain {
@@ -149,14 +150,41 @@ unsafe impl Send for IommuDomain {}
 unsafe impl Sync for IommuDomain {}
 
 impl IommuDomain {
-    /// Allocates a paging domain suitable for the first device of `group`.
+    /// Allocates a paging domain suitable for the first device of `group`
+    /// (as type1 does: the devices of a group share its IOMMU).
     pub(crate) fn alloc_for(group: &Group) -> Result<Self> {
-        let mut ptr = core::ptr::null_mut();
-        // SAFETY: the group is valid; `ptr` is a valid out-pointer.
-        to_result(unsafe { bindings::rvfio_domain_alloc(group.0, &mut ptr) })?;
+        struct First {
+            domain: *mut bindings::iommu_domain,
+            err: i32,
+        }
+        extern "C" fn first_dev(dev: *mut bindings::device, data: *mut c_void) -> i32 {
+            // SAFETY: `data` is the `First` passed below, alive for the call.
+            let first = unsafe { &mut *data.cast::<First>() };
+            // SAFETY: `dev` is a device of the group, which the IOMMU core
+            // keeps alive while it iterates; `err` is a valid out-pointer.
+            first.domain = unsafe { bindings::rvfio_paging_domain_alloc(dev, &mut first.err) };
+            // Only the first device: stop iterating.
+            1
+        }
+        let mut first = First {
+            domain: core::ptr::null_mut(),
+            err: ENODEV.to_errno(),
+        };
+        // SAFETY: the group is valid; `first_dev` only touches `first`,
+        // which outlives the call.
+        unsafe {
+            bindings::iommu_group_for_each_dev(
+                group.0,
+                (&mut first as *mut First).cast(),
+                Some(first_dev),
+            )
+        };
+        if first.domain.is_null() {
+            return Err(Error::from_errno(first.err));
+        }
         // INVARIANT: allocated just now, owned here; no handler yet.
         Ok(Self {
-            ptr,
+            ptr: first.domain,
             fault_handler: false,
         })
     }
@@ -218,25 +246,68 @@ impl IommuDomain {
         to_result(ret)
     }
 
-    /// Maps `runs`, which follow each other in IOVA (`IOMMU_CACHE` added,
-    /// as type1 does), with one IOTLB sync per batch of runs rather than per
-    /// run. The IOMMU core picks the largest page sizes that the alignment
-    /// of each run allows. On error none of them is mapped.
+    /// Maps `runs`, which follow each other in IOVA, with one IOTLB sync
+    /// per batch of runs rather than per run (`sg_map.rs`). On error none
+    /// of them is mapped.
     ///
     /// # Safety
     ///
     /// The memory of every run must stay valid for device access until it
     /// is unmapped again (pinned pages, or MMIO owned by the caller).
     pub(crate) unsafe fn map_runs(&self, runs: &[Run], prot: i32) -> Result {
-        if runs.is_empty() {
-            return Ok(());
-        }
-        // SAFETY: the domain is valid; `Run` is a transparent `rvfio_run`
-        // and the C side reads `runs.len()` of them; the caller keeps the
-        // memory alive.
+        // SAFETY: the caller's contract.
+        unsafe { sg_map::map_runs(self, runs, prot) }
+    }
+
+    /// `iommu_map()` of `[paddr, paddr + size)` at `iova`, `IOMMU_CACHE`
+    /// added as type1 does, page tables charged to the caller's memcg.
+    ///
+    /// # Safety
+    ///
+    /// The memory must stay valid for device access until it is unmapped.
+    pub(crate) unsafe fn map(&self, iova: u64, paddr: u64, size: u64, prot: i32) -> Result {
+        // SAFETY: the domain is valid; the caller keeps the memory alive.
         to_result(unsafe {
-            bindings::rvfio_domain_map_runs(self.ptr, runs.as_ptr().cast(), runs.len() as _, prot)
+            bindings::iommu_map(
+                self.ptr,
+                iova as _,
+                paddr,
+                size as _,
+                prot | bindings::IOMMU_CACHE,
+                bindings::GFP_KERNEL_ACCOUNT,
+            )
         })
+    }
+
+    /// `iommu_map_sg()` of the `nents` entries of `sgl` from `iova`
+    /// (`IOMMU_CACHE` added); on error nothing of it stays mapped.
+    ///
+    /// # Safety
+    ///
+    /// `sgl` points to `nents` initialised scatterlist entries whose memory
+    /// stays valid for device access until it is unmapped.
+    pub(crate) unsafe fn map_sg(
+        &self,
+        iova: u64,
+        sgl: *mut bindings::scatterlist,
+        nents: usize,
+        prot: i32,
+    ) -> Result {
+        // SAFETY: the domain is valid; the rest is the caller's contract.
+        let mapped = unsafe {
+            bindings::iommu_map_sg(
+                self.ptr,
+                iova as _,
+                sgl,
+                nents as _,
+                prot | bindings::IOMMU_CACHE,
+                bindings::GFP_KERNEL_ACCOUNT,
+            )
+        };
+        if mapped < 0 {
+            return Err(Error::from_errno(mapped as i32));
+        }
+        Ok(())
     }
 
     /// Unmaps `[iova, iova + size)`; returns how many bytes were unmapped.
@@ -280,6 +351,7 @@ impl DomainRef {
     /// The domain is alive, and `[paddr, paddr + size)` stays valid for
     /// device access until it is unmapped again.
     pub(crate) unsafe fn map_atomic(&self, iova: u64, paddr: u64, size: u64, prot: i32) -> Result {
+        let prot = prot | bindings::IOMMU_CACHE;
         // SAFETY: guaranteed by the caller.
         to_result(unsafe { bindings::rvfio_domain_map_atomic(self.0, iova, paddr, size, prot) })
     }

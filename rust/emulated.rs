@@ -6,46 +6,15 @@
 //! Kernel drivers reach these through `vfio_pin_pages()`,
 //! `vfio_unpin_pages()` and `vfio_dma_rw()`.
 
-use crate::bindings;
 use crate::container::{Container, Inner};
 use crate::domain::Group;
 use crate::faults::{self, AccessError, Miss};
 use crate::pin::PAGE_SHIFT;
 use crate::ring;
+use crate::vfio_device::VfioDevice;
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
-
-/// A registered `vfio_device`.
-///
-/// vfio core calls `unregister_device` before the device goes away, and
-/// rvfio only uses the pointer under `Container::devices`, which
-/// `unregister_device` takes too.
-#[derive(Clone, Copy)]
-pub(crate) struct VfioDevice(*mut bindings::vfio_device);
-
-// SAFETY: only used under `Container::devices` while registered (see above).
-unsafe impl Send for VfioDevice {}
-
-impl VfioDevice {
-    /// # Safety
-    ///
-    /// `ptr` is a live `vfio_device` that stays registered with this
-    /// container until `unregister_device` is called for it.
-    pub(crate) unsafe fn from_raw(ptr: *mut bindings::vfio_device) -> Self {
-        Self(ptr)
-    }
-
-    fn has_dma_unmap(&self) -> bool {
-        // SAFETY: live per the type's contract.
-        unsafe { bindings::rvfio_vdev_has_dma_unmap(self.0) }
-    }
-
-    fn dma_unmap(&self, iova: u64, length: u64) {
-        // SAFETY: live per the type's contract.
-        unsafe { bindings::rvfio_vdev_dma_unmap(self.0, iova, length) }
-    }
-}
 
 /// `register_device`: devices without a dma_unmap callback are ignored.
 pub(crate) fn register_device(c: &Container, dev: VfioDevice) {
@@ -55,7 +24,7 @@ pub(crate) fn register_device(c: &Container, dev: VfioDevice) {
     let n = {
         let mut devices = c.devices.lock();
         if devices
-            .try_create_and_insert(dev.0 as usize, dev, GFP_KERNEL)
+            .try_create_and_insert(dev.key(), dev, GFP_KERNEL)
             .is_err()
         {
             pr_err!("out of memory registering a device; its pins cannot be revoked\n");
@@ -69,7 +38,7 @@ pub(crate) fn register_device(c: &Container, dev: VfioDevice) {
 pub(crate) fn unregister_device(c: &Container, dev: VfioDevice) {
     let n = {
         let mut devices = c.devices.lock();
-        devices.remove(&(dev.0 as usize));
+        devices.remove(&(dev.key()));
         devices.iter().count()
     };
     c.lock().set_registered_devices(n);

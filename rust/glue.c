@@ -1,8 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * rvfio C glue: the vfio_iommu_driver_ops table (its type is in vfio's
- * private header), module parameters, and wrappers for static inline kernel
- * functions. No policy lives here: every decision is made in Rust.
+ * rvfio C glue: only what must be C. Every decision is made in Rust; what is
+ * here, and why it cannot be Rust:
+ *
+ * 1. The vfio_iommu_driver_ops table and its shims into Rust: the type lives
+ *    in vfio's private drivers/vfio/vfio.h, and vfio core keeps a pointer to
+ *    a static table. The pin_pages shim turns the pfns Rust returns into
+ *    struct page pointers (pfn_to_page() is a macro), in place.
+ * 2. The module parameters: module_param_named() is a macro that emits
+ *    section data; same names, types and permissions as type1's.
+ * 3. The mmu_interval_notifier_ops table of PFNMAP watches and its shim
+ *    (the mm keeps a pointer to a static table; the shim reads the
+ *    mmu_notifier_range with static inline accessors).
+ * 4. One-call wrappers over static inline functions and macros that Rust
+ *    cannot call: mmget_not_zero(), the mmap_lock functions, vma_lookup(),
+ *    untagged_addr_remote(), pfn_to_page()/pfn_valid()/PageReserved()/the
+ *    folio helpers, sg_set_page(), mmu_interval_read_retry(),
+ *    eventfd_signal(), access_ok(), rlimit(), GFP_ATOMIC, ERR_PTR decoding;
+ *    and field reads of structures bindgen only sees as opaque
+ *    (struct iommu_domain, vm_area_struct, vfio_device ops).
+ * 5. Loops that are pure mechanism, no decisions:
+ *    - rvfio_group_resv_regions(): walks and frees the list
+ *      iommu_get_group_resv_regions() returns (list_for_each_entry_safe()
+ *      is a macro over struct iommu_resv_region's embedded list head);
+ *    - rvfio_unpin_pfn_array() and the pin_pages shim of (1): pfn_to_page()
+ *      over a batch Rust chose (then, for the first, one
+ *      unpin_user_pages_dirty_lock()). A call into C per page would cost
+ *      about as much as the unpin itself for fragmented memory.
+ *
+ * Exported functions that are not inline (pin_user_pages_fast(),
+ * fixup_user_fault(), iommu_map_sg(), __account_locked_vm(),
+ * kthread_use_mm(), mmu_interval_notifier_insert()...) are called from Rust
+ * directly.
  */
 #include <linux/iommu.h>
 #include <linux/mm.h>
@@ -12,7 +41,6 @@
 #include <linux/sched/task.h>
 #include <linux/capability.h>
 #include <linux/err.h>
-#include <linux/kthread.h>
 #include <linux/eventfd.h>
 #include <linux/mmu_notifier.h>
 #include <linux/scatterlist.h>
@@ -22,7 +50,8 @@
 #include "vfio.h"	/* drivers/vfio/vfio.h: struct vfio_iommu_driver_ops */
 #include "glue.h"
 
-/* Same names, types, permissions and defaults as vfio_iommu_type1's. */
+/* --- 2. Module parameters. --- */
+
 static bool allow_unsafe_interrupts;
 module_param_named(allow_unsafe_interrupts, allow_unsafe_interrupts, bool,
 		   0644);
@@ -54,7 +83,7 @@ unsigned int rvfio_param_dma_entry_limit(void)
 	return READ_ONCE(dma_entry_limit);
 }
 
-/* --- The ops table: shims into Rust. --- */
+/* --- 1. The ops table: shims into Rust. --- */
 
 static void *rvfio_open(unsigned long arg)
 {
@@ -122,25 +151,17 @@ void rvfio_glue_unregister(void)
 	vfio_unregister_iommu_driver(&rvfio_ops);
 }
 
-/* --- IOMMU domains. --- */
+/* --- 4. IOMMU domains. --- */
 
-static int rvfio_domain_alloc_one(struct device *dev, void *data)
+struct iommu_domain *rvfio_paging_domain_alloc(struct device *dev, int *err)
 {
-	struct iommu_domain **domain = data;
+	struct iommu_domain *domain = iommu_paging_domain_alloc(dev);
 
-	*domain = iommu_paging_domain_alloc(dev);
-	return 1; /* Only the first device: stop iterating. */
-}
-
-int rvfio_domain_alloc(struct iommu_group *group, struct iommu_domain **out)
-{
-	struct iommu_domain *domain = ERR_PTR(-ENODEV);
-
-	iommu_group_for_each_dev(group, &domain, rvfio_domain_alloc_one);
-	if (IS_ERR(domain))
-		return PTR_ERR(domain);
-	*out = domain;
-	return 0;
+	if (IS_ERR(domain)) {
+		*err = PTR_ERR(domain);
+		return NULL;
+	}
+	return domain;
 }
 
 void rvfio_domain_info(struct iommu_domain *domain,
@@ -162,11 +183,16 @@ bool rvfio_domain_enforce_cc(struct iommu_domain *domain)
 int rvfio_domain_map_atomic(struct iommu_domain *domain, u64 iova, u64 paddr,
 			    u64 size, int prot)
 {
-	return iommu_map(domain, iova, paddr, size, prot | IOMMU_CACHE,
+	return iommu_map(domain, iova, paddr, size, prot,
 			 GFP_ATOMIC | __GFP_NOWARN);
 }
 
-/* --- Reserved regions. --- */
+void rvfio_sg_set_pfn(struct scatterlist *sg, u64 pfn, unsigned int len)
+{
+	sg_set_page(sg, pfn_to_page(pfn), len, 0);
+}
+
+/* --- 5. Reserved regions. --- */
 
 const int RVFIO_RESV_DIRECT_RELAXABLE = IOMMU_RESV_DIRECT_RELAXABLE;
 const int RVFIO_RESV_MSI = IOMMU_RESV_MSI;
@@ -188,7 +214,7 @@ int rvfio_group_resv_regions(struct iommu_group *group, rvfio_resv_cb cb,
 	return ret;
 }
 
-/* --- The calling process. --- */
+/* --- 4. The calling process, mm references and locks. --- */
 
 struct mm_struct *rvfio_current_mm_grab(void)
 {
@@ -222,26 +248,40 @@ bool rvfio_capable_ipc_lock(void)
 	return capable(CAP_IPC_LOCK);
 }
 
-int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
-		    long npages, bool lock_cap)
+struct mm_struct *rvfio_current_mm(void)
 {
-	/* The caller's own mm has users while it runs: no reference needed. */
-	bool own = mm == current->mm;
-	int ret;
+	return current->mm;
+}
 
-	if (!npages)
-		return 0;
-	if (!own && !mmget_not_zero(mm))
-		return -ESRCH;
-	ret = mmap_write_lock_killable(mm);
-	if (!ret) {
-		ret = __account_locked_vm(mm, abs(npages), npages > 0, task,
-					  lock_cap);
-		mmap_write_unlock(mm);
-	}
-	if (!own)
-		mmput(mm);
-	return ret;
+bool rvfio_mmget_not_zero(struct mm_struct *mm)
+{
+	return mmget_not_zero(mm);
+}
+
+int rvfio_mmap_write_lock_killable(struct mm_struct *mm)
+{
+	return mmap_write_lock_killable(mm);
+}
+
+void rvfio_mmap_write_unlock(struct mm_struct *mm)
+{
+	mmap_write_unlock(mm);
+}
+
+void rvfio_mmap_read_lock(struct mm_struct *mm)
+{
+	mmap_read_lock(mm);
+}
+
+void rvfio_mmap_read_unlock(struct mm_struct *mm)
+{
+	mmap_read_unlock(mm);
+}
+
+unsigned long rvfio_untagged_addr_remote(struct mm_struct *mm,
+					 unsigned long addr)
+{
+	return untagged_addr_remote(mm, addr);
 }
 
 bool rvfio_access_ok(unsigned long ptr, unsigned long size)
@@ -254,7 +294,93 @@ unsigned long rvfio_current_memlock_limit(void)
 	return rlimit(RLIMIT_MEMLOCK);
 }
 
-/* --- Emulated-IOMMU devices. --- */
+/* --- 4. vmas. --- */
+
+struct vm_area_struct *rvfio_vma_lookup(struct mm_struct *mm,
+					unsigned long addr)
+{
+	return vma_lookup(mm, addr);
+}
+
+unsigned long rvfio_vma_flags(struct vm_area_struct *vma)
+{
+	return vma->vm_flags;
+}
+
+unsigned long rvfio_vma_end(struct vm_area_struct *vma)
+{
+	return vma->vm_end;
+}
+
+int rvfio_follow_pfnmap(struct vm_area_struct *vma, unsigned long addr,
+			u64 *pfn, bool *writable, bool *pte_level)
+{
+	struct follow_pfnmap_args args = { .vma = vma, .address = addr };
+	int ret = follow_pfnmap_start(&args);
+
+	if (ret)
+		return ret;
+	*pfn = args.pfn;
+	*writable = args.writable;
+	/*
+	 * 6.12 tells a PMD or PUD leaf from a pte only through the internal
+	 * ptep (NULL above the pte level); 6.15 added addr_mask for this.
+	 */
+	*pte_level = args.ptep != NULL;
+	follow_pfnmap_end(&args);
+	return 0;
+}
+
+/* --- 4. Pages. --- */
+
+bool rvfio_pfn_valid(u64 pfn)
+{
+	return pfn_valid(pfn);
+}
+
+bool rvfio_pfn_is_reserved(u64 pfn)
+{
+	if (pfn_valid(pfn))
+		return PageReserved(pfn_to_page(pfn));
+	return true;
+}
+
+u64 rvfio_page_desc(struct page *page, bool *reserved, u64 *folio_left)
+{
+	struct folio *folio = page_folio(page);
+
+	if (folio_test_large(folio)) {
+		*reserved = false;
+		*folio_left = folio_nr_pages(folio) - folio_page_idx(folio, page);
+	} else {
+		*reserved = PageReserved(page);
+		*folio_left = 1;
+	}
+	return page_to_pfn(page);
+}
+
+/* rust/runs.rs compares struct page pointers (STRUCT_PAGE_SIZE apart). */
+#ifndef CONFIG_SPARSEMEM_VMEMMAP
+#error "nth_page() is pointer arithmetic only with SPARSEMEM_VMEMMAP"
+#endif
+
+void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty)
+{
+	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
+}
+
+void rvfio_unpin_pfn_array(u64 *pfns, unsigned long n, bool dirty)
+{
+	struct page **pages = (struct page **)pfns;
+	unsigned long i;
+
+	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
+	for (i = 0; i < n; i++)
+		pages[i] = pfn_to_page(pfns[i]);
+	unpin_user_pages_dirty_lock(pages, n, dirty);
+}
+
+/* --- 4. Emulated-IOMMU devices. --- */
 
 bool rvfio_vdev_has_dma_unmap(struct vfio_device *vdev)
 {
@@ -266,460 +392,34 @@ void rvfio_vdev_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 	vdev->ops->dma_unmap(vdev, iova, length);
 }
 
-int rvfio_mm_rw(struct mm_struct *mm, unsigned long vaddr, void *buf,
-		size_t count, bool write)
-{
-	bool kthread = current->mm == NULL;
-	unsigned long left = count;
-
-	if (!mmget_not_zero(mm))
-		return -EPERM;
-	if (kthread)
-		kthread_use_mm(mm);
-	if (kthread || current->mm == mm)
-		left = write ? copy_to_user((void __user *)vaddr, buf, count) :
-			       copy_from_user(buf, (void __user *)vaddr, count);
-	if (kthread)
-		kthread_unuse_mm(mm);
-	mmput(mm);
-	return left ? -EFAULT : 0;
-}
-
-bool rvfio_pfn_valid(u64 pfn)
-{
-	return pfn_valid(pfn);
-}
-
-/* --- Pinning. --- */
-
-/*
- * type1's follow_fault_pfn(): the pfn behind @vaddr in a VM_PFNMAP vma,
- * faulting it in when absent (vfio-pci populates BAR mmaps on first access).
- * -EAGAIN when the fault dropped the mmap lock: the vma may be stale.
- */
-static int rvfio_follow_fault_pfn(struct vm_area_struct *vma,
-				  struct mm_struct *mm, unsigned long vaddr,
-				  unsigned long *pfn, bool write,
-				  unsigned long *leaf_end)
-{
-	struct follow_pfnmap_args args = { .vma = vma, .address = vaddr };
-	int ret;
-
-	/*
-	 * Honour the vma's permissions as GUP does for ordinary memory:
-	 * follow_pfnmap_start() finds ptes that mprotect(PROT_NONE) left in
-	 * place, and type1 would map them. No FOLL_FORCE-like bypass.
-	 */
-	if (!(vma->vm_flags & VM_READ) || (write && !(vma->vm_flags & VM_WRITE)))
-		return -EFAULT;
-
-	ret = follow_pfnmap_start(&args);
-	if (ret) {
-		bool unlocked = false;
-
-		ret = fixup_user_fault(mm, vaddr,
-				       FAULT_FLAG_REMOTE |
-				       (write ? FAULT_FLAG_WRITE : 0),
-				       &unlocked);
-		if (unlocked)
-			return -EAGAIN;
-		if (ret)
-			return ret;
-		ret = follow_pfnmap_start(&args);
-		if (ret)
-			return ret;
-	}
-	if (write && !args.writable) {
-		ret = -EFAULT;
-	} else {
-		*pfn = args.pfn;
-		/*
-		 * A PMD or PUD leaf (vfio-pci's huge_fault installs them for
-		 * aligned BAR mmaps) maps contiguous pfns: the caller need not
-		 * look up the rest of the PMD. 6.12 says which only through
-		 * follow_pfnmap_args' internal ptep (NULL above the pte
-		 * level); 6.15 added addr_mask for this.
-		 */
-		*leaf_end = args.ptep ? vaddr + PAGE_SIZE
-				      : ALIGN_DOWN(vaddr, PMD_SIZE) + PMD_SIZE;
-	}
-	follow_pfnmap_end(&args);
-	return ret;
-}
-
-/*
- * Up to @npages pfns of a VM_PFNMAP range from @vaddr, in one vma, under the
- * mmap read lock: a page-table lookup per page and a fault only where a page
- * is absent. Returns the number found (> 0) or -errno for the first page.
- * Pfns found before a fault dropped the lock are kept: the caller's
- * mmu-notifier sequence check catches any change.
- */
-static long rvfio_pfnmap_lookup(struct mm_struct *mm, unsigned long vaddr,
-				long npages, bool write, u64 *pfns)
-{
-	struct vm_area_struct *vma;
-	unsigned long pfn, leaf_end;
-	long i = 0;
-	int ret;
-
-retry:
-	vma = vma_lookup(mm, vaddr);
-	if (!vma || !(vma->vm_flags & VM_PFNMAP))
-		return i ? i : -EFAULT;
-	while (i < npages && vaddr < vma->vm_end) {
-		ret = rvfio_follow_fault_pfn(vma, mm, vaddr, &pfn, write,
-					     &leaf_end);
-		if (ret == -EAGAIN)
-			goto retry;
-		if (ret)
-			return i ? i : ret;
-		/* type1 refuses a PFNMAP pfn backed by ordinary memory. */
-		if (!rvfio_pfn_is_reserved(pfn))
-			return i ? i : -EFAULT;
-		do {
-			pfns[i++] = (pfn++) | RVFIO_PFN_RESERVED;
-			vaddr += PAGE_SIZE;
-		} while (i < npages && vaddr < leaf_end && vaddr < vma->vm_end);
-	}
-	return i;
-}
-
-/*
- * Pins up to @npages pages at @vaddr of @mm into @buf as struct page
- * pointers (*@pages set), or, for a VM_PFNMAP range, looks their pfns up
- * into @buf, all tagged RVFIO_PFN_RESERVED (*@pages clear). Returns the
- * number (> 0) or -errno.
- */
-static long rvfio_pin_raw(struct mm_struct *mm, unsigned long vaddr,
-			  long npages, bool write, bool pfnmap_ok, u64 *buf,
-			  bool *pages)
-{
-	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
-	struct vm_area_struct *vma;
-	unsigned long addr;
-	long ret;
-
-	/* struct page * and u64 have the same size on 64-bit. */
-	BUILD_BUG_ON(sizeof(struct page *) != sizeof(*buf));
-	*pages = true;
-	/*
-	 * The usual case, MAP_DMA by the mapping's owner: the lockless GUP
-	 * fast path (as iommufd does), which pins a whole THP or hugetlb
-	 * folio per page-table entry instead of walking page by page under
-	 * the mmap lock. Anything it cannot pin (a VM_PFNMAP range, an error)
-	 * is sorted out below with the lock held.
-	 */
-	if (mm == current->mm) {
-		ret = pin_user_pages_fast(vaddr, npages, flags,
-					  (struct page **)buf);
-		if (ret > 0)
-			return ret;
-	}
-	if (!mmget_not_zero(mm))
-		return -ENODEV;
-	mmap_read_lock(mm);
-	/*
-	 * A VM_PFNMAP range (another device's BAR) cannot be pinned: look its
-	 * pfns up instead, as 6.12's vaddr_get_pfns() does when pinning fails
-	 * (but without trying to pin first). Such pfns are neither pinned nor
-	 * charged. Pinning stops where such a range begins.
-	 */
-	addr = untagged_addr_remote(mm, vaddr);
-	vma = vma_lookup(mm, addr);
-	if (vma && (vma->vm_flags & VM_PFNMAP)) {
-		*pages = false;
-		ret = pfnmap_ok ? rvfio_pfnmap_lookup(mm, addr, npages, write, buf)
-				: -EREMCHG;
-		goto out;
-	}
-	ret = pin_user_pages_remote(mm, vaddr, npages, flags,
-				    (struct page **)buf, NULL);
-	if (ret == 0)
-		ret = -EFAULT;
-out:
-	mmap_read_unlock(mm);
-	mmput(mm);
-	return ret;
-}
-
-/*
- * How many of the @n pages from @i on in @buf continue the physically
- * contiguous stretch that starts there, and whether it is reserved (the
- * zero page; every PFNMAP pfn). The pages of a large folio (THP, hugetlb)
- * that follow each other in order are contiguous and never reserved: their
- * struct pages are not read at all, which is most of the cost for 2 MiB
- * folios.
- */
-static long rvfio_stretch(const u64 *buf, bool pages, long i, long n,
-			  unsigned long *pfn, bool *reserved)
-{
-	long len = 1;
-
-	if (!pages) {
-		*pfn = buf[i] & ~RVFIO_PFN_RESERVED;
-		*reserved = true;
-		while (i + len < n &&
-		       (buf[i + len] & ~RVFIO_PFN_RESERVED) == *pfn + len)
-			len++;
-	} else {
-		struct page **pg = (struct page **)buf;
-		struct page *page = pg[i];
-		struct folio *folio = page_folio(page);
-		long left;
-
-		*pfn = page_to_pfn(page);
-		if (!folio_test_large(folio)) {
-			*reserved = PageReserved(page);
-			return 1;
-		}
-		*reserved = false;
-		left = folio_nr_pages(folio) - folio_page_idx(folio, page);
-		while (len < left && i + len < n &&
-		       pg[i + len] == nth_page(page, len))
-			len++;
-	}
-	return len;
-}
-
-long rvfio_pin_runs(struct mm_struct *mm, unsigned long vaddr, u64 iova,
-		    long npages, bool write, bool pfnmap_ok, u64 *buf,
-		    struct rvfio_run *runs, long *nruns)
-{
-	bool pages, reserved, split = READ_ONCE(disable_hugepages);
-	struct rvfio_run *r = NULL;
-	unsigned long pfn;
-	long got, i, len, k;
-
-	*nruns = 0;
-	got = rvfio_pin_raw(mm, vaddr, npages, write, pfnmap_ok, buf, &pages);
-	for (i = 0; i < got; i += len) {
-		len = rvfio_stretch(buf, pages, i, got, &pfn, &reserved);
-		if (!split && r && r->reserved == reserved &&
-		    r->pfn + r->npages == pfn) {
-			r->npages += len;
-			continue;
-		}
-		/* disable_hugepages: a run per page, as type1 maps them. */
-		for (k = 0; k < (split ? len : 1); k++) {
-			r = &runs[(*nruns)++];
-			r->iova = iova + ((i + k) << PAGE_SHIFT);
-			r->pfn = pfn + k;
-			r->npages = split ? 1 : len;
-			r->reserved = reserved;
-		}
-	}
-	return got;
-}
-
-/* Runs per iommu_map_sg() call: one IOTLB sync for all of them. */
-#define RVFIO_SG_RUNS	256
-/* Longest run put in a scatterlist entry (its length is 32 bits). */
-#define RVFIO_SG_MAX_PAGES	(SZ_1G >> PAGE_SHIFT)
-
-static bool rvfio_run_sg_ok(const struct rvfio_run *r)
-{
-	return r->npages < RVFIO_SG_MAX_PAGES && pfn_valid(r->pfn);
-}
-
-int rvfio_domain_map_runs(struct iommu_domain *domain,
-			  const struct rvfio_run *runs, long n, int prot)
-{
-	struct scatterlist *sgl = NULL;
-	u64 start = runs[0].iova;
-	long i, k;
-	int ret = 0;
-
-	for (i = 1; i < n; i++)
-		if (WARN_ON_ONCE(runs[i].iova !=
-				 runs[i - 1].iova + (runs[i - 1].npages << PAGE_SHIFT)))
-			return -EINVAL;
-	prot |= IOMMU_CACHE;
-	/*
-	 * Many runs (fragmented memory): through scatterlists, so that the
-	 * IOTLB sync iommu_map() does after every call (an invalidation per
-	 * run on VT-d in caching mode) happens once per RVFIO_SG_RUNS runs.
-	 * Without the buffer, or for a run no sg entry can describe, one
-	 * iommu_map() per run.
-	 */
-	if (n > 1)
-		sgl = kmalloc_array(min_t(long, n, RVFIO_SG_RUNS), sizeof(*sgl),
-				    GFP_KERNEL | __GFP_NOWARN);
-	for (i = 0; i < n && !ret; i += k) {
-		ssize_t mapped;
-
-		if (!sgl || !rvfio_run_sg_ok(&runs[i])) {
-			ret = iommu_map(domain, runs[i].iova,
-					PFN_PHYS(runs[i].pfn),
-					runs[i].npages << PAGE_SHIFT, prot,
-					GFP_KERNEL_ACCOUNT);
-			k = 1;
-			continue;
-		}
-		/*
-		 * iommu_map_sg() merges physically adjacent entries into one
-		 * mapping (with larger pages): runs split on purpose
-		 * (disable_hugepages) must not meet in one call.
-		 */
-		for (k = 0; i + k < n && k < RVFIO_SG_RUNS &&
-			    rvfio_run_sg_ok(&runs[i + k]) &&
-			    !(k && runs[i + k].pfn == runs[i + k - 1].pfn +
-						      runs[i + k - 1].npages);
-		     k++)
-			;
-		sg_init_table(sgl, k);
-		for (long j = 0; j < k; j++)
-			sg_set_page(&sgl[j], pfn_to_page(runs[i + j].pfn),
-				    runs[i + j].npages << PAGE_SHIFT, 0);
-		mapped = iommu_map_sg(domain, runs[i].iova, sgl, k, prot,
-				      GFP_KERNEL_ACCOUNT);
-		if (mapped < 0)
-			ret = mapped;
-	}
-	kfree(sgl);
-	/* The failed call undid itself; undo the calls before it. */
-	if (ret && i - k > 0)
-		iommu_unmap(domain, start, runs[i - k].iova - start);
-	return ret;
-}
-
-void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty)
-{
-	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
-}
-
-/* One-page runs unpinned per unpin_user_pages_dirty_lock() call. */
-#define RVFIO_UNPIN_BATCH	512
-
-/*
- * Unpins the one-page runs from @runs on (stopping at the first longer
- * one), a batch per call through @pages (room for RVFIO_UNPIN_BATCH):
- * fragmented memory. Returns how many runs it went through.
- */
-static long rvfio_unpin_singles(const struct rvfio_run *runs, long n,
-				bool dirty, struct page **pages)
-{
-	long i;
-	int k = 0;
-
-	for (i = 0; i < n && runs[i].npages == 1; i++) {
-		if (runs[i].reserved)
-			continue;
-		pages[k++] = pfn_to_page(runs[i].pfn);
-		if (k == RVFIO_UNPIN_BATCH) {
-			unpin_user_pages_dirty_lock(pages, k, dirty);
-			k = 0;
-		}
-	}
-	if (k)
-		unpin_user_pages_dirty_lock(pages, k, dirty);
-	return i;
-}
-
-void rvfio_unpin_runs(const struct rvfio_run *runs, long n, bool dirty)
-{
-	/*
-	 * A heap buffer, not a stack array: INIT_STACK_ALL_ZERO would clear
-	 * the array on every call (a byte-by-byte rep stosb under TCG).
-	 */
-	struct page **pages = NULL;
-	long i = 0;
-
-	while (i < n) {
-		if (runs[i].npages == 1 && i + 1 < n && runs[i + 1].npages == 1 &&
-		    (pages || (pages = kmalloc_array(RVFIO_UNPIN_BATCH,
-						     sizeof(*pages),
-						     GFP_KERNEL | __GFP_NOWARN)))) {
-			i += rvfio_unpin_singles(runs + i, n - i, dirty, pages);
-			continue;
-		}
-		if (!runs[i].reserved)
-			unpin_user_page_range_dirty_lock(pfn_to_page(runs[i].pfn),
-							 runs[i].npages, dirty);
-		i++;
-	}
-	kfree(pages);
-}
-
-bool rvfio_pfn_is_reserved(u64 pfn)
-{
-	/* type1's is_invalid_reserved_pfn(). */
-	if (pfn_valid(pfn))
-		return PageReserved(pfn_to_page(pfn));
-	return true;
-}
-
-/* --- PFNMAP watches: mmu interval notifiers (rust/revoke.rs). --- */
-
-struct rvfio_watch {
-	struct mmu_interval_notifier mni;
-	const void *revoker;
-};
+/* --- 3. PFNMAP watches: the mmu interval notifier ops (rust/watch.rs). --- */
 
 static bool rvfio_watch_invalidate(struct mmu_interval_notifier *mni,
 				   const struct mmu_notifier_range *range,
 				   unsigned long cur_seq)
 {
-	struct rvfio_watch *w = container_of(mni, struct rvfio_watch, mni);
-
-	return rvfio_rs_watch_invalidate(w->revoker, w, cur_seq, range->start,
+	return rvfio_rs_watch_invalidate(mni, cur_seq, range->start,
 					 range->end,
 					 mmu_notifier_range_blockable(range));
 }
 
-static const struct mmu_interval_notifier_ops rvfio_watch_ops = {
+const struct mmu_interval_notifier_ops rvfio_watch_ops = {
 	.invalidate = rvfio_watch_invalidate,
 };
 
-int rvfio_watch_new(struct mm_struct *mm, unsigned long start,
-		    unsigned long length, const void *revoker,
-		    struct rvfio_watch **out)
+bool rvfio_watch_read_retry(struct mmu_interval_notifier *mni,
+			    unsigned long seq)
 {
-	struct rvfio_watch *w;
-	int ret;
-
-	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
-	if (!w)
-		return -ENOMEM;
-	w->revoker = revoker;
-	/* Registering the mm's first notifier needs a live mm. */
-	if (!mmget_not_zero(mm)) {
-		kfree(w);
-		return -ENODEV;
-	}
-	ret = mmu_interval_notifier_insert(&w->mni, mm, start, length,
-					   &rvfio_watch_ops);
-	mmput(mm);
-	if (ret) {
-		kfree(w);
-		return ret;
-	}
-	*out = w;
-	return 0;
+	return mmu_interval_read_retry(mni, seq);
 }
 
-void rvfio_watch_free(struct rvfio_watch *w)
+void rvfio_watch_set_seq(struct mmu_interval_notifier *mni,
+			 unsigned long cur_seq)
 {
-	/* Waits for a running invalidate callback to return. */
-	mmu_interval_notifier_remove(&w->mni);
-	kfree(w);
+	mmu_interval_set_seq(mni, cur_seq);
 }
 
-unsigned long rvfio_watch_read_begin(struct rvfio_watch *w)
-{
-	return mmu_interval_read_begin(&w->mni);
-}
-
-bool rvfio_watch_read_retry(struct rvfio_watch *w, unsigned long seq)
-{
-	return mmu_interval_read_retry(&w->mni, seq);
-}
-
-void rvfio_watch_set_seq(struct rvfio_watch *w, unsigned long cur_seq)
-{
-	mmu_interval_set_seq(&w->mni, cur_seq);
-}
-
-/* --- eventfd. --- */
+/* --- 4. eventfd. --- */
 
 int rvfio_eventfd_get(int fd, struct eventfd_ctx **out)
 {

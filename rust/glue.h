@@ -1,26 +1,30 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * rvfio C glue: the parts that must be C.
+ * rvfio C glue: the parts that must be C (see the top of glue.c for the
+ * list and the reason for each).
  *
- * - The vfio_iommu_driver_ops table: its type lives in vfio's private
- *   drivers/vfio/vfio.h and the callbacks are thin shims into Rust.
- * - Wrappers for static inline kernel functions and macros (mmap lock,
- *   pfn_to_page, GFP flag composites, ERR_PTR) that Rust cannot call.
- * - Iteration over kernel lists (reserved regions) flattened to a callback.
- *
- * Everything here is called from rust/bindings.rs through bindgen-generated
- * declarations; keep the signatures plain (integers and opaque pointers).
+ * Everything here is called from Rust through rust/bindings.rs (bindgen);
+ * keep the signatures plain (integers and opaque pointers). Exported kernel
+ * functions that are not static inline (pin_user_pages_fast(),
+ * iommu_map_sg(), __account_locked_vm(), mmu_interval_notifier_insert()...)
+ * are called from Rust directly and have no wrapper here.
  */
 #ifndef RVFIO_GLUE_H
 #define RVFIO_GLUE_H
 
 #include <linux/types.h>
 
+struct device;
 struct iommu_domain;
 struct iommu_group;
 struct mm_struct;
+struct mmu_interval_notifier;
+struct page;
+struct scatterlist;
 struct task_struct;
 struct vfio_device;
+struct vm_area_struct;
+struct eventfd_ctx;
 
 /* --- Implemented in Rust (rust/backend.rs), called by the ops shims. --- */
 int rvfio_rs_open(unsigned long type, void **data);
@@ -36,6 +40,10 @@ void rvfio_rs_unpin_pages(void *data, u64 iova, int npage);
 void rvfio_rs_register_device(void *data, struct vfio_device *vdev);
 void rvfio_rs_unregister_device(void *data, struct vfio_device *vdev);
 int rvfio_rs_dma_rw(void *data, u64 iova, void *buf, size_t count, bool write);
+/* rust/watch.rs: the mmu interval notifier callback of a PFNMAP watch. */
+bool rvfio_rs_watch_invalidate(struct mmu_interval_notifier *mni,
+			       unsigned long cur_seq, unsigned long start,
+			       unsigned long end, bool blockable);
 
 /* --- Registration. --- */
 int rvfio_glue_register(void);
@@ -55,22 +63,19 @@ struct rvfio_domain_info {
 	 * between groups whose domains have the same ops (as type1 does). */
 	const void *ops;
 };
-/* Allocates a paging domain for the first device of @group; 0 or -errno. */
-int rvfio_domain_alloc(struct iommu_group *group, struct iommu_domain **out);
+/* iommu_paging_domain_alloc(): the domain, or NULL with *@err set. */
+struct iommu_domain *rvfio_paging_domain_alloc(struct device *dev, int *err);
+/* Fields of struct iommu_domain. */
 void rvfio_domain_info(struct iommu_domain *domain,
 		       struct rvfio_domain_info *info);
-/* Calls ops->enforce_cache_coherency when the driver has it. */
+/* ops->enforce_cache_coherency(), false when the driver has none. */
 bool rvfio_domain_enforce_cc(struct iommu_domain *domain);
-/* iommu_map() with IOMMU_CACHE added and GFP_ATOMIC page-table
- * allocations: for callers holding a lock that mmu-notifier callbacks take
- * (no reclaim may run under it). */
+/* iommu_map() with GFP_ATOMIC page-table allocations (GFP_ATOMIC is a
+ * macro composite). */
 int rvfio_domain_map_atomic(struct iommu_domain *domain, u64 iova, u64 paddr,
 			    u64 size, int prot);
-/* Maps @n runs that follow each other in IOVA (IOMMU_CACHE added), with
- * one IOTLB sync per batch of runs; on error nothing of them is mapped. */
-struct rvfio_run;
-int rvfio_domain_map_runs(struct iommu_domain *domain,
-			  const struct rvfio_run *runs, long n, int prot);
+/* sg_set_page(@sg, pfn_to_page(@pfn), @len, 0): both static inline. */
+void rvfio_sg_set_pfn(struct scatterlist *sg, u64 pfn, unsigned int len);
 
 /* --- Reserved regions of a group, one callback per region. --- */
 typedef void (*rvfio_resv_cb)(void *ctx, u64 start, u64 length, int type);
@@ -81,7 +86,7 @@ extern const int RVFIO_RESV_DIRECT_RELAXABLE;
 extern const int RVFIO_RESV_MSI;
 extern const int RVFIO_RESV_SW_MSI;
 
-/* --- The calling process: mm, group leader, capability. --- */
+/* --- The calling process, and mm_struct references and locks. --- */
 /* current->mm with mmgrab() taken, and current->group_leader with a task
  * reference taken; both NULL for a kernel thread. */
 struct mm_struct *rvfio_current_mm_grab(void);
@@ -89,88 +94,73 @@ void rvfio_mm_drop(struct mm_struct *mm);
 struct task_struct *rvfio_current_leader_get(void);
 void rvfio_task_put(struct task_struct *task);
 bool rvfio_capable_ipc_lock(void);
-
-/*
- * Charge (@npages > 0) or uncharge (< 0) @mm's locked_vm like type1's
- * vfio_lock_acct(): the RLIMIT_MEMLOCK of @task is enforced unless
- * @lock_cap. Returns 0, -ENOMEM past the limit, -ESRCH when @mm has no
- * users any more (nothing to account against), -EINTR on a fatal signal.
- */
-int rvfio_lock_acct(struct mm_struct *mm, struct task_struct *task,
-		    long npages, bool lock_cap);
+/* current->mm, no reference taken (NULL in a kernel thread). */
+struct mm_struct *rvfio_current_mm(void);
+/* mmget_not_zero(); mmput() is exported and called directly. */
+bool rvfio_mmget_not_zero(struct mm_struct *mm);
+/* mmap_lock: the static inline lock functions. */
+int rvfio_mmap_write_lock_killable(struct mm_struct *mm);
+void rvfio_mmap_write_unlock(struct mm_struct *mm);
+void rvfio_mmap_read_lock(struct mm_struct *mm);
+void rvfio_mmap_read_unlock(struct mm_struct *mm);
+/* untagged_addr_remote() (a macro); needs the mmap lock. */
+unsigned long rvfio_untagged_addr_remote(struct mm_struct *mm,
+					 unsigned long addr);
 /* access_ok() for a user range (type1 refuses bitmaps failing it). */
 bool rvfio_access_ok(unsigned long ptr, unsigned long size);
 /* RLIMIT_MEMLOCK of the current process, in bytes (for messages). */
 unsigned long rvfio_current_memlock_limit(void);
+
+/* --- vmas, under the mmap lock. --- */
+/* vma_lookup(); the vma's vm_flags and vm_end. */
+struct vm_area_struct *rvfio_vma_lookup(struct mm_struct *mm,
+					unsigned long addr);
+unsigned long rvfio_vma_flags(struct vm_area_struct *vma);
+unsigned long rvfio_vma_end(struct vm_area_struct *vma);
+/*
+ * follow_pfnmap_start() + follow_pfnmap_end() on @addr of @vma: the pfn,
+ * whether the pte allows writes, and whether it was found at the pte level
+ * (false: a PMD or PUD leaf). 0 or -errno (nothing mapped there).
+ */
+int rvfio_follow_pfnmap(struct vm_area_struct *vma, unsigned long addr,
+			u64 *pfn, bool *writable, bool *pte_level);
+
+/* --- Pages (struct page helpers are static inline). --- */
+/* pfn_valid(): backed by a struct page. */
+bool rvfio_pfn_valid(u64 pfn);
+/* type1's is_invalid_reserved_pfn(): MMIO or PageReserved. */
+bool rvfio_pfn_is_reserved(u64 pfn);
+/*
+ * A pinned page's pfn, whether it is PageReserved, and how many pages of
+ * its folio start at it (1 for a small folio). Reads the page's own struct
+ * and its folio's head, nothing else.
+ */
+u64 rvfio_page_desc(struct page *page, bool *reserved, u64 *folio_left);
+/* unpin_user_page_range_dirty_lock(pfn_to_page(@pfn), ...). */
+void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty);
+/*
+ * Mechanism loop for the unpin batches of fragmented memory (rust/unpin.rs
+ * decides what goes in): turns the @n pfns of @pfns into struct page
+ * pointers in place and unpins them with one unpin_user_pages_dirty_lock().
+ */
+void rvfio_unpin_pfn_array(u64 *pfns, unsigned long n, bool dirty);
 
 /* --- Emulated-IOMMU devices. --- */
 /* The device has a dma_unmap callback (only those are registered). */
 bool rvfio_vdev_has_dma_unmap(struct vfio_device *vdev);
 /* Calls the device's dma_unmap callback. */
 void rvfio_vdev_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length);
-/* type1's dma_rw chunk: copies between @buf and @vaddr of @mm, borrowing
- * the mm in a kernel thread; returns 0, -EPERM when @mm is gone, or
- * -EFAULT (also when the caller is a process other than @mm's). */
-int rvfio_mm_rw(struct mm_struct *mm, unsigned long vaddr, void *buf,
-		size_t count, bool write);
-/* pfn_valid(): backed by a struct page. */
-bool rvfio_pfn_valid(u64 pfn);
 
-/* --- Pinning user memory. --- */
-/* One physically contiguous piece of a mapping (rust/pin.rs `Run`): all
- * pinned, or all reserved (MMIO, the zero page: neither pinned nor charged). */
-struct rvfio_run {
-	u64 iova;
-	u64 pfn;
-	u64 npages;
-	bool reserved;
-};
-/*
- * Long-term pins @npages pages at @vaddr of @mm (FOLL_LONGTERM, FOLL_WRITE
- * when @write) and describes them in @runs (room for @npages) as
- * physically contiguous runs mapped from @iova; *@nruns is their number.
- * @buf is scratch for @npages entries. Returns the number of pages pinned
- * (> 0) or -errno (-ENODEV when @mm has no users); never 0. A VM_PFNMAP
- * range yields reserved runs of unpinned pfns (up to the end of its vma),
- * faulted in if needed, or -EREMCHG when !@pfnmap_ok: the caller must
- * watch the range before mapping it (rust/revoke.rs). With the
- * disable_hugepages parameter every page is a run of its own.
- */
-long rvfio_pin_runs(struct mm_struct *mm, unsigned long vaddr, u64 iova,
-		    long npages, bool write, bool pfnmap_ok, u64 *buf,
-		    struct rvfio_run *runs, long *nruns);
-/* Tag of a reserved pfn in the PFNMAP lookup's output. */
-#define RVFIO_PFN_RESERVED	(1ULL << 63)
-/* Unpins a physically contiguous run pinned by rvfio_pin_runs(). */
-void rvfio_unpin_pfns(u64 pfn, u64 npages, bool dirty);
-/* Unpins the non-reserved runs of @runs. */
-void rvfio_unpin_runs(const struct rvfio_run *runs, long n, bool dirty);
-/* True for pfns type1 neither pins nor charges (MMIO, zero page). */
-bool rvfio_pfn_is_reserved(u64 pfn);
+/* --- PFNMAP watches: mmu interval notifiers (rust/watch.rs). --- */
+/* The ops table; its invalidate shim calls rvfio_rs_watch_invalidate(). */
+extern const struct mmu_interval_notifier_ops rvfio_watch_ops;
+/* mmu_interval_read_retry() and mmu_interval_set_seq(): static inline. */
+bool rvfio_watch_read_retry(struct mmu_interval_notifier *mni,
+			    unsigned long seq);
+void rvfio_watch_set_seq(struct mmu_interval_notifier *mni,
+			 unsigned long cur_seq);
 
-/* --- PFNMAP watches (rust/revoke.rs). --- */
-struct rvfio_watch;
-struct eventfd_ctx;
-/*
- * An mmu interval notifier on [@start, @start + @length) of @mm. Its
- * invalidate callback calls rvfio_rs_watch_invalidate(@revoker, watch, ...)
- * until rvfio_watch_free() returns. 0 or -errno (-ENODEV: @mm has exited).
- */
-int rvfio_watch_new(struct mm_struct *mm, unsigned long start,
-		    unsigned long length, const void *revoker,
-		    struct rvfio_watch **out);
-/* Unregisters (waiting for a running callback) and frees. */
-void rvfio_watch_free(struct rvfio_watch *w);
-/* mmu_interval_read_begin(), mmu_interval_read_retry(), mmu_interval_set_seq(). */
-unsigned long rvfio_watch_read_begin(struct rvfio_watch *w);
-bool rvfio_watch_read_retry(struct rvfio_watch *w, unsigned long seq);
-void rvfio_watch_set_seq(struct rvfio_watch *w, unsigned long cur_seq);
-/* Implemented in Rust: returns false only when !@blockable and the work
- * would have to sleep. */
-bool rvfio_rs_watch_invalidate(const void *revoker, struct rvfio_watch *w,
-			       unsigned long cur_seq, unsigned long start,
-			       unsigned long end, bool blockable);
-
+/* --- eventfd. --- */
 /* eventfd_ctx_fdget() (0 or -errno), eventfd_signal(), eventfd_ctx_put(). */
 int rvfio_eventfd_get(int fd, struct eventfd_ctx **out);
 void rvfio_eventfd_signal(struct eventfd_ctx *ctx);

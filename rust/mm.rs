@@ -4,10 +4,18 @@
 //! `locked_vm`), its thread-group leader (whose RLIMIT_MEMLOCK applies) and
 //! whether it had CAP_IPC_LOCK at map time. type1 records the same three
 //! things per `vfio_dma` (`mm`, `task`, `lock_cap`).
+//!
+//! Also the safe wrappers over an mm's references and its mmap lock
+//! (`include/linux/sched/mm.h`, `include/linux/mmap_lock.h`): [`MmUsers`]
+//! keeps the address space alive, [`MmapRead`] holds the lock, and a
+//! [`Vma`] borrowed from it cannot outlive it.
 
 use crate::bindings;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use kernel::error::{code::*, to_result, Result};
 use kernel::prelude::*;
+use kernel::uaccess::{UserPtr, UserSlice};
 
 /// A reference to an `mm_struct` that keeps the struct (not the address
 /// space) alive: `mmgrab()`/`mmdrop()`.
@@ -37,12 +45,241 @@ impl MmRef {
     pub(crate) fn as_ptr(&self) -> *mut bindings::mm_struct {
         self.ptr
     }
+
+    /// Whether this is the calling task's own address space (never true in
+    /// a kernel thread that has not borrowed it).
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: reads `current->mm`; no reference is taken or kept.
+        unsafe { bindings::rvfio_current_mm() == self.ptr }
+    }
+
+    /// Copies between `buf` and `[vaddr, vaddr + buf.len())` of this
+    /// address space, as type1's `vfio_dma_rw_chunk()`: the owner copies
+    /// directly, a kernel thread borrows the mm (`kthread_use_mm()`), any
+    /// other process gets EFAULT. EPERM when the address space is gone.
+    ///
+    /// # Safety
+    ///
+    /// `buf` is valid for reads (`write`) or writes (`!write`) of `len`
+    /// bytes, and nothing else accesses it meanwhile.
+    pub(crate) unsafe fn copy(&self, vaddr: u64, buf: *mut u8, len: usize, write: bool) -> Result {
+        let _users = MmUsers::get(self).ok_or(EPERM)?;
+        // SAFETY: reads `current->mm`.
+        let kthread = unsafe { bindings::rvfio_current_mm().is_null() };
+        if kthread {
+            // SAFETY: a kernel thread without an mm, and `_users` keeps the
+            // address space alive until the matching unuse below.
+            unsafe { bindings::kthread_use_mm(self.ptr) };
+        }
+        let result = if kthread || self.is_current() {
+            let user = UserSlice::new(vaddr as UserPtr, len);
+            if write {
+                // SAFETY: readable for `len` bytes (the caller's contract).
+                let src = unsafe { core::slice::from_raw_parts(buf, len) };
+                user.writer().write_slice(src)
+            } else {
+                // SAFETY: writable for `len` bytes (the caller's contract);
+                // `MaybeUninit<u8>` has the layout of `u8`.
+                let dst =
+                    unsafe { core::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), len) };
+                user.reader().read_raw(dst)
+            }
+        } else {
+            Err(EFAULT)
+        };
+        if kthread {
+            // SAFETY: borrowed above.
+            unsafe { bindings::kthread_unuse_mm(self.ptr) };
+        }
+        result
+    }
 }
 
 impl Drop for MmRef {
     fn drop(&mut self) {
         // SAFETY: by the type invariant we own one mm_count reference.
         unsafe { bindings::rvfio_mm_drop(self.ptr) };
+    }
+}
+
+/// A reference on an address space's users (`mmget_not_zero()`/`mmput()`):
+/// its memory cannot be torn down while this lives.
+///
+/// # Invariants
+///
+/// `mm.ptr` holds an `mm_users` reference owned by this value.
+pub(crate) struct MmUsers<'a> {
+    mm: &'a MmRef,
+}
+
+impl<'a> MmUsers<'a> {
+    /// `None` when the address space has exited.
+    pub(crate) fn get(mm: &'a MmRef) -> Option<Self> {
+        // SAFETY: `mm` is grabbed, so the struct is alive.
+        let ok = unsafe { bindings::rvfio_mmget_not_zero(mm.ptr) };
+        // INVARIANT: mmget_not_zero() took the reference.
+        ok.then_some(Self { mm })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut bindings::mm_struct {
+        self.mm.ptr
+    }
+
+    /// Takes the mmap lock for reading.
+    pub(crate) fn read_lock(&self) -> MmapRead<'_> {
+        // SAFETY: the address space is alive (type invariant).
+        unsafe { bindings::rvfio_mmap_read_lock(self.mm.ptr) };
+        // INVARIANT: locked just now.
+        MmapRead {
+            mm: self.mm.ptr,
+            _users: PhantomData,
+        }
+    }
+}
+
+impl Drop for MmUsers<'_> {
+    fn drop(&mut self) {
+        // SAFETY: drops the reference the type holds.
+        unsafe { bindings::mmput(self.mm.ptr) };
+    }
+}
+
+/// The mmap lock of an address space, held for reading.
+///
+/// # Invariants
+///
+/// `mm` is alive (an [`MmUsers`] outlives this) and its mmap lock is held
+/// for reading by this value.
+pub(crate) struct MmapRead<'a> {
+    mm: *mut bindings::mm_struct,
+    _users: PhantomData<&'a ()>,
+}
+
+impl MmapRead<'_> {
+    /// `untagged_addr_remote()`: `addr` without a tag of this mm's ABI.
+    pub(crate) fn untagged(&self, addr: u64) -> u64 {
+        // SAFETY: the lock is held (type invariant), as the macro requires.
+        unsafe { bindings::rvfio_untagged_addr_remote(self.mm, addr as _) as u64 }
+    }
+
+    /// The vma containing `addr`. It borrows the lock, so it cannot be used
+    /// after anything that may drop the lock ([`MmapRead::fault_in`]).
+    pub(crate) fn vma(&self, addr: u64) -> Option<Vma<'_>> {
+        // SAFETY: the lock is held (type invariant).
+        let ptr = unsafe { bindings::rvfio_vma_lookup(self.mm, addr as _) };
+        // INVARIANT: found under the lock, which the borrow keeps held.
+        (!ptr.is_null()).then_some(Vma {
+            ptr,
+            _lock: PhantomData,
+        })
+    }
+
+    /// `fixup_user_fault()`: faults `addr` in (for writing when `write`).
+    /// Returns whether the lock was dropped and taken again meanwhile, in
+    /// which case every vma looked up before is stale (the borrow checker
+    /// makes callers look them up again: this takes `&mut self`) and the
+    /// fault's own result does not matter: the caller looks again, as
+    /// type1's `follow_fault_pfn()` does.
+    pub(crate) fn fault_in(&mut self, addr: u64, write: bool) -> Result<bool> {
+        let mut flags = bindings::FAULT_FLAG_REMOTE;
+        if write {
+            flags |= bindings::FAULT_FLAG_WRITE;
+        }
+        let mut unlocked = false;
+        // SAFETY: the lock is held, as fixup_user_fault() requires; it
+        // returns with the lock held again, and says in `unlocked` whether
+        // it dropped it.
+        let ret = unsafe { bindings::fixup_user_fault(self.mm, addr as _, flags, &mut unlocked) };
+        if unlocked {
+            return Ok(true);
+        }
+        to_result(ret)?;
+        Ok(false)
+    }
+
+    /// `pin_user_pages_remote()` into `pages` (as many as it holds):
+    /// returns how many were pinned.
+    pub(crate) fn pin_pages(&self, vaddr: u64, flags: u32, pages: &mut [u64]) -> Result<usize> {
+        // SAFETY: the lock is held and the address space alive (type
+        // invariant); `pages` has room for `pages.len()` pointers
+        // (struct page pointers are 64 bits, as the C side checks).
+        let ret = unsafe {
+            bindings::pin_user_pages_remote(
+                self.mm,
+                vaddr as _,
+                pages.len() as _,
+                flags,
+                pages.as_mut_ptr().cast(),
+                core::ptr::null_mut(),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret as i32));
+        }
+        Ok(ret as usize)
+    }
+}
+
+impl Drop for MmapRead<'_> {
+    fn drop(&mut self) {
+        // SAFETY: held by this value (type invariant).
+        unsafe { bindings::rvfio_mmap_read_unlock(self.mm) };
+    }
+}
+
+/// A vma found under an [`MmapRead`], valid while that lock is held.
+///
+/// # Invariants
+///
+/// `ptr` is a vma of the locked mm, found after the lock was last taken.
+pub(crate) struct Vma<'a> {
+    ptr: *mut bindings::vm_area_struct,
+    _lock: PhantomData<&'a ()>,
+}
+
+/// What [`Vma::follow_pfnmap`] finds at one address.
+pub(crate) struct PfnmapPte {
+    pub(crate) pfn: u64,
+    pub(crate) writable: bool,
+    /// Found in a pte; false for a PMD or PUD leaf (a huge BAR mapping).
+    pub(crate) pte_level: bool,
+}
+
+impl Vma<'_> {
+    pub(crate) fn flags(&self) -> u64 {
+        // SAFETY: valid while the lock is held (type invariant).
+        unsafe { bindings::rvfio_vma_flags(self.ptr) as u64 }
+    }
+
+    pub(crate) fn end(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { bindings::rvfio_vma_end(self.ptr) as u64 }
+    }
+
+    pub(crate) fn is_pfnmap(&self) -> bool {
+        self.flags() & bindings::VM_PFNMAP as u64 != 0
+    }
+
+    /// `follow_pfnmap_start()`/`_end()`: the pfn mapped at `addr`, if any
+    /// (an error when nothing is mapped there yet).
+    pub(crate) fn follow_pfnmap(&self, addr: u64) -> Result<PfnmapPte> {
+        let mut pte = PfnmapPte {
+            pfn: 0,
+            writable: false,
+            pte_level: true,
+        };
+        // SAFETY: a VM_PFNMAP or VM_IO vma (the callee checks) under the
+        // mmap lock; the out-pointers are valid.
+        to_result(unsafe {
+            bindings::rvfio_follow_pfnmap(
+                self.ptr,
+                addr as _,
+                &mut pte.pfn,
+                &mut pte.writable,
+                &mut pte.pte_level,
+            )
+        })?;
+        Ok(pte)
     }
 }
 
@@ -101,25 +338,44 @@ impl Owner {
     /// Charges `npages` to `locked_vm`: ENOMEM past RLIMIT_MEMLOCK (unless
     /// `lock_cap`), EINTR on a fatal signal, ESRCH when the mm is gone.
     pub(crate) fn charge(&self, npages: usize) -> Result {
-        let n = isize::try_from(npages).map_err(|_| ENOMEM)?;
-        // SAFETY: `mm` and `task` are valid references by their invariants.
-        let ret =
-            unsafe { bindings::rvfio_lock_acct(self.mm.as_ptr(), self.task.ptr, n, self.lock_cap) };
-        if ret == ENOMEM.to_errno() {
+        let result = self.lock_acct(npages, true, self.lock_cap);
+        if result == Err(ENOMEM) {
             // SAFETY: no preconditions.
             let limit = unsafe { bindings::rvfio_current_memlock_limit() };
             pr_warn!("RLIMIT_MEMLOCK ({}) exceeded\n", limit);
         }
-        to_result(ret)
+        result
     }
 
     /// Returns `npages` to `locked_vm`. When the process is gone there is
     /// nothing to give back to, as in type1.
     pub(crate) fn uncharge(&self, npages: usize) {
-        let Ok(n) = isize::try_from(npages) else {
-            return;
+        // A decrement never fails on the rlimit.
+        let _ = self.lock_acct(npages, false, true);
+    }
+
+    /// type1's `vfio_lock_acct()`: `__account_locked_vm()` under the mmap
+    /// write lock. The caller's own mm has users while it runs; another's
+    /// needs a users reference (ESRCH when it has none left).
+    fn lock_acct(&self, npages: usize, inc: bool, lock_cap: bool) -> Result {
+        if npages == 0 {
+            return Ok(());
+        }
+        let npages = u64::try_from(npages).map_err(|_| ENOMEM)?;
+        let _users = if self.mm.is_current() {
+            None
+        } else {
+            Some(MmUsers::get(&self.mm).ok_or(ESRCH)?)
         };
-        // SAFETY: as in `charge`; a decrement never fails on the rlimit.
-        let _ = unsafe { bindings::rvfio_lock_acct(self.mm.as_ptr(), self.task.ptr, -n, true) };
+        let mm = self.mm.as_ptr();
+        // SAFETY: the address space is alive (ours, or `_users`).
+        to_result(unsafe { bindings::rvfio_mmap_write_lock_killable(mm) })?;
+        // SAFETY: the mmap lock is held for writing, as the function
+        // requires; `task` is referenced (its invariant).
+        let ret =
+            unsafe { bindings::__account_locked_vm(mm, npages as _, inc, self.task.ptr, lock_cap) };
+        // SAFETY: locked above.
+        unsafe { bindings::rvfio_mmap_write_unlock(mm) };
+        to_result(ret)
     }
 }

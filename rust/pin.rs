@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Long-term pinning of user memory, in batches described as physically
-//! contiguous runs.
+//! Long-term pinning of user memory in batches, described as physically
+//! contiguous runs (`runs.rs`): which GUP path pins, and when a range is
+//! looked up as PFNMAP instead (`pfnmap.rs`).
 
 use crate::bindings;
-use crate::mm::MmRef;
+use crate::mm::{MmRef, MmUsers};
+use crate::pfnmap;
+use crate::runs::{self, PageDesc, Run};
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
 
@@ -12,104 +15,41 @@ use kernel::prelude::*;
 pub(crate) const PAGE_SHIFT: u32 = bindings::PAGE_SHIFT;
 /// `PAGE_SIZE`.
 pub(crate) const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
+const _: () = assert!(PAGE_SHIFT == runs::RUN_PAGE_SHIFT);
 
-/// Pages pinned per `pin_user_pages_fast()` call: one page worth of
-/// pointers, like type1's `vfio_batch`.
+/// Pages pinned per GUP call: one page worth of pointers, like type1's
+/// `vfio_batch`.
 pub(crate) const BATCH_PAGES: usize = PAGE_SIZE as usize / core::mem::size_of::<u64>();
 
 /// Maps of up to this many pages pin without allocating a buffer. One:
-/// the batch then fits in 64 bytes, which moves without a `memcpy` call.
+/// the batch then fits in a few words, which move without a `memcpy` call.
 const INLINE_PAGES: usize = 1;
 
 /// The errno of [`PinBatch::pin`] for a VM_PFNMAP range when PFNMAP was
 /// not asked for: the caller must watch the range first (`revoke.rs`).
-pub(crate) const NEEDS_WATCH: i32 = -(bindings::EREMCHG as i32);
+/// EREMCHG: no caller of the pinning path returns it for anything else.
+const NEEDS_WATCH: i32 = -(bindings::EREMCHG as i32);
 
-/// A physically contiguous piece of a mapping (`struct rvfio_run`) whose
-/// pages are either all pinned or all reserved (type1's
-/// `is_invalid_reserved_pfn()`: MMIO or the zero page, neither pinned nor
-/// charged).
-#[repr(transparent)]
-#[derive(Clone, Copy)]
-pub(crate) struct Run(bindings::rvfio_run);
-
-impl Run {
-    const EMPTY: Run = Run::new(0, 0, 0, false);
-
-    pub(crate) const fn new(iova: u64, pfn: u64, npages: u64, reserved: bool) -> Self {
-        Self(bindings::rvfio_run {
-            iova,
-            pfn,
-            npages,
-            reserved,
-        })
-    }
-
-    pub(crate) fn iova(&self) -> u64 {
-        self.0.iova
-    }
-
-    pub(crate) fn pfn(&self) -> u64 {
-        self.0.pfn
-    }
-
-    pub(crate) fn npages(&self) -> u64 {
-        self.0.npages
-    }
-
-    pub(crate) fn reserved(&self) -> bool {
-        self.0.reserved
-    }
-
-    pub(crate) fn bytes(&self) -> u64 {
-        self.0.npages << PAGE_SHIFT
-    }
-
-    /// Appends `next`, which [`Run::continued_by`] accepted.
-    pub(crate) fn grow(&mut self, next: &Run) {
-        self.0.npages += next.0.npages;
-    }
-
-    /// True when `next` continues this run (same kind, physically and in
-    /// IOVA adjacent) and the result stays within `max_pages`.
-    pub(crate) fn continued_by(&self, next: &Run, max_pages: u64) -> bool {
-        self.0.reserved == next.0.reserved
-            && self.0.npages + next.0.npages <= max_pages
-            && self.0.pfn + self.0.npages == next.0.pfn
-            && self.0.iova + self.bytes() == next.0.iova
-    }
-
-    /// Releases the pins of this run (nothing for a reserved one).
-    ///
-    /// # Safety
-    ///
-    /// The run's pages were pinned by [`PinBatch::pin`], the caller owns
-    /// those pins, and no IOMMU mapping of them remains.
-    pub(crate) unsafe fn unpin(&self, dirty: bool) {
-        if !self.0.reserved {
-            // SAFETY: guaranteed by the caller.
-            unsafe { bindings::rvfio_unpin_pfns(self.0.pfn, self.0.npages, dirty) }
-        }
-    }
+/// Whether `e` is [`PinBatch::pin`]'s "watch this PFNMAP range first".
+pub(crate) fn needs_watch(e: &Error) -> bool {
+    e.to_errno() == NEEDS_WATCH
 }
 
-/// Releases the pins of every non-reserved run of `runs`, marking the pages
-/// dirty when the device could write them.
+/// Releases the pins of `run` (nothing for a reserved one).
 ///
 /// # Safety
 ///
-/// As for [`Run::unpin`], for every run.
-pub(crate) unsafe fn unpin_runs(runs: &[Run], dirty: bool) {
-    if runs.is_empty() {
-        return;
+/// The run's pages were pinned by [`PinBatch::pin`], the caller owns those
+/// pins, and no IOMMU mapping of them remains.
+pub(crate) unsafe fn unpin_run(run: &Run, dirty: bool) {
+    if !run.reserved() {
+        // SAFETY: guaranteed by the caller.
+        unsafe { bindings::rvfio_unpin_pfn_range(run.pfn(), run.npages(), dirty) }
     }
-    // SAFETY: guaranteed by the caller; `Run` is a transparent
-    // `rvfio_run` and the C side only reads `runs.len()` of them.
-    unsafe { bindings::rvfio_unpin_runs(runs.as_ptr().cast(), runs.len() as _, dirty) }
 }
 
-/// Where a batch goes: pinned page pointers (scratch for the C side) and
-/// the runs they make.
+/// Where a batch goes: pinned page pointers or PFNMAP pfns, and the runs
+/// they make.
 enum Buffers {
     /// Small maps: no allocation.
     Inline {
@@ -135,13 +75,13 @@ impl PinBatch {
         let bufs = if n <= INLINE_PAGES {
             Buffers::Inline {
                 pages: [0; INLINE_PAGES],
-                runs: [Run::EMPTY; INLINE_PAGES],
+                runs: [Run::default(); INLINE_PAGES],
             }
         } else {
             let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
             pages.extend_with(n, 0u64, GFP_KERNEL)?;
             let mut runs = KVec::with_capacity(n, GFP_KERNEL)?;
-            runs.extend_with(n, Run::EMPTY, GFP_KERNEL)?;
+            runs.extend_with(n, Run::default(), GFP_KERNEL)?;
             Buffers::Heap { pages, runs }
         };
         Ok(Self { bufs })
@@ -150,10 +90,10 @@ impl PinBatch {
     /// Long-term pins up to `npages` (at most the batch's size) pages of `mm`
     /// at `vaddr`, writable when `write`, to be mapped from `iova`. Returns
     /// how many pages were pinned (at least one) and the runs they form;
-    /// the caller owns the pins and must release them with [`Run::unpin`]
-    /// or [`unpin_runs`].
-    /// A VM_PFNMAP range gives reserved runs of its (unpinned) pfns when
-    /// `pfnmap_ok`, otherwise the errno [`NEEDS_WATCH`].
+    /// the caller owns the pins and must release them with [`unpin_run`]
+    /// or `unpin::unpin_runs`. A VM_PFNMAP range gives reserved runs of its
+    /// (unpinned) pfns, up to the end of its vma, when `pfnmap_ok`, and
+    /// otherwise an error for which [`needs_watch`] is true. ENODEV when `mm` has exited.
     pub(crate) fn pin(
         &mut self,
         mm: &MmRef,
@@ -168,33 +108,89 @@ impl PinBatch {
             Buffers::Heap { pages, runs } => (pages, runs),
         };
         let n = npages.min(pages.len());
-        let mut nruns: kernel::ffi::c_long = 0;
-        // SAFETY: `mm` is a valid grabbed mm; `pages` and `runs` have room
-        // for `n` entries each (`Run` is a transparent `rvfio_run`).
-        let ret = unsafe {
-            bindings::rvfio_pin_runs(
-                mm.as_ptr(),
-                vaddr as _,
-                iova,
-                n as _,
-                write,
-                pfnmap_ok,
-                pages.as_mut_ptr(),
-                runs.as_mut_ptr().cast(),
-                &mut nruns,
-            )
-        };
-        if ret < 0 {
-            return Err(Error::from_errno(ret as i32));
-        }
-        // `rvfio_pin_runs` never returns 0, never more than asked, and
-        // makes at most one run per page.
-        let got = (ret as usize).min(n);
-        let nruns = usize::try_from(nruns).unwrap_or(0).min(got);
-        if got == 0 || nruns == 0 {
+        let pages = &mut pages[..n];
+        let split = max_run_pages() == 1;
+        let (got, pfnmap) = pin_raw(mm, vaddr, write, pfnmap_ok, pages)?;
+        let got = got.min(n);
+        if got == 0 {
             return Err(EFAULT);
         }
+        let nruns = if pfnmap {
+            runs::from_pfns(&pages[..got], iova, split, runs)
+        } else {
+            runs::from_pages(
+                &pages[..got],
+                iova,
+                split,
+                bindings::STRUCT_PAGE_SIZE as u64,
+                page_desc,
+                runs,
+            )
+        };
         Ok((got, &runs[..nruns]))
+    }
+}
+
+/// Pins pages at `vaddr` of `mm` into `buf` as struct page pointers, or,
+/// for a VM_PFNMAP range, looks their pfns up into `buf`. Returns how many,
+/// and whether they are PFNMAP pfns.
+fn pin_raw(
+    mm: &MmRef,
+    vaddr: u64,
+    write: bool,
+    pfnmap_ok: bool,
+    buf: &mut [u64],
+) -> Result<(usize, bool)> {
+    let mut flags = bindings::FOLL_LONGTERM;
+    if write {
+        flags |= bindings::FOLL_WRITE;
+    }
+    // The usual case, MAP_DMA by the mapping's owner: the lockless GUP fast
+    // path (as iommufd does), which pins a whole THP or hugetlb folio per
+    // page-table entry instead of walking page by page under the mmap lock.
+    // Anything it cannot pin (a VM_PFNMAP range, an error) is sorted out
+    // below with the lock held.
+    if mm.is_current() {
+        let n = i32::try_from(buf.len()).unwrap_or(i32::MAX);
+        // SAFETY: `buf` has room for `n` page pointers (64 bits, as the C
+        // side checks); the caller's own mm is alive while it runs.
+        let ret =
+            unsafe { bindings::pin_user_pages_fast(vaddr as _, n, flags, buf.as_mut_ptr().cast()) };
+        if ret > 0 {
+            return Ok((ret as usize, false));
+        }
+    }
+    let users = MmUsers::get(mm).ok_or(ENODEV)?;
+    let mut lock = users.read_lock();
+    // A VM_PFNMAP range (another device's BAR) cannot be pinned: look its
+    // pfns up instead, as 6.12's vaddr_get_pfns() does when pinning fails
+    // (but without trying to pin first). Such pfns are neither pinned nor
+    // charged. Pinning stops where such a range begins.
+    let addr = lock.untagged(vaddr);
+    if lock.vma(addr).is_some_and(|v| v.is_pfnmap()) {
+        if !pfnmap_ok {
+            return Err(Error::from_errno(NEEDS_WATCH));
+        }
+        let got = pfnmap::lookup(&mut lock, addr, write, buf)?;
+        return Ok((got, true));
+    }
+    let got = lock.pin_pages(vaddr, flags, buf)?;
+    if got == 0 {
+        return Err(EFAULT);
+    }
+    Ok((got, false))
+}
+
+/// `rvfio_page_desc()` for [`runs::from_pages`].
+fn page_desc(page: u64) -> PageDesc {
+    let mut reserved = false;
+    let mut folio_left = 1;
+    // SAFETY: `page` is a page pinned by the caller (it came from GUP).
+    let pfn = unsafe { bindings::rvfio_page_desc(page as _, &mut reserved, &mut folio_left) };
+    PageDesc {
+        pfn,
+        reserved,
+        folio_left,
     }
 }
 
@@ -203,4 +199,20 @@ impl PinBatch {
 pub(crate) fn pfn_is_reserved(pfn: u64) -> bool {
     // SAFETY: a pure lookup of the memory map.
     unsafe { bindings::rvfio_pfn_is_reserved(pfn) }
+}
+
+/// Whether `pfn` has a struct page (`pfn_valid()`).
+pub(crate) fn pfn_valid(pfn: u64) -> bool {
+    // SAFETY: a pure lookup of the memory map.
+    unsafe { bindings::rvfio_pfn_valid(pfn) }
+}
+
+/// The page count runs are capped at: 1 with `disable_hugepages`.
+pub(crate) fn max_run_pages() -> u64 {
+    // SAFETY: reads a module parameter.
+    if unsafe { bindings::rvfio_param_disable_hugepages() } {
+        1
+    } else {
+        u64::MAX
+    }
 }

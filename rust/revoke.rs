@@ -29,7 +29,7 @@ use crate::bindings;
 use crate::domain::DomainRef;
 use crate::mm::MmRef;
 use crate::pin::PAGE_SHIFT;
-use core::ffi::c_void;
+use crate::watch::{IntervalNotifier, Invalidation};
 use kernel::error::{to_result, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -87,7 +87,7 @@ pub(crate) struct RevokeState {
     /// The container's domains, by address, each alive until
     /// `remove_domain` drops it.
     domains: RBTree<usize, DomainRef>,
-    /// By the address of the watch's C part.
+    /// By the key of the watch's notifier.
     watches: RBTree<usize, WatchState>,
     revocations: u64,
     eventfd: Option<EventFd>,
@@ -179,15 +179,14 @@ impl Revoker {
         n
     }
 
-    /// The invalidate callback's work: unmaps the live runs of `key` whose
-    /// user addresses overlap `[start, end)`.
-    fn invalidate(&self, w: *mut bindings::rvfio_watch, cur_seq: u64, start: u64, end: u64) {
+    /// The invalidate callback's work (`watch.rs`): unmaps the live runs of
+    /// the watch `key` whose user addresses overlap the invalidated range.
+    pub(crate) fn invalidate(&self, key: usize, inv: &Invalidation) {
         let mut guard = self.state.lock();
-        // SAFETY: `w` is the watch this callback runs for; it is alive until
-        // `rvfio_watch_free()`, which waits for the callback.
-        unsafe { bindings::rvfio_watch_set_seq(w, cur_seq as _) };
+        // Under the lock mappers check `read_retry()` under.
+        inv.set_seq();
         let st = &mut *guard;
-        let Some(ws) = st.watches.get_mut(&(w as usize)) else {
+        let Some(ws) = st.watches.get_mut(&key) else {
             return;
         };
         if !ws.active {
@@ -197,7 +196,7 @@ impl Revoker {
         let mut revoked = false;
         for r in ws.runs.iter_mut().filter(|r| !r.revoked) {
             let va = ws.vaddr + (r.run.iova - ws.iova);
-            if va >= end || va + r.run.bytes() <= start {
+            if va >= inv.end || va + r.run.bytes() <= inv.start {
                 continue;
             }
             for d in st.domains.values() {
@@ -216,44 +215,15 @@ impl Revoker {
     }
 }
 
-/// The mmu interval notifier callback (glue.c's `rvfio_watch_ops`).
-#[no_mangle]
-extern "C" fn rvfio_rs_watch_invalidate(
-    revoker: *const c_void,
-    w: *mut bindings::rvfio_watch,
-    cur_seq: core::ffi::c_ulong,
-    start: core::ffi::c_ulong,
-    end: core::ffi::c_ulong,
-    blockable: bool,
-) -> bool {
-    if !blockable {
-        // Only the OOM reaper asks; it skips VM_PFNMAP vmas and retries.
-        return false;
-    }
-    // SAFETY: `revoker` is the `Arc<Revoker>` the watch's owner holds
-    // (`Watch::revoker`), alive until after `rvfio_watch_free()`, which
-    // waits for this callback.
-    let revoker = unsafe { &*revoker.cast::<Revoker>() };
-    revoker.invalidate(w, cur_seq, start, end);
-    true
-}
-
 /// The watch on one mapping's user range.
 ///
 /// # Invariants
 ///
-/// `ptr` was returned by `rvfio_watch_new()` with `revoker`'s address and
-/// is freed only by `drop`; `watches` holds its state under `ptr`'s address.
+/// `RevokeState::watches` of the notifier's revoker holds this watch's
+/// state under `notifier.key()` until `drop`.
 pub(crate) struct Watch {
-    ptr: *mut bindings::rvfio_watch,
-    revoker: Arc<Revoker>,
+    notifier: IntervalNotifier,
 }
-
-// SAFETY: the C part is only touched through the notifier API, which is
-// thread safe; the rest is behind the revoker's mutex.
-unsafe impl Send for Watch {}
-// SAFETY: as above.
-unsafe impl Sync for Watch {}
 
 impl Watch {
     /// Watches `[vaddr, vaddr + size)` of `mm`, the mapping at `iova`.
@@ -266,13 +236,7 @@ impl Watch {
         prot: i32,
     ) -> Result<Self> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let mut ptr = core::ptr::null_mut();
-        let raw = core::ptr::from_ref::<Revoker>(revoker).cast::<c_void>();
-        // SAFETY: `mm` is grabbed; `raw` stays valid while the watch lives
-        // (it holds a reference); `ptr` is a valid out-pointer.
-        to_result(unsafe {
-            bindings::rvfio_watch_new(mm.as_ptr(), vaddr as _, size as _, raw, &mut ptr)
-        })?;
+        let notifier = IntervalNotifier::new(revoker.clone(), mm, vaddr, size)?;
         let state = WatchState {
             active: false,
             vaddr,
@@ -284,18 +248,14 @@ impl Watch {
             .state
             .lock()
             .watches
-            .insert(node.into_node(ptr as usize, state));
-        // INVARIANT: created above, state inserted under its address.
-        Ok(Self {
-            ptr,
-            revoker: revoker.clone(),
-        })
+            .insert(node.into_node(notifier.key(), state));
+        // INVARIANT: inserted under the notifier's key just now.
+        Ok(Self { notifier })
     }
 
     /// `mmu_interval_read_begin()`: call before looking the pfns up.
     pub(crate) fn read_begin(&self) -> u64 {
-        // SAFETY: `ptr` is alive (type invariant).
-        unsafe { bindings::rvfio_watch_read_begin(self.ptr) as u64 }
+        self.notifier.read_begin()
     }
 
     /// Maps `runs` into every domain unless the range was invalidated since
@@ -316,13 +276,12 @@ impl Watch {
                 GFP_NOWAIT,
             )?;
         }
-        let mut guard = self.revoker.state.lock();
-        // SAFETY: `ptr` is alive (type invariant).
-        if unsafe { bindings::rvfio_watch_read_retry(self.ptr, seq as _) } {
+        let mut guard = self.notifier.revoker().state.lock();
+        if self.notifier.read_retry(seq) {
             return Ok(false);
         }
         let st = &mut *guard;
-        let Some(ws) = st.watches.get_mut(&(self.ptr as usize)) else {
+        let Some(ws) = st.watches.get_mut(&self.notifier.key()) else {
             return Err(EINVAL);
         };
         for (di, d) in st.domains.values().enumerate() {
@@ -353,8 +312,8 @@ impl Watch {
 
     /// Bytes of the mapping whose translation was revoked.
     pub(crate) fn revoked_bytes(&self) -> u64 {
-        let guard = self.revoker.state.lock();
-        guard.watches.get(&(self.ptr as usize)).map_or(0, |ws| {
+        let guard = self.notifier.revoker().state.lock();
+        guard.watches.get(&self.notifier.key()).map_or(0, |ws| {
             ws.runs
                 .iter()
                 .filter(|r| r.revoked)
@@ -369,9 +328,9 @@ impl Drop for Watch {
         // Unmap what is still mapped and forget the watch, under one hold
         // of the lock.
         let removed = {
-            let mut guard = self.revoker.state.lock();
+            let mut guard = self.notifier.revoker().state.lock();
             let st = &mut *guard;
-            let mut removed = st.watches.remove(&(self.ptr as usize));
+            let mut removed = st.watches.remove(&self.notifier.key());
             if let Some(ws) = removed.as_mut().filter(|ws| ws.active) {
                 for d in st.domains.values() {
                     ws.unmap_live(d);
@@ -380,11 +339,10 @@ impl Drop for Watch {
             }
             removed
         };
-        // Freed outside the lock (the watch's run list).
+        // Freed outside the lock (the watch's run list). The notifier is
+        // removed after this, outside the lock too: removal waits for a
+        // running callback, which takes the lock.
         drop(removed);
-        // SAFETY: created by `rvfio_watch_new()` (type invariant), freed once.
-        // Not under the revoker's lock: this waits for a running callback.
-        unsafe { bindings::rvfio_watch_free(self.ptr) };
     }
 }
 

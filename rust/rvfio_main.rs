@@ -5,21 +5,30 @@
 //!
 //! Where things are (one hop from the ioctl or op name):
 //! - `backend.rs`: the ops vfio core calls (open, release, ioctl,
-//!   attach_group, detach_group) and the registration.
+//!   attach_group, detach_group, the mdev ops) and the registration.
 //! - `ioctl.rs`: ioctl dispatch, CHECK_EXTENSION, argument reading.
-//! - `map_dma.rs`, `unmap_dma.rs`, `get_info.rs`: one ioctl each.
+//! - `map_dma.rs`, `unmap_dma.rs`, `get_info.rs`, `dirty_pages.rs`,
+//!   `pfnmap_ioctl.rs`: one ioctl (or two) each.
 //! - `container.rs`: per-container state (domains, groups, mappings).
-//! - `dma.rs`: one mapping and its pinned runs; `pin.rs`: pinning;
-//!   `mm.rs`: locked_vm accounting; `domain.rs`: IOMMU domains and groups.
-//! - `revoke.rs`: PFNMAP revocation; `pfnmap_ioctl.rs`: its ioctls.
-//! - `emulated.rs`: the mdev path (pin_pages, dma_rw, dma_unmap callbacks).
+//! - `dma.rs`: one mapping and its pinned runs.
+//! - Pinning, from a user range to IOMMU mappings and back: `pin.rs` (which
+//!   GUP path), `pfnmap.rs` (VM_PFNMAP lookup with follow-fault), `runs.rs`
+//!   (pages into physically contiguous runs), `sg_map.rs` (runs into
+//!   `iommu_map_sg()` batches), `unpin.rs` (releasing them).
+//! - `mm.rs`: the owning process, mm references, the mmap lock, vmas and
+//!   locked_vm accounting.
+//! - `domain.rs`: IOMMU domains and groups; `vfio_device.rs`: registered
+//!   emulated-IOMMU devices; `emulated.rs`: the mdev pin/dma_rw path.
+//! - `revoke.rs`: PFNMAP revocation; `watch.rs`: the mmu interval notifier.
+//! - `user_bitmap.rs`: dirty bitmaps in user memory.
 //! - The fault ring: `fault_ioctl.rs` (RVFIO_IOMMU_FAULT_RING),
 //!   `faults.rs` (per container: the IOMMU fault handler, rvfio's own
 //!   translation faults, page requests), `fault_ring.rs` (the ring, its
 //!   memory and fd), `irq_lock.rs`, `rcu.rs`.
-//! - `iova.rs`, `caps.rs`, `dirty.rs`, `ring.rs`: pure logic, also tested on
-//!   the host.
-//! - `bindings.rs` + `glue.c`: the only places that touch C directly.
+//! - Pure logic, also tested on the host (`rust/host`): `iova.rs`,
+//!   `caps.rs`, `dirty.rs`, `runs.rs`, `ring.rs`.
+//! - `bindings.rs` + `glue.c`: the only places that touch C directly
+//!   (`glue.c` says what it holds and why each part must be C).
 
 use kernel::prelude::*;
 
@@ -41,13 +50,20 @@ mod iova;
 mod irq_lock;
 mod map_dma;
 mod mm;
+mod pfnmap;
 mod pfnmap_ioctl;
 mod pin;
 mod rcu;
 mod revoke;
 mod ring;
+mod runs;
+mod sg_map;
 mod uapi;
 mod unmap_dma;
+mod unpin;
+mod user_bitmap;
+mod vfio_device;
+mod watch;
 
 module! {
     type: Rvfio,

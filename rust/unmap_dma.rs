@@ -6,11 +6,12 @@
 //! VFIO_DMA_UNMAP_FLAG_VADDR.
 
 use crate::container::Container;
-use crate::dirty_pages::{check_not_bisected, UserBitmap};
+use crate::dirty_pages::check_not_bisected;
 use crate::emulated;
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::uapi::*;
+use crate::user_bitmap::UserBitmap;
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;

@@ -26,6 +26,10 @@
 #   RVFIO_REV []      build rvfio.ko from this git revision (exported to
 #                     build/bench/rvfio-src) instead of the working tree, so
 #                     that uncommitted work in rust/ is not what gets measured
+#   RVFIO_BASE_REV [] also build rvfio.ko from this revision and bench it as
+#                     the backend "rvfio-base" in the same run (added to
+#                     BENCH_BACKENDS): before/after comparisons of rvfio
+#                     itself, boot by boot, with the report's A/B table
 #
 # Outputs (build/bench/): vm-BACKEND-rROUND.log (console of each boot),
 # results.json (rows with rvfio_ms, type1_ms, iommufd_ms, floor_ms),
@@ -43,7 +47,11 @@ say() { echo "bench: $*"; }
 die() { echo "bench: $*" >&2; exit 1; }
 
 ROUNDS=${ROUNDS:-4}
-BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio,vfio_iommu_type1,iommufd,floor}
+if [ -n "${RVFIO_BASE_REV:-}" ]; then
+	BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio-base,rvfio,vfio_iommu_type1,iommufd,floor}
+else
+	BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio,vfio_iommu_type1,iommufd,floor}
+fi
 REPS=${REPS:-5}
 MIB=${MIB:-256}
 HUGEPAGES=${HUGEPAGES:-160}
@@ -105,6 +113,20 @@ else
 fi
 
 mkdir -p "$out/floor" "$out/floor-ko" "$out/bin"
+rm -f "$out/floor-ko/rvfio-base.ko"
+if [ -n "${RVFIO_BASE_REV:-}" ]; then
+	base_rev=$(git -C "$top" rev-parse --short "$RVFIO_BASE_REV")
+	rm -rf "$out/rvfio-base-src" "$out/module-base"
+	mkdir -p "$out/rvfio-base-src"
+	# shellcheck disable=SC2046
+	git -C "$top" archive "$base_rev" $(git -C "$top" ls-tree --name-only "$base_rev" Kbuild rust include) |
+		tar -x -C "$out/rvfio-base-src"
+	KDIR="$kdir" MODDIR="$out/module-base" SRC="$out/rvfio-base-src" "$top/scripts/build-module.sh"
+	# Into the initramfs's /samples-mdev; bench-init.sh loads it for
+	# the backend rvfio-base (its module name is rvfio, too).
+	cp "$out/module-base/rvfio.ko" "$out/floor-ko/rvfio-base.ko"
+	echo "rvfio-base $base_rev (RVFIO_BASE_REV=$RVFIO_BASE_REV)" >>"$out/rvfio-source"
+fi
 for f in "$top"/bench/floor/*; do ln -sfn "$f" "$out/floor/${f##*/}"; done
 (
 	unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL

@@ -13,5 +13,8 @@ pub mod caps;
 #[path = "../../dirty.rs"]
 pub mod dirty;
 
+#[path = "../../runs.rs"]
+pub mod runs;
+
 #[path = "../../ring.rs"]
 pub mod ring;

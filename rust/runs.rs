@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Runs: how a batch of pinned pages, or of looked-up PFNMAP pfns, becomes
+//! the physically contiguous pieces a mapping is made of and mapped as.
+//!
+//! Pure logic, also built and tested on the host (`rust/host`): the caller
+//! describes each page through a callback, so no struct page is read here.
+
+/// `PAGE_SHIFT` of x86-64, the only architecture rvfio builds for (the
+/// module checks it against the kernel's at compile time).
+pub(crate) const RUN_PAGE_SHIFT: u32 = 12;
+
+/// A physically contiguous piece of a mapping whose pages are either all
+/// pinned or all reserved (type1's `is_invalid_reserved_pfn()`: MMIO or
+/// the zero page, neither pinned nor charged).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Run {
+    iova: u64,
+    pfn: u64,
+    npages: u64,
+    reserved: bool,
+}
+
+impl Run {
+    pub(crate) const fn new(iova: u64, pfn: u64, npages: u64, reserved: bool) -> Self {
+        Self {
+            iova,
+            pfn,
+            npages,
+            reserved,
+        }
+    }
+
+    pub(crate) fn iova(&self) -> u64 {
+        self.iova
+    }
+
+    pub(crate) fn pfn(&self) -> u64 {
+        self.pfn
+    }
+
+    pub(crate) fn npages(&self) -> u64 {
+        self.npages
+    }
+
+    pub(crate) fn reserved(&self) -> bool {
+        self.reserved
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.npages << RUN_PAGE_SHIFT
+    }
+
+    /// Appends `next`, which [`Run::continued_by`] accepted.
+    pub(crate) fn grow(&mut self, next: &Run) {
+        self.npages += next.npages;
+    }
+
+    /// True when `next` continues this run (same kind, physically and in
+    /// IOVA adjacent) and the result stays within `max_pages`.
+    pub(crate) fn continued_by(&self, next: &Run, max_pages: u64) -> bool {
+        self.reserved == next.reserved
+            && self.npages + next.npages <= max_pages
+            && self.pfn + self.npages == next.pfn
+            && self.iova + self.bytes() == next.iova
+    }
+}
+
+/// What the caller knows about a pinned page (`rvfio_page_desc()`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageDesc {
+    pub(crate) pfn: u64,
+    pub(crate) reserved: bool,
+    /// Pages of the page's folio from this page on (1 for a small folio).
+    pub(crate) folio_left: u64,
+}
+
+/// Builds the runs of one batch into `out`, from its first IOVA.
+///
+/// # Invariants
+///
+/// `out[..n]` are the runs so far; they tile `[iova, iova + pages << 12)`
+/// of the batch's pages handed in so far, in order.
+struct Builder<'a> {
+    out: &'a mut [Run],
+    n: usize,
+    iova: u64,
+    /// `disable_hugepages`: a run per page, as type1 maps them.
+    split: bool,
+}
+
+impl Builder<'_> {
+    /// Adds `len` pages from `pfn`, physically contiguous and of one kind,
+    /// that follow the pages added before.
+    fn push(&mut self, pfn: u64, len: u64, reserved: bool) {
+        if !self.split && self.n > 0 {
+            let last = &mut self.out[self.n - 1];
+            if last.reserved == reserved && last.pfn + last.npages == pfn {
+                last.npages += len;
+                self.iova += len << RUN_PAGE_SHIFT;
+                return;
+            }
+        }
+        let pieces = if self.split { len } else { 1 };
+        let each = if self.split { 1 } else { len };
+        for k in 0..pieces {
+            self.out[self.n] = Run::new(self.iova, pfn + k, each, reserved);
+            self.n += 1;
+            self.iova += each << RUN_PAGE_SHIFT;
+        }
+    }
+}
+
+/// The runs of `pages`, pinned page pointers (as integers) to be mapped
+/// from `iova`, written to `out` (room for one run per page); returns their
+/// number. `desc` is asked once per stretch, never for the tail pages of a
+/// large folio that follow its head in order: those are recognised by their
+/// address (`page_size` apart, as `nth_page()` has them with
+/// SPARSEMEM_VMEMMAP), which is most of the cost saved for 2 MiB folios.
+pub(crate) fn from_pages(
+    pages: &[u64],
+    iova: u64,
+    split: bool,
+    page_size: u64,
+    desc: impl Fn(u64) -> PageDesc,
+    out: &mut [Run],
+) -> usize {
+    let mut b = Builder {
+        out,
+        n: 0,
+        iova,
+        split,
+    };
+    let mut i = 0;
+    while i < pages.len() {
+        let head = pages[i];
+        let d = desc(head);
+        let mut len: u64 = 1;
+        let left = d.folio_left.min((pages.len() - i) as u64);
+        while len < left && pages[i + len as usize] == head.wrapping_add(len * page_size) {
+            len += 1;
+        }
+        b.push(d.pfn, len, d.reserved);
+        i += len as usize;
+    }
+    b.n
+}
+
+/// The runs of `pfns`, looked up in a VM_PFNMAP range (never pinned: all
+/// reserved), to be mapped from `iova`, written to `out`; returns their
+/// number.
+pub(crate) fn from_pfns(pfns: &[u64], iova: u64, split: bool, out: &mut [Run]) -> usize {
+    let mut b = Builder {
+        out,
+        n: 0,
+        iova,
+        split,
+    };
+    let mut i = 0;
+    while i < pfns.len() {
+        let mut len = 1;
+        while i + len < pfns.len() && pfns[i + len] == pfns[i] + len as u64 {
+            len += 1;
+        }
+        b.push(pfns[i], len as u64, true);
+        i += len;
+    }
+    b.n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PS: u64 = 64;
+    const BASE: u64 = 0xffff_ea00_0000_0000;
+
+    /// A fake memory map: page pointer = BASE + pfn * PS; pfns listed in
+    /// `large` belong to 512-page folios starting at multiples of 512;
+    /// `reserved` pfns are PageReserved.
+    fn desc_of(large: &'static [u64], reserved: &'static [u64]) -> impl Fn(u64) -> PageDesc {
+        move |page| {
+            let pfn = (page - BASE) / PS;
+            let head = pfn & !511;
+            if large.contains(&head) {
+                PageDesc {
+                    pfn,
+                    reserved: false,
+                    folio_left: 512 - (pfn - head),
+                }
+            } else {
+                PageDesc {
+                    pfn,
+                    reserved: reserved.contains(&pfn),
+                    folio_left: 1,
+                }
+            }
+        }
+    }
+
+    fn pages(pfns: &[u64]) -> [u64; 8] {
+        let mut out = [0; 8];
+        for (o, p) in out.iter_mut().zip(pfns) {
+            *o = BASE + p * PS;
+        }
+        out
+    }
+
+    #[test]
+    fn small_adjacent_pages_merge_and_gaps_split() {
+        let p = pages(&[10, 11, 12, 20, 21, 5]);
+        let mut out = [Run::default(); 8];
+        let n = from_pages(&p[..6], 0x1000, false, PS, desc_of(&[], &[]), &mut out);
+        assert_eq!(
+            &out[..n],
+            &[
+                Run::new(0x1000, 10, 3, false),
+                Run::new(0x4000, 20, 2, false),
+                Run::new(0x6000, 5, 1, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_pages_are_their_own_runs() {
+        let p = pages(&[10, 11, 12, 13]);
+        let mut out = [Run::default(); 8];
+        let n = from_pages(&p[..4], 0, false, PS, desc_of(&[], &[11, 12]), &mut out);
+        assert_eq!(
+            &out[..n],
+            &[
+                Run::new(0, 10, 1, false),
+                Run::new(0x1000, 11, 2, true),
+                Run::new(0x3000, 13, 1, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn large_folio_asks_once_and_stops_at_its_end() {
+        use core::cell::Cell;
+        let asked = Cell::new(0);
+        let inner = desc_of(&[512], &[]);
+        let desc = |p| {
+            asked.set(asked.get() + 1);
+            inner(p)
+        };
+        // The last 3 pages of the folio at 512, then the next small page
+        // (physically adjacent: merged into the same run).
+        let p = pages(&[1021, 1022, 1023, 1024]);
+        let mut out = [Run::default(); 8];
+        let n = from_pages(&p[..4], 0, false, PS, desc, &mut out);
+        assert_eq!(&out[..n], &[Run::new(0, 1021, 4, false)]);
+        assert_eq!(asked.get(), 2);
+    }
+
+    #[test]
+    fn split_gives_a_run_per_page() {
+        let p = pages(&[512, 513, 514]);
+        let mut out = [Run::default(); 8];
+        let n = from_pages(&p[..3], 0x10000, true, PS, desc_of(&[512], &[]), &mut out);
+        assert_eq!(
+            &out[..n],
+            &[
+                Run::new(0x10000, 512, 1, false),
+                Run::new(0x11000, 513, 1, false),
+                Run::new(0x12000, 514, 1, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn pfnmap_pfns_are_reserved_runs() {
+        let mut out = [Run::default(); 8];
+        let n = from_pfns(&[100, 101, 102, 200], 0x2000, false, &mut out);
+        assert_eq!(
+            &out[..n],
+            &[
+                Run::new(0x2000, 100, 3, true),
+                Run::new(0x5000, 200, 1, true)
+            ]
+        );
+        let n = from_pfns(&[100, 101], 0, true, &mut out);
+        assert_eq!(
+            &out[..n],
+            &[Run::new(0, 100, 1, true), Run::new(0x1000, 101, 1, true)]
+        );
+    }
+
+    #[test]
+    fn continued_by_respects_kind_adjacency_and_cap() {
+        let a = Run::new(0, 10, 2, false);
+        assert!(a.continued_by(&Run::new(0x2000, 12, 1, false), 3));
+        assert!(!a.continued_by(&Run::new(0x2000, 12, 2, false), 3));
+        assert!(!a.continued_by(&Run::new(0x2000, 12, 1, true), 8));
+        assert!(!a.continued_by(&Run::new(0x3000, 12, 1, false), 8));
+        assert!(!a.continued_by(&Run::new(0x2000, 13, 1, false), 8));
+    }
+}
