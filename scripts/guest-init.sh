@@ -268,9 +268,9 @@ mode_check() {
 	dmesg -n "$LOGLEVEL"
 	tests=$(test_list)	# its complaints go to stderr, the console
 	say "tests: $(echo $tests | sed 's@/selftests/@@g'), interrupt remapping: ${INTREMAP:-not stated}"
-	# The mdev samples only matter to mdev_test.
+	# The mdev samples only matter to mdev_test and fault_ring_test.
 	case " $TESTS " in
-	"  " | *" mdev_test "*) load_mdev_samples ;;
+	"  " | *" mdev_test "* | *" fault_ring_test "*) load_mdev_samples ;;
 	esac
 	for b in $BACKENDS; do
 		for other in vfio_iommu_type1 rvfio; do
