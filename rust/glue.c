@@ -442,9 +442,21 @@ void rvfio_eventfd_put(struct eventfd_ctx *ctx)
 }
 
 /* ======================================================================
- * Fault ring: the ring fd's file_operations and the IOMMU fault handler
- * (shims into rust/fault_ring.rs and rust/faults.rs), and one-call
- * wrappers. No policy: Rust decides.
+ * Fault ring (rust/faults.rs, rust/fault_ring.rs). What is here, and why
+ * it cannot be Rust; no policy, Rust decides:
+ *
+ * 1. The ring fd's file_operations table and its shims (the VFS keeps a
+ *    pointer to a static table; the 6.12 kernel crate has no file
+ *    abstraction), and anon_inode_getfd() with it.
+ * 2. The iommu_fault_handler_t every rvfio domain gets: it reads the
+ *    faulting struct device (iommu_group, to_pci_dev(), pci_dev_id() and
+ *    pci_domain_nr() are fields and static inlines) and hands plain
+ *    numbers to Rust.
+ * 3. One-call wrappers over macros and static inlines: vmalloc_user()
+ *    (an alloc_hooks() macro), remap_vmalloc_range(), the wait queue and
+ *    poll helpers, raw_spin_lock_irqsave() and friends,
+ *    rcu_read_lock()/rcu_read_unlock(), ktime_get_ns(), init_completion()
+ *    and msecs_to_jiffies().
  * ====================================================================== */
 #include <linux/anon_inodes.h>
 #include <linux/completion.h>
