@@ -4,6 +4,10 @@
 #   make run     build everything needed, boot the test VM, run the sample client
 #   make check   build everything needed, run the selftests against rvfio and
 #                against upstream's vfio_iommu_type1 in one VM boot
+#   make real-clients
+#                DPDK testpmd, a rust-vmm vfio-ioctls client and QEMU's
+#                vfio-pci against rvfio and type1 in one VM boot of their own
+#                (make check runs the same boot as its last)
 #   make bench   map/unmap speed: rvfio vs type1 vs iommufd vs the floor, on the
 #                perf kernel, one fresh VM per backend (Documentation/bench.rst)
 # Building blocks: deps, kernel, module (default), selftests, samples, lint,
@@ -15,7 +19,7 @@ MODDIR := $(BUILD)/module
 STAMP_DEPS := $(TOOLS)/deps.stamp
 
 .PHONY: all module deps kernel selftests samples initramfs check run vm-shell \
-	lint host-test clean bench
+	lint host-test clean bench real-clients
 
 all: module
 
@@ -43,6 +47,11 @@ initramfs: module selftests samples
 check: initramfs host-test
 	@$(TOP)/scripts/vm.sh check
 
+# The clients' downloads and builds (scripts/real-clients.sh) happen in
+# vm.sh, which needs them for check too; cached after the first run.
+real-clients: initramfs
+	@$(TOP)/scripts/vm.sh real-clients
+
 run: initramfs
 	@$(TOP)/scripts/vm.sh run
 
@@ -56,6 +65,7 @@ bench: deps
 
 lint: kernel
 	@$(TOP)/scripts/build-module.sh lint
+	@$(TOP)/scripts/real-clients.sh lint
 
 # Pure logic (no kernel) tested on the host with cargo.
 host-test:
@@ -64,4 +74,5 @@ host-test:
 
 clean:
 	rm -rf $(MODDIR) $(BUILD)/selftests $(BUILD)/samples $(BUILD)/samples-mdev \
-		$(BUILD)/initramfs*
+		$(BUILD)/initramfs* $(BUILD)/real-clients/overlay.d \
+		$(BUILD)/real-clients/overlay.cpio.gz $(BUILD)/real-clients/target

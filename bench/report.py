@@ -28,16 +28,27 @@ wall = sys.argv[3] if len(sys.argv) > 3 else None
 BACKENDS = [("rvfio", "rvfio"), ("vfio_iommu_type1", "type1"),
             ("iommufd", "iommufd"), ("floor", "floor")]
 CASES = [
-    ("4k_prefault", "256 MiB anon 4 KiB pages, pre-faulted"),
-    ("4k_fault", "256 MiB anon 4 KiB pages, not pre-faulted (map faults them in)"),
-    ("4k_frag", "256 MiB anon 4 KiB pages, no two neighbours physically adjacent"),
-    ("thp", "256 MiB THP (MADV_HUGEPAGE, 2 MiB aligned)"),
-    ("hugetlb", "256 MiB hugetlbfs 2 MiB pages"),
+    ("4k_prefault", "{mib} MiB anon 4 KiB pages, pre-faulted"),
+    ("4k_fault", "{mib} MiB anon 4 KiB pages, not pre-faulted (map faults them in)"),
+    ("4k_frag", "{mib} MiB anon 4 KiB pages, no two neighbours physically adjacent"),
+    ("thp", "{mib} MiB THP (MADV_HUGEPAGE, 2 MiB aligned)"),
+    ("hugetlb", "{mib} MiB hugetlbfs 2 MiB pages"),
     ("4k_x4096", "4096 separate 4 KiB maps, then 4096 unmaps (total)"),
     ("pfnmap_4k", "PFNMAP: 4 KiB of edu BAR0 (vfio mmap)"),
     ("pfnmap_bar", "PFNMAP: the whole edu BAR0 (1 MiB, 256 pages)"),
     ("pfnmap_64m", "PFNMAP: ivshmem BAR2 (64 MiB, 16384 pages), 2 MiB aligned"),
 ]
+
+# The big cases' size as the client reported it (BENCH-INFO ... size_mib=N):
+# row descriptions name the size actually measured.
+sizes = set()
+for log in glob.glob(os.path.join(out, "vm-*-r*.log")):
+    with open(log, errors="replace") as f:
+        for l in f:
+            if m0 := re.search(r"^BENCH-INFO backend=\S+ .*size_mib=(\d+)", l):
+                sizes.add(int(m0.group(1)))
+mib = "/".join(str(x) for x in sorted(sizes)) if sizes else "?"
+CASES = [(c, d.format(mib=mib)) for c, d in CASES]
 
 # data[backend][case] = {"map": [[reps of round]...], "unmap": [...], "layout": [...]}
 data = {}
@@ -191,7 +202,7 @@ qemu = subprocess.run(["/usr/bin/qemu-system-x86_64", "--version"], capture_outp
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
             if l.startswith("model name")), "?")
 try:
-    rvfio_src = open(os.path.join(out, "rvfio-source")).read().strip()
+    rvfio_src = "; ".join(open(os.path.join(out, "rvfio-source")).read().split("\n")).strip("; ")
 except OSError:
     rvfio_src = "?"
 rounds = max((len(d["map"]) for b in data.values() for d in b.values()), default=0)
@@ -284,16 +295,26 @@ if extra_b:
     md.append("")
 if stats:
     md.append("## Where the time goes (instrumented rvfio, per repetition)\n")
-    md.append("From `RVFIO_INSTRUMENT=1`: rvfio's C calls timed in the kernel, summed over the case's "
-              "repetitions and divided by them. `rest` is the ioctl's time outside those calls: "
-              "Rust-side work (per-page checks and run building, allocations, bookkeeping) plus "
-              "iommu_unmap() on the unmap side. The instrumentation adds a ktime read per call.\n")
+    md.append("From `RVFIO_INSTRUMENT=1` (rust/instrument.rs): rvfio's map and unmap paths timed "
+              "(args: reading the argument; lock: the container mutex; tree: overlap checks, "
+              "insertion and lookup; release: dropping a removed mapping) "
+              "in the kernel with ktime_get(), summed over the case's repetitions and divided by "
+              "them; ms per repetition, calls in brackets. The map ioctl contains owner (the "
+              "caller's mm, task and CAP_IPC_LOCK), pin (GUP batches), charge (locked_vm), "
+              "iommu_map (pinned runs), watch_new (PFNMAP: mmu interval notifier insert) and "
+              "publish (PFNMAP: the revoker maps the runs); the unmap ioctl contains iommu_unmap, "
+              "unpin, uncharge and watch_drop (notifier removal). `rest` is what the ioctl spends "
+              "outside them: argument copies, the tree, allocations, locks, bookkeeping. Each timed "
+              "call adds two ktime reads.\n")
+    map_parts = ["map_args", "map_lock", "owner", "map_tree", "pin", "charge", "iommu_map",
+                 "watch_new", "publish"]
+    unmap_parts = ["unmap_args", "unmap_lock", "unmap_tree", "iommu_unmap", "unpin", "uncharge",
+                   "watch_drop", "release"]
     for b, cases in stats.items():
         md.append(f"### {b}\n")
-        md.append("| case | ioctl map ms | pin_pfns ms (calls) | lock_acct ms (calls) | "
-                  "iommu_map ms (calls) | pfn_is_reserved calls | rest of map ms | "
-                  "ioctl unmap ms | unpin_pfns ms (calls) | rest of unmap ms |")
-        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        md.append("| case | map ioctl | " + " | ".join(map_parts) + " | rest of map | unmap ioctl | "
+                  + " | ".join(unmap_parts) + " | rest of unmap |")
+        md.append("|---|" + "---:|" * (len(map_parts) + len(unmap_parts) + 4))
         for case, w in cases.items():
             d = data.get(b, {})
             # Stats are summed over every round: divide by all repetitions.
@@ -307,16 +328,15 @@ if stats:
             g = lambda k, i: w.get(k, [0, 0, 0, 0])[i]
             ms = lambda k: g(k, 2) / 1e6 / nrep
             calls = lambda k: g(k, 0) / nrep
-            restm = ms("ioctl_map_dma") - ms("pin_pfns") - ms("iommu_map")
-            md.append(f"| {case} | {ms('ioctl_map_dma'):.3f} | {ms('pin_pfns'):.3f} "
-                      f"({calls('pin_pfns'):.0f}) | {ms('lock_acct'):.3f} ({calls('lock_acct'):.0f}) | "
-                      f"{ms('iommu_map'):.3f} ({calls('iommu_map'):.0f}) | "
-                      f"{calls('pfn_is_reserved'):.0f} | {restm:.3f} | {ms('ioctl_unmap_dma'):.3f} | "
-                      f"{ms('unpin_pfns'):.3f} ({calls('unpin_pfns'):.0f}) | "
-                      f"{ms('ioctl_unmap_dma') - ms('unpin_pfns'):.3f} |")
-        md.append("\nlock_acct (locked_vm charge and uncharge) runs on both sides; it is "
-                  "counted in neither rest column. pfnmap: per map call, the 4 KiB and the "
-                  "1 MiB maps together. 4k_x4096: the 4096 calls of one repetition.\n")
+            cellv = lambda k: f"{ms(k):.3f} ({calls(k):.0f})"
+            rest_map = ms("ioctl_map_dma") - sum(ms(k) for k in map_parts)
+            rest_unmap = ms("ioctl_unmap_dma") - sum(ms(k) for k in unmap_parts)
+            md.append(f"| {case} | {cellv('ioctl_map_dma')} | "
+                      + " | ".join(cellv(k) for k in map_parts)
+                      + f" | {rest_map:.3f} | {cellv('ioctl_unmap_dma')} | "
+                      + " | ".join(cellv(k) for k in unmap_parts) + f" | {rest_unmap:.3f} |")
+        md.append("\npfnmap: per map call, the 4 KiB and the 1 MiB maps together. 4k_x4096: the "
+                  "4096 calls of one repetition.\n")
 if loads:
     md.append("## Host load (1-minute load average at the start and end of each boot)\n")
     for b, ls in loads.items():

@@ -32,8 +32,7 @@ const unsigned int RUST_CONST_HELPER_FAULT_FLAG_REMOTE = FAULT_FLAG_REMOTE;
 const unsigned long RUST_CONST_HELPER_VM_READ = VM_READ;
 const unsigned long RUST_CONST_HELPER_VM_WRITE = VM_WRITE;
 const unsigned long RUST_CONST_HELPER_VM_PFNMAP = VM_PFNMAP;
-const unsigned long RUST_CONST_HELPER_STRUCT_PAGE_SIZE = sizeof(struct page);
-const unsigned long RUST_CONST_HELPER_PMD_SIZE = PMD_SIZE;
+const unsigned long RUST_CONST_HELPER_VM_SHARED = VM_SHARED;
 
 /* Fault ring: poll masks (__poll_t values bindgen cannot evaluate). */
 #include <linux/poll.h>

@@ -16,6 +16,7 @@ use crate::bindings;
 use crate::dma::Dma;
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
 use crate::faults::{FaultHandle, FaultHub};
+use crate::instrument::{timed, Stat};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
 use crate::pin::{self, PAGE_SIZE};
@@ -96,6 +97,9 @@ pub(crate) struct Inner {
     registered_devices: usize,
     /// Revocation of PFNMAP mappings; knows the same domains as `domains`.
     revoker: Arc<Revoker>,
+    /// The tree node of the last mapping removed, kept for the next one:
+    /// a VMM's stream of small maps and unmaps allocates no node.
+    spare_node: Option<RBTreeNodeReservation<u64, Dma>>,
     /// Where DMA faults go (faults.rs): the token of every domain's fault
     /// handler. Last, so that it outlives the domains.
     faults: FaultHandle,
@@ -134,6 +138,7 @@ impl Container {
                 non_pinned_groups: 0,
                 registered_devices: 0,
                 revoker,
+                spare_node: None,
                 faults: FaultHandle::new(faults),
             }),
             devices <- new_mutex!(RBTree::new()),
@@ -237,6 +242,21 @@ impl Inner {
 
     pub(crate) fn vaddr_invalid_count(&self) -> usize {
         self.vaddr_invalid_count
+    }
+
+    /// The mappings, by start IOVA (`owner_change.rs`).
+    pub(crate) fn dmas(&self) -> &RBTree<u64, Dma> {
+        &self.dmas
+    }
+
+    pub(crate) fn dmas_mut(&mut self) -> &mut RBTree<u64, Dma> {
+        &mut self.dmas
+    }
+
+    /// Every mapping's vaddr is valid again (`owner_change.rs` gave each
+    /// a new one).
+    pub(crate) fn clear_vaddr_invalid(&mut self) {
+        self.vaddr_invalid_count = 0;
     }
 
     /// The mapping that contains `iova`, mutably.
@@ -389,7 +409,7 @@ impl Inner {
         prot: i32,
         owner: Owner,
     ) -> Result {
-        if self.first_overlap(&range).is_some() {
+        if timed(Stat::MapTree, 0, || self.first_overlap(&range)).is_some() {
             return Err(EEXIST);
         }
         if self.dma_avail == 0 {
@@ -398,7 +418,10 @@ impl Inner {
         if !iova::dma_range_valid(&self.valid, &range) {
             return Err(EINVAL);
         }
-        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let node = match self.spare_node.take() {
+            Some(node) => node,
+            None => RBTreeNodeReservation::new(GFP_KERNEL)?,
+        };
 
         // The domains as a slice, without an allocation for the usual few.
         let n = self.domains.iter().count();
@@ -423,7 +446,7 @@ impl Inner {
                 &heap
             }
         };
-        let dma = match self.dmas.entry(range.start) {
+        let dma = match timed(Stat::MapTree, 0, || self.dmas.entry(range.start)) {
             Entry::Vacant(slot) => slot.insert(Dma::new(range, vaddr, prot, owner), node),
             // No overlap was found above.
             Entry::Occupied(_) => return Err(EEXIST),
@@ -443,8 +466,13 @@ impl Inner {
         }
         match result {
             Ok(()) => self.dma_avail -= 1,
-            // Nothing is pinned or mapped any more: drop it in its node.
-            Err(_) => drop(self.dmas.remove_node(&range.start)),
+            // Nothing is pinned or mapped any more: drop it in its node,
+            // and keep the node.
+            Err(_) => {
+                if let Some(node) = self.dmas.remove_node(&range.start) {
+                    self.spare_node = Some(node.into_reservation());
+                }
+            }
         }
         result
     }
@@ -453,7 +481,7 @@ impl Inner {
     /// starting at `key`; returns its size. The mapping is worked on in its
     /// tree node and dropped there (no move of the `Dma`).
     pub(crate) fn remove_dma(&mut self, key: u64) -> u64 {
-        let Some(mut entry) = self.dmas.find_mut(&key) else {
+        let Some(mut entry) = timed(Stat::UnmapTree, 0, || self.dmas.find_mut(&key)) else {
             return 0;
         };
         let dma = entry.get_mut();
@@ -466,7 +494,10 @@ impl Inner {
         }
         dma.release_pages();
         let size = dma.size();
-        drop(entry.remove_node());
+        // The mapping is dropped in place; its node is kept for the next.
+        self.spare_node = Some(timed(Stat::Release, 0, || {
+            entry.remove_node().into_reservation()
+        }));
         self.dma_avail += 1;
         size
     }

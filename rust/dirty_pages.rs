@@ -70,22 +70,26 @@ fn get_bitmap(container: &Container, arg: UserPtr, argsz: usize) -> Result {
 }
 
 /// EINVAL when `r` cuts a mapping at either end (type1's check for v2
-/// unmaps and dirty bitmaps).
-pub(crate) fn check_not_bisected(inner: &mut Inner, r: &IovaRange) -> Result {
+/// unmaps and dirty bitmaps). Otherwise the start of the lowest mapping in
+/// `r` and whether devices hold pins in it, found on the way: an unmap
+/// needs no second tree walk to find it.
+pub(crate) fn check_not_bisected(inner: &mut Inner, r: &IovaRange) -> Result<Option<(u64, bool)>> {
     // The lowest mapping overlapping `r` is the one containing `r.start`,
     // if any; when it also reaches `r.end` (unmapping one whole mapping),
     // one tree walk answers both ends.
-    let Some(first) = inner.first_overlap_with(r, |_, dma| dma.range()) else {
-        return Ok(());
+    let Some((key, first, external)) =
+        inner.first_overlap_with(r, |key, dma| (key, dma.range(), dma.has_external_pins()))
+    else {
+        return Ok(None);
     };
     if first.start < r.start || (first.end > r.end && first.start <= r.end) {
         return Err(EINVAL);
     }
     if first.end >= r.end {
-        return Ok(());
+        return Ok(Some((key, external)));
     }
     match inner.mapping_at(r.end) {
         Some(m) if m.end != r.end => Err(EINVAL),
-        _ => Ok(()),
+        _ => Ok(Some((key, external))),
     }
 }

@@ -11,8 +11,8 @@
 use crate::bindings;
 use crate::domain::IommuDomain;
 use crate::iova::IovaRange;
-use crate::mm::Owner;
-use crate::pin::{self, PinBatch, PAGE_SHIFT};
+use crate::mm::{MmRef, MmUsers, Owner};
+use crate::pin::{self, Pfnmap, PinBatch, PAGE_SHIFT};
 use crate::revoke::{PfnRun, Revoker, Watch};
 use crate::runs::Run;
 use crate::unpin::unpin_runs;
@@ -214,7 +214,9 @@ impl Dma {
         let write = self.prot & PROT_WRITE != 0;
         // No IOMMU mapping results, so PFNMAP needs no watch (and is refused
         // below: it has no struct page).
-        let run = batch.pin(&self.owner.mm, vaddr, iova, 1, write, true)?.1[0];
+        let run = batch
+            .pin(&self.owner.mm, vaddr, iova, 1, write, Pfnmap::Allow)?
+            .1[0];
         let pfn = run.pfn();
         let charge = !self.domain_pinned() && !run.reserved();
         if charge {
@@ -375,6 +377,64 @@ impl Dma {
         Ok(())
     }
 
+    // --- DMA owner change (owner_change.rs). ---
+
+    pub(crate) fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// Pages charged to the owner's `locked_vm` for this mapping.
+    pub(crate) fn locked_vm(&self) -> usize {
+        self.locked_vm
+    }
+
+    /// The key of the PFNMAP watch, for a mapping that has one.
+    pub(crate) fn watch_key(&self) -> Option<usize> {
+        self.watch.as_ref().map(|w| w.key())
+    }
+
+    /// Whether `[vaddr, vaddr + size)` of `mm` maps the memory this mapping
+    /// holds, so that it can be the mapping's address from now on: no
+    /// private anonymous memory (EOPNOTSUPP), writable when the mapping is
+    /// and readable (EACCES), mapped (EFAULT), and every pinned page and
+    /// PFNMAP pfn the same (EXDEV). The new range is pinned short-term to
+    /// be compared and released again. A mapping that pinned nothing (no
+    /// IOMMU domain yet) is compared through its emulated-IOMMU pins, and
+    /// when it has none there is nothing to compare.
+    pub(crate) fn check_same_memory(&self, mm: &MmRef, vaddr: u64) -> Result {
+        let write = self.prot & PROT_WRITE != 0;
+        check_vmas(mm, vaddr, self.size(), write)?;
+        let runs = self.runs.as_slice();
+        if runs.is_empty() {
+            for (iova, v) in self.vpfns.iter() {
+                let at = vaddr + (iova - self.range.start);
+                let expect = Run::new(*iova, v.pfn, 1, pin::pfn_is_reserved(v.pfn));
+                compare_range(mm, at, *iova, 1, write, core::slice::from_ref(&expect))?;
+            }
+            return Ok(());
+        }
+        compare_range(
+            mm,
+            vaddr,
+            self.range.start,
+            self.size() >> PAGE_SHIFT,
+            write,
+            runs,
+        )
+    }
+
+    /// Makes `owner` the mapping's owner and `vaddr` its address (valid
+    /// again if it was invalidated), with `watch` (already holding the
+    /// PFNMAP state) replacing the old watch. The caller moved the charge.
+    pub(crate) fn set_owner(&mut self, owner: Owner, vaddr: u64, watch: Option<Watch>) {
+        self.owner = owner;
+        self.vaddr = vaddr;
+        self.vaddr_invalid = false;
+        if watch.is_some() {
+            self.watch = watch;
+        }
+    }
+
     pub(crate) fn range(&self) -> IovaRange {
         self.range
     }
@@ -400,7 +460,12 @@ impl Dma {
         let npages = self.size() >> PAGE_SHIFT;
         let mut batch = PinBatch::new(npages)?;
         let write = self.prot & PROT_WRITE != 0;
-        let pfnmap_ok = self.watch.is_some();
+        // A watch exists when the range was found to start in PFNMAP memory.
+        let pfnmap = if self.watch.is_some() {
+            Pfnmap::Expect
+        } else {
+            Pfnmap::Refuse
+        };
         let mut pending = Pending::default();
         // The run still growing: pinned, in no list, maybe continued by the
         // next batch.
@@ -417,7 +482,7 @@ impl Dma {
             let want = usize::try_from(npages - done).unwrap_or(usize::MAX);
             let vaddr = self.vaddr + (done << PAGE_SHIFT);
             let iova = self.range.start + (done << PAGE_SHIFT);
-            let (got, runs) = match batch.pin(&self.owner.mm, vaddr, iova, want, write, pfnmap_ok) {
+            let (got, runs) = match batch.pin(&self.owner.mm, vaddr, iova, want, write, pfnmap) {
                 Ok(pinned) => pinned,
                 Err(e) => break Err(e),
             };
@@ -727,4 +792,84 @@ impl Drop for Dma {
             );
         }
     }
+}
+
+/// Checks the vmas over `[vaddr, vaddr + size)` of `mm` for
+/// [`Dma::check_same_memory`].
+fn check_vmas(mm: &MmRef, vaddr: u64, size: u64, write: bool) -> Result {
+    let users = MmUsers::get(mm).ok_or(EFAULT)?;
+    let lock = users.read_lock();
+    let end = vaddr.checked_add(size).ok_or(EINVAL)?;
+    let mut addr = lock.untagged(vaddr);
+    let end = addr + (end - vaddr);
+    while addr < end {
+        let vma = lock.vma(addr).ok_or(EFAULT)?;
+        if vma.is_private_anon() {
+            return Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)));
+        }
+        let flags = vma.flags();
+        if flags & bindings::VM_READ as u64 == 0
+            || (write && flags & bindings::VM_WRITE as u64 == 0)
+        {
+            return Err(EACCES);
+        }
+        addr = vma.end();
+    }
+    Ok(())
+}
+
+/// Pins `npages` pages of `mm` at `vaddr` short-term, a batch at a time,
+/// and checks that they are the pages `expect` (runs from `iova` on, in
+/// IOVA order) names, then releases them: EXDEV on the first difference.
+fn compare_range(
+    mm: &MmRef,
+    vaddr: u64,
+    iova: u64,
+    npages: u64,
+    write: bool,
+    expect: &[Run],
+) -> Result {
+    let mut batch = PinBatch::new(npages)?;
+    let mut cursor = 0;
+    let mut done = 0;
+    while done < npages {
+        let want = usize::try_from(npages - done).unwrap_or(usize::MAX);
+        let at = iova + (done << PAGE_SHIFT);
+        let (got, runs) = batch.pin_as(
+            mm,
+            vaddr + (done << PAGE_SHIFT),
+            at,
+            want,
+            write,
+            Pfnmap::Allow,
+            false,
+        )?;
+        let same = runs.iter().all(|r| same_pages(r, expect, &mut cursor));
+        // SAFETY: pinned just now by this function, mapped nowhere.
+        unsafe { unpin_runs(runs, false) };
+        if !same {
+            return Err(EXDEV);
+        }
+        done += got as u64;
+    }
+    Ok(())
+}
+
+/// Whether every page of `run` is the page `expect` has at its IOVA.
+/// `cursor` walks `expect` forward (runs are compared in IOVA order).
+fn same_pages(run: &Run, expect: &[Run], cursor: &mut usize) -> bool {
+    (0..run.npages()).all(|p| {
+        let iova = run.iova() + (p << PAGE_SHIFT);
+        while expect
+            .get(*cursor)
+            .is_some_and(|e| e.iova() + e.bytes() <= iova)
+        {
+            *cursor += 1;
+        }
+        expect.get(*cursor).is_some_and(|e| {
+            e.iova() <= iova
+                && e.reserved() == run.reserved()
+                && e.pfn() + ((iova - e.iova()) >> PAGE_SHIFT) == run.pfn() + p
+        })
+    })
 }

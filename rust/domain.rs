@@ -5,7 +5,9 @@
 //! `iommu_map()`/`iommu_unmap()` and reserved-region queries.
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use crate::iova::IovaRange;
+use crate::pin::PAGE_SHIFT;
 use crate::rcu;
 use crate::runs::Run;
 use crate::sg_map;
@@ -255,8 +257,11 @@ impl IommuDomain {
     /// The memory of every run must stay valid for device access until it
     /// is unmapped again (pinned pages, or MMIO owned by the caller).
     pub(crate) unsafe fn map_runs(&self, runs: &[Run], prot: i32) -> Result {
+        let pages = runs.iter().map(|r| r.npages()).sum();
         // SAFETY: the caller's contract.
-        unsafe { sg_map::map_runs(self, runs, prot) }
+        timed(Stat::IommuMap, pages, || unsafe {
+            sg_map::map_runs(self, runs, prot)
+        })
     }
 
     /// `iommu_map()` of `[paddr, paddr + size)` at `iova`, `IOMMU_CACHE`
@@ -312,9 +317,11 @@ impl IommuDomain {
 
     /// Unmaps `[iova, iova + size)`; returns how many bytes were unmapped.
     pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
-        // SAFETY: the domain is valid. Unmapping ranges that are not mapped
-        // is harmless: the IOMMU core stops at the first hole.
-        unsafe { bindings::iommu_unmap(self.ptr, iova as _, size as _) as u64 }
+        timed(Stat::IommuUnmap, size >> PAGE_SHIFT, || {
+            // SAFETY: the domain is valid. Unmapping ranges that are not
+            // mapped is harmless: the IOMMU core stops at the first hole.
+            unsafe { bindings::iommu_unmap(self.ptr, iova as _, size as _) as u64 }
+        })
     }
 }
 
@@ -352,6 +359,7 @@ impl DomainRef {
     /// device access until it is unmapped again.
     pub(crate) unsafe fn map_atomic(&self, iova: u64, paddr: u64, size: u64, prot: i32) -> Result {
         let prot = prot | bindings::IOMMU_CACHE;
+        // Not timed on its own: the revoker's publish is (instrument.rs).
         // SAFETY: guaranteed by the caller.
         to_result(unsafe { bindings::rvfio_domain_map_atomic(self.0, iova, paddr, size, prot) })
     }
@@ -362,8 +370,10 @@ impl DomainRef {
     ///
     /// The domain is alive.
     pub(crate) unsafe fn unmap(&self, iova: u64, size: u64) -> u64 {
-        // SAFETY: guaranteed by the caller.
-        unsafe { bindings::iommu_unmap(self.0, iova as _, size as _) as u64 }
+        timed(Stat::IommuUnmap, size >> PAGE_SHIFT, || {
+            // SAFETY: guaranteed by the caller.
+            unsafe { bindings::iommu_unmap(self.0, iova as _, size as _) as u64 }
+        })
     }
 }
 

@@ -19,14 +19,20 @@
  *    eventfd_signal(), access_ok(), rlimit(), GFP_ATOMIC, ERR_PTR decoding;
  *    and field reads of structures bindgen only sees as opaque
  *    (struct iommu_domain, vm_area_struct, vfio_device ops).
- * 5. Loops that are pure mechanism, no decisions:
+ * 5. Loops that are pure mechanism, no decisions, each over a batch Rust
+ *    chose, because a call into C per page costs more than the page's own
+ *    work under the emulated CPUs this is measured on (the A/B table in
+ *    bench/results/2026-12-06-notes.md):
+ *    - rvfio_pages_to_stretches(): pinned pages into folio stretches
+ *      (rust/runs.rs makes the runs);
+ *    - rvfio_follow_pfnmap_range(): a PFNMAP range's pfns, pte by pte or
+ *      leaf by leaf, stopping where rust/pfnmap.rs must decide (absent,
+ *      read-only, ordinary memory);
  *    - rvfio_group_resv_regions(): walks and frees the list
  *      iommu_get_group_resv_regions() returns (list_for_each_entry_safe()
  *      is a macro over struct iommu_resv_region's embedded list head);
  *    - rvfio_unpin_pfn_array() and the pin_pages shim of (1): pfn_to_page()
- *      over a batch Rust chose (then, for the first, one
- *      unpin_user_pages_dirty_lock()). A call into C per page would cost
- *      about as much as the unpin itself for fragmented memory.
+ *      over a batch (then, for the first, one unpin_user_pages_dirty_lock()).
  *
  * Exported functions that are not inline (pin_user_pages_fast(),
  * fixup_user_fault(), iommu_map_sg(), __account_locked_vm(),
@@ -248,6 +254,16 @@ bool rvfio_capable_ipc_lock(void)
 	return capable(CAP_IPC_LOCK);
 }
 
+void rvfio_mmgrab(struct mm_struct *mm)
+{
+	mmgrab(mm);
+}
+
+void rvfio_task_get(struct task_struct *task)
+{
+	get_task_struct(task);
+}
+
 struct mm_struct *rvfio_current_mm(void)
 {
 	return current->mm;
@@ -312,23 +328,47 @@ unsigned long rvfio_vma_end(struct vm_area_struct *vma)
 	return vma->vm_end;
 }
 
-int rvfio_follow_pfnmap(struct vm_area_struct *vma, unsigned long addr,
-			u64 *pfn, bool *writable, bool *pte_level)
+bool rvfio_vma_is_anonymous(struct vm_area_struct *vma)
 {
-	struct follow_pfnmap_args args = { .vma = vma, .address = addr };
-	int ret = follow_pfnmap_start(&args);
+	return vma_is_anonymous(vma);
+}
 
-	if (ret)
-		return ret;
-	*pfn = args.pfn;
-	*writable = args.writable;
-	/*
-	 * 6.12 tells a PMD or PUD leaf from a pte only through the internal
-	 * ptep (NULL above the pte level); 6.15 added addr_mask for this.
-	 */
-	*pte_level = args.ptep != NULL;
-	follow_pfnmap_end(&args);
-	return 0;
+long rvfio_follow_pfnmap_range(struct vm_area_struct *vma, unsigned long addr,
+			       unsigned long end, bool write, u64 *pfns,
+			       long max, int *stop)
+{
+	unsigned long pfn, leaf_end;
+	long i = 0;
+
+	*stop = RVFIO_FOLLOW_DONE;
+	while (i < max && addr < end) {
+		struct follow_pfnmap_args args = { .vma = vma, .address = addr };
+
+		if (follow_pfnmap_start(&args)) {
+			*stop = RVFIO_FOLLOW_ABSENT;
+			break;
+		}
+		pfn = args.pfn;
+		/*
+		 * 6.12 tells a PMD or PUD leaf from a pte only through the
+		 * internal ptep (NULL above the pte level); 6.15 added
+		 * addr_mask for this. A PUD leaf is taken PMD by PMD.
+		 */
+		leaf_end = args.ptep ? addr + PAGE_SIZE :
+				       ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
+		if (write && !args.writable)
+			*stop = RVFIO_FOLLOW_READONLY;
+		else if (!rvfio_pfn_is_reserved(pfn))
+			*stop = RVFIO_FOLLOW_RAM;
+		follow_pfnmap_end(&args);
+		if (*stop)
+			break;
+		do {
+			pfns[i++] = pfn++;
+			addr += PAGE_SIZE;
+		} while (i < max && addr < leaf_end && addr < end);
+	}
+	return i;
 }
 
 /* --- 4. Pages. --- */
@@ -345,24 +385,33 @@ bool rvfio_pfn_is_reserved(u64 pfn)
 	return true;
 }
 
-u64 rvfio_page_desc(struct page *page, bool *reserved, u64 *folio_left)
+long rvfio_pages_to_stretches(struct page **pages, long n,
+			      struct rvfio_stretch *out)
 {
-	struct folio *folio = page_folio(page);
+	long i = 0, k = 0;
 
-	if (folio_test_large(folio)) {
-		*reserved = false;
-		*folio_left = folio_nr_pages(folio) - folio_page_idx(folio, page);
-	} else {
-		*reserved = PageReserved(page);
-		*folio_left = 1;
+	while (i < n) {
+		struct page *page = pages[i];
+		struct folio *folio = page_folio(page);
+		long len = 1, left;
+
+		out[k].pfn = page_to_pfn(page);
+		if (folio_test_large(folio)) {
+			out[k].reserved = false;
+			left = folio_nr_pages(folio) - folio_page_idx(folio, page);
+			while (len < left && i + len < n &&
+			       pages[i + len] == nth_page(page, len))
+				len++;
+		} else {
+			out[k].reserved = PageReserved(page);
+		}
+		out[k].npages = len;
+		k++;
+		i += len;
 	}
-	return page_to_pfn(page);
+	return k;
 }
 
-/* rust/runs.rs compares struct page pointers (STRUCT_PAGE_SIZE apart). */
-#ifndef CONFIG_SPARSEMEM_VMEMMAP
-#error "nth_page() is pointer arithmetic only with SPARSEMEM_VMEMMAP"
-#endif
 
 void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty)
 {

@@ -94,6 +94,9 @@ void rvfio_mm_drop(struct mm_struct *mm);
 struct task_struct *rvfio_current_leader_get(void);
 void rvfio_task_put(struct task_struct *task);
 bool rvfio_capable_ipc_lock(void);
+/* mmgrab() and get_task_struct(): one more reference. */
+void rvfio_mmgrab(struct mm_struct *mm);
+void rvfio_task_get(struct task_struct *task);
 /* current->mm, no reference taken (NULL in a kernel thread). */
 struct mm_struct *rvfio_current_mm(void);
 /* mmget_not_zero(); mmput() is exported and called directly. */
@@ -117,25 +120,50 @@ struct vm_area_struct *rvfio_vma_lookup(struct mm_struct *mm,
 					unsigned long addr);
 unsigned long rvfio_vma_flags(struct vm_area_struct *vma);
 unsigned long rvfio_vma_end(struct vm_area_struct *vma);
+/* vma_is_anonymous(): no vm_ops (private anonymous memory, not shmem). */
+bool rvfio_vma_is_anonymous(struct vm_area_struct *vma);
 /*
- * follow_pfnmap_start() + follow_pfnmap_end() on @addr of @vma: the pfn,
- * whether the pte allows writes, and whether it was found at the pte level
- * (false: a PMD or PUD leaf). 0 or -errno (nothing mapped there).
+ * Mechanism loop for rust/pfnmap.rs (which decides what to refuse, fault
+ * in and retry): the pfns mapped at @addr, @addr + PAGE_SIZE, ... of the
+ * VM_PFNMAP vma @vma, under the mmap lock, up to @end and at most @max of
+ * them, into @pfns. follow_pfnmap_start()/_end() per pte; inside a PMD or
+ * PUD leaf the pfns are filled without a walk per page. Stops early where
+ * nothing is mapped (RVFIO_FOLLOW_ABSENT), at a read-only pte when @write
+ * (RVFIO_FOLLOW_READONLY) or at a pfn of ordinary memory, which type1
+ * refuses in a PFNMAP range (RVFIO_FOLLOW_RAM); *@stop says why, or
+ * RVFIO_FOLLOW_DONE. Returns the number of pfns stored.
  */
-int rvfio_follow_pfnmap(struct vm_area_struct *vma, unsigned long addr,
-			u64 *pfn, bool *writable, bool *pte_level);
+#define RVFIO_FOLLOW_DONE	0
+#define RVFIO_FOLLOW_ABSENT	1
+#define RVFIO_FOLLOW_READONLY	2
+#define RVFIO_FOLLOW_RAM	3
+long rvfio_follow_pfnmap_range(struct vm_area_struct *vma, unsigned long addr,
+			       unsigned long end, bool write, u64 *pfns,
+			       long max, int *stop);
 
 /* --- Pages (struct page helpers are static inline). --- */
 /* pfn_valid(): backed by a struct page. */
 bool rvfio_pfn_valid(u64 pfn);
 /* type1's is_invalid_reserved_pfn(): MMIO or PageReserved. */
 bool rvfio_pfn_is_reserved(u64 pfn);
+/* One stretch of a pinned batch (rust/runs.rs `Stretch`): physically
+ * contiguous pages of one folio, in the batch's order. */
+struct rvfio_stretch {
+	u64 pfn;
+	u32 npages;
+	/* PageReserved (the zero page): neither pinned nor charged. */
+	bool reserved;
+};
 /*
- * A pinned page's pfn, whether it is PageReserved, and how many pages of
- * its folio start at it (1 for a small folio). Reads the page's own struct
- * and its folio's head, nothing else.
+ * Mechanism loop for rust/runs.rs (which decides what becomes a run):
+ * describes the @n pinned pages of @pages as stretches into @out (room for
+ * @n) and returns their number. The pages of a large folio (THP, hugetlb)
+ * that follow each other in order are one stretch, found without reading
+ * their struct pages (with SPARSEMEM_VMEMMAP, nth_page() is page + n);
+ * each small page is a stretch of its own.
  */
-u64 rvfio_page_desc(struct page *page, bool *reserved, u64 *folio_left);
+long rvfio_pages_to_stretches(struct page **pages, long n,
+			      struct rvfio_stretch *out);
 /* unpin_user_page_range_dirty_lock(pfn_to_page(@pfn), ...). */
 void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty);
 /*

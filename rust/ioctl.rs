@@ -7,8 +7,9 @@
 //! errno is the same, EINVAL, unless that memory is unreadable.)
 
 use crate::container::Container;
+use crate::instrument::{timed, Stat};
 use crate::uapi::*;
-use crate::{dirty_pages, fault_ioctl, get_info, map_dma, pfnmap_ioctl, unmap_dma};
+use crate::{dirty_pages, fault_ioctl, get_info, map_dma, owner_ioctl, pfnmap_ioctl, unmap_dma};
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
 use kernel::types::FromBytes;
@@ -43,6 +44,8 @@ pub(crate) fn check_extension(container: Option<&Container>, ext: u64) -> isize 
         RVFIO_PFNMAP_REVOKE => 1,
         // DMA faults in a ring user space maps (faults.rs).
         RVFIO_FAULT_RING => 1,
+        // One call moves every mapping to the caller (owner_change.rs).
+        RVFIO_DMA_OWNER => 1,
         _ => 0,
     }
 }
@@ -52,12 +55,17 @@ pub(crate) fn dispatch(container: &Container, cmd: u32, arg: usize) -> Result<is
     match cmd {
         VFIO_CHECK_EXTENSION => Ok(check_extension(Some(container), arg as u64)),
         VFIO_IOMMU_GET_INFO => get_info::get_info(container, arg).map(|()| 0),
-        VFIO_IOMMU_MAP_DMA => map_dma::map_dma(container, arg).map(|()| 0),
-        VFIO_IOMMU_UNMAP_DMA => unmap_dma::unmap_dma(container, arg).map(|()| 0),
+        VFIO_IOMMU_MAP_DMA => {
+            timed(Stat::IoctlMap, 0, || map_dma::map_dma(container, arg)).map(|()| 0)
+        }
+        VFIO_IOMMU_UNMAP_DMA => {
+            timed(Stat::IoctlUnmap, 0, || unmap_dma::unmap_dma(container, arg)).map(|()| 0)
+        }
         VFIO_IOMMU_DIRTY_PAGES => dirty_pages::dirty_pages(container, arg).map(|()| 0),
         RVFIO_IOMMU_DMA_QUERY => pfnmap_ioctl::dma_query(container, arg).map(|()| 0),
         RVFIO_IOMMU_REVOKE_EVENTFD => pfnmap_ioctl::revoke_eventfd(container, arg).map(|()| 0),
         RVFIO_IOMMU_FAULT_RING => fault_ioctl::create_ring(container, arg),
+        RVFIO_IOMMU_CHANGE_DMA_OWNER => owner_ioctl::change_dma_owner(container, arg).map(|()| 0),
         _ => Err(ENOTTY),
     }
 }

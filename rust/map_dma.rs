@@ -5,6 +5,7 @@
 
 use crate::container::Container;
 use crate::dma::{PROT_READ, PROT_WRITE};
+use crate::instrument::{timed, Stat};
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::mm::Owner;
@@ -13,7 +14,7 @@ use kernel::error::{code::*, Result};
 use kernel::uaccess::UserPtr;
 
 pub(crate) fn map_dma(container: &Container, arg: UserPtr) -> Result {
-    let map: DmaMap = read_fixed(arg)?;
+    let map: DmaMap = timed(Stat::MapArgs, 0, || read_fixed(arg))?;
     let mask = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
     if map.flags & !mask != 0 {
         return Err(EINVAL);
@@ -31,9 +32,9 @@ pub(crate) fn map_dma(container: &Container, arg: UserPtr) -> Result {
         return Err(EINVAL);
     }
 
-    let mut inner = container.lock();
+    let mut inner = timed(Stat::MapLock, 0, || container.lock());
     let range = iova::check_map(map.iova, map.vaddr, map.size, inner.min_pgsize()).ok_or(EINVAL)?;
-    let owner = Owner::current()?;
+    let owner = timed(Stat::Owner, 0, Owner::current)?;
     if set_vaddr {
         return inner.update_vaddr(&range, map.vaddr, owner);
     }

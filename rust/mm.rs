@@ -11,6 +11,7 @@
 //! [`Vma`] borrowed from it cannot outlive it.
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use kernel::error::{code::*, to_result, Result};
@@ -92,6 +93,22 @@ impl MmRef {
             unsafe { bindings::kthread_unuse_mm(self.ptr) };
         }
         result
+    }
+}
+
+impl Clone for MmRef {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference (type invariant), so the struct is
+        // alive; mmgrab() takes another.
+        unsafe { bindings::rvfio_mmgrab(self.ptr) };
+        // INVARIANT: the new value owns the reference taken just now.
+        Self { ptr: self.ptr }
+    }
+}
+
+impl PartialEq for MmRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr == other.ptr
     }
 }
 
@@ -237,12 +254,18 @@ pub(crate) struct Vma<'a> {
     _lock: PhantomData<&'a ()>,
 }
 
-/// What [`Vma::follow_pfnmap`] finds at one address.
-pub(crate) struct PfnmapPte {
-    pub(crate) pfn: u64,
-    pub(crate) writable: bool,
-    /// Found in a pte; false for a PMD or PUD leaf (a huge BAR mapping).
-    pub(crate) pte_level: bool,
+/// Why [`Vma::follow_pfnmap`] stopped before the end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FollowStop {
+    /// It reached the end, or filled the buffer.
+    Done,
+    /// Nothing is mapped at the next address (yet).
+    Absent,
+    /// The next pte is read-only and a writable lookup was asked for.
+    ReadOnly,
+    /// The next pfn is ordinary memory (it has a struct page and is not
+    /// PageReserved).
+    Ram,
 }
 
 impl Vma<'_> {
@@ -260,26 +283,47 @@ impl Vma<'_> {
         self.flags() & bindings::VM_PFNMAP as u64 != 0
     }
 
-    /// `follow_pfnmap_start()`/`_end()`: the pfn mapped at `addr`, if any
-    /// (an error when nothing is mapped there yet).
-    pub(crate) fn follow_pfnmap(&self, addr: u64) -> Result<PfnmapPte> {
-        let mut pte = PfnmapPte {
-            pfn: 0,
-            writable: false,
-            pte_level: true,
-        };
-        // SAFETY: a VM_PFNMAP or VM_IO vma (the callee checks) under the
-        // mmap lock; the out-pointers are valid.
-        to_result(unsafe {
-            bindings::rvfio_follow_pfnmap(
+    /// Private anonymous memory (`MAP_PRIVATE | MAP_ANONYMOUS`, the heap,
+    /// stacks): it belongs to this address space alone and does not
+    /// survive exec. Shared anonymous memory is shmem and not this.
+    pub(crate) fn is_private_anon(&self) -> bool {
+        // SAFETY: valid while the lock is held (type invariant).
+        let anon = unsafe { bindings::rvfio_vma_is_anonymous(self.ptr) };
+        anon && self.flags() & bindings::VM_SHARED as u64 == 0
+    }
+
+    /// The pfns mapped from `addr` on, page by page up to `end` and at most
+    /// `out.len()` of them (`rvfio_follow_pfnmap_range()`, in one call):
+    /// how many were found, and why it stopped.
+    pub(crate) fn follow_pfnmap(
+        &self,
+        addr: u64,
+        end: u64,
+        write: bool,
+        out: &mut [u64],
+    ) -> (usize, FollowStop) {
+        let mut stop = 0;
+        // SAFETY: a VM_PFNMAP vma under the mmap lock (the callee checks
+        // the vma type too); `out` has room for `out.len()` pfns.
+        let n = unsafe {
+            bindings::rvfio_follow_pfnmap_range(
                 self.ptr,
                 addr as _,
-                &mut pte.pfn,
-                &mut pte.writable,
-                &mut pte.pte_level,
+                end as _,
+                write,
+                out.as_mut_ptr(),
+                out.len() as _,
+                &mut stop,
             )
-        })?;
-        Ok(pte)
+        };
+        let n = usize::try_from(n).unwrap_or(0).min(out.len());
+        let stop = match stop as u32 {
+            bindings::RVFIO_FOLLOW_ABSENT => FollowStop::Absent,
+            bindings::RVFIO_FOLLOW_READONLY => FollowStop::ReadOnly,
+            bindings::RVFIO_FOLLOW_RAM => FollowStop::Ram,
+            _ => FollowStop::Done,
+        };
+        (n, stop)
     }
 }
 
@@ -307,6 +351,15 @@ impl TaskRef {
     }
 }
 
+impl Clone for TaskRef {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference (type invariant); take another.
+        unsafe { bindings::rvfio_task_get(self.ptr) };
+        // INVARIANT: the new value owns the reference taken just now.
+        Self { ptr: self.ptr }
+    }
+}
+
 impl Drop for TaskRef {
     fn drop(&mut self) {
         // SAFETY: by the type invariant we own one task reference.
@@ -315,6 +368,7 @@ impl Drop for TaskRef {
 }
 
 /// Who a mapping's pinned pages are charged to.
+#[derive(Clone)]
 pub(crate) struct Owner {
     pub(crate) mm: MmRef,
     pub(crate) task: TaskRef,
@@ -338,7 +392,9 @@ impl Owner {
     /// Charges `npages` to `locked_vm`: ENOMEM past RLIMIT_MEMLOCK (unless
     /// `lock_cap`), EINTR on a fatal signal, ESRCH when the mm is gone.
     pub(crate) fn charge(&self, npages: usize) -> Result {
-        let result = self.lock_acct(npages, true, self.lock_cap);
+        let result = timed(Stat::Charge, npages as u64, || {
+            self.lock_acct(npages, true, self.lock_cap)
+        });
         if result == Err(ENOMEM) {
             // SAFETY: no preconditions.
             let limit = unsafe { bindings::rvfio_current_memlock_limit() };
@@ -351,7 +407,9 @@ impl Owner {
     /// nothing to give back to, as in type1.
     pub(crate) fn uncharge(&self, npages: usize) {
         // A decrement never fails on the rlimit.
-        let _ = self.lock_acct(npages, false, true);
+        let _ = timed(Stat::Uncharge, npages as u64, || {
+            self.lock_acct(npages, false, true)
+        });
     }
 
     /// type1's `vfio_lock_acct()`: `__account_locked_vm()` under the mmap

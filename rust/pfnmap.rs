@@ -6,18 +6,14 @@
 //!
 //! type1 (`vaddr_get_pfns()`, `follow_fault_pfn()`) looks up one page per
 //! call after trying to pin it; rvfio looks up to a batch of pages of one
-//! vma per mmap-lock hold, and inside a PMD or PUD leaf fills the pfns
-//! without a page-table walk per page.
+//! vma per mmap-lock hold (glue.c's `rvfio_follow_pfnmap_range()` walks the
+//! ptes, and inside a PMD or PUD leaf fills the pfns without a page-table
+//! walk per page); this file decides what to refuse, fault in and retry.
 
 use crate::bindings;
-use crate::mm::{MmapRead, Vma};
-use crate::pin::{pfn_is_reserved, PAGE_SIZE};
+use crate::mm::{FollowStop, MmapRead, Vma};
+use crate::pin::PAGE_SIZE;
 use kernel::error::{code::*, Error, Result};
-
-/// Where a huge BAR leaf ends. 6.12 does not say whether a leaf above the
-/// pte level is a PMD or a PUD one (6.15 added `addr_mask`), so a PUD leaf
-/// is treated as PMD-sized pieces: correct, a walk per 2 MiB.
-const PMD_SIZE: u64 = bindings::PMD_SIZE as u64;
 
 /// What one look at a vma found.
 enum Scan {
@@ -76,39 +72,20 @@ pub(crate) fn lookup(
 /// `out`; advances `*addr` and `*i` past what it found.
 fn scan(vma: &Vma<'_>, addr: &mut u64, write: bool, out: &mut [u64], i: &mut usize) -> Scan {
     let flags = vma.flags();
-    let end = vma.end();
     // Honour the vma's permissions as GUP does for ordinary memory:
     // follow_pfnmap_start() finds ptes that mprotect(PROT_NONE) left in
     // place, and type1 would map them. No FOLL_FORCE-like bypass.
     if flags & bindings::VM_READ as u64 == 0 || (write && flags & bindings::VM_WRITE as u64 == 0) {
         return Scan::Failed(EFAULT);
     }
-    while *i < out.len() && *addr < end {
-        let Ok(pte) = vma.follow_pfnmap(*addr) else {
-            return Scan::Absent;
-        };
-        // type1 refuses a PFNMAP pfn backed by ordinary memory.
-        if (write && !pte.writable) || !pfn_is_reserved(pte.pfn) {
-            return Scan::Failed(EFAULT);
-        }
-        // A PMD or PUD leaf (vfio-pci's huge_fault installs them for
-        // aligned BAR mmaps) maps contiguous pfns: no need to look up the
-        // rest of the PMD.
-        let leaf_end = if pte.pte_level {
-            *addr + PAGE_SIZE
-        } else {
-            (*addr & !(PMD_SIZE - 1)) + PMD_SIZE
-        };
-        let mut pfn = pte.pfn;
-        loop {
-            out[*i] = pfn;
-            *i += 1;
-            pfn += 1;
-            *addr += PAGE_SIZE;
-            if *i == out.len() || *addr >= leaf_end || *addr >= end {
-                break;
-            }
-        }
+    let (n, stop) = vma.follow_pfnmap(*addr, vma.end(), write, &mut out[*i..]);
+    *i += n;
+    *addr += (n as u64) * PAGE_SIZE;
+    match stop {
+        FollowStop::Done => Scan::Done,
+        FollowStop::Absent => Scan::Absent,
+        // A read-only BAR for a writable mapping; type1 refuses a PFNMAP
+        // pfn backed by ordinary memory.
+        FollowStop::ReadOnly | FollowStop::Ram => Scan::Failed(EFAULT),
     }
-    Scan::Done
 }

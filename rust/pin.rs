@@ -5,9 +5,10 @@
 //! looked up as PFNMAP instead (`pfnmap.rs`).
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use crate::mm::{MmRef, MmUsers};
 use crate::pfnmap;
-use crate::runs::{self, PageDesc, Run};
+use crate::runs::{self, Run, Stretch};
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
 
@@ -48,19 +49,24 @@ pub(crate) unsafe fn unpin_run(run: &Run, dirty: bool) {
     }
 }
 
-/// Where a batch goes: pinned page pointers or PFNMAP pfns, and the runs
-/// they make.
+/// Where a batch goes: pinned page pointers or PFNMAP pfns, the folio
+/// stretches of the pages, and the runs they make.
 enum Buffers {
     /// Small maps: no allocation.
     Inline {
         pages: [u64; INLINE_PAGES],
+        stretches: [Stretch; INLINE_PAGES],
         runs: [Run; INLINE_PAGES],
     },
     Heap {
         pages: KVec<u64>,
+        stretches: KVec<Stretch>,
         runs: KVec<Run>,
     },
 }
+
+const _: () =
+    assert!(core::mem::size_of::<Stretch>() == core::mem::size_of::<bindings::rvfio_stretch>());
 
 /// A reusable buffer for [`PinBatch::pin`].
 pub(crate) struct PinBatch {
@@ -75,14 +81,21 @@ impl PinBatch {
         let bufs = if n <= INLINE_PAGES {
             Buffers::Inline {
                 pages: [0; INLINE_PAGES],
+                stretches: [Stretch::default(); INLINE_PAGES],
                 runs: [Run::default(); INLINE_PAGES],
             }
         } else {
             let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
             pages.extend_with(n, 0u64, GFP_KERNEL)?;
+            let mut stretches = KVec::with_capacity(n, GFP_KERNEL)?;
+            stretches.extend_with(n, Stretch::default(), GFP_KERNEL)?;
             let mut runs = KVec::with_capacity(n, GFP_KERNEL)?;
             runs.extend_with(n, Run::default(), GFP_KERNEL)?;
-            Buffers::Heap { pages, runs }
+            Buffers::Heap {
+                pages,
+                stretches,
+                runs,
+            }
         };
         Ok(Self { bufs })
     }
@@ -91,9 +104,8 @@ impl PinBatch {
     /// at `vaddr`, writable when `write`, to be mapped from `iova`. Returns
     /// how many pages were pinned (at least one) and the runs they form;
     /// the caller owns the pins and must release them with [`unpin_run`]
-    /// or `unpin::unpin_runs`. A VM_PFNMAP range gives reserved runs of its
-    /// (unpinned) pfns, up to the end of its vma, when `pfnmap_ok`, and
-    /// otherwise an error for which [`needs_watch`] is true. ENODEV when `mm` has exited.
+    /// or `unpin::unpin_runs`. What a VM_PFNMAP range gives depends on
+    /// `pfnmap` ([`Pfnmap`]). ENODEV when `mm` has exited.
     pub(crate) fn pin(
         &mut self,
         mm: &MmRef,
@@ -101,34 +113,81 @@ impl PinBatch {
         iova: u64,
         npages: usize,
         write: bool,
-        pfnmap_ok: bool,
+        pfnmap: Pfnmap,
     ) -> Result<(usize, &[Run])> {
-        let (pages, runs): (&mut [u64], &mut [Run]) = match &mut self.bufs {
-            Buffers::Inline { pages, runs } => (pages, runs),
-            Buffers::Heap { pages, runs } => (pages, runs),
-        };
+        self.pin_as(mm, vaddr, iova, npages, write, pfnmap, true)
+    }
+
+    /// [`PinBatch::pin`], or with `longterm` false a short-term pin (no
+    /// FOLL_LONGTERM: nothing is migrated), to look pages up and release
+    /// them again at once.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pin_as(
+        &mut self,
+        mm: &MmRef,
+        vaddr: u64,
+        iova: u64,
+        npages: usize,
+        write: bool,
+        pfnmap: Pfnmap,
+        longterm: bool,
+    ) -> Result<(usize, &[Run])> {
+        let (pages, stretches, runs): (&mut [u64], &mut [Stretch], &mut [Run]) =
+            match &mut self.bufs {
+                Buffers::Inline {
+                    pages,
+                    stretches,
+                    runs,
+                } => (pages, stretches, runs),
+                Buffers::Heap {
+                    pages,
+                    stretches,
+                    runs,
+                } => (pages, stretches, runs),
+            };
         let n = npages.min(pages.len());
         let pages = &mut pages[..n];
         let split = max_run_pages() == 1;
-        let (got, pfnmap) = pin_raw(mm, vaddr, write, pfnmap_ok, pages)?;
+        let (got, is_pfnmap) = timed(Stat::Pin, n as u64, || {
+            pin_raw(mm, vaddr, write, pfnmap, longterm, pages)
+        })?;
         let got = got.min(n);
         if got == 0 {
             return Err(EFAULT);
         }
-        let nruns = if pfnmap {
+        let nruns = if is_pfnmap {
             runs::from_pfns(&pages[..got], iova, split, runs)
         } else {
-            runs::from_pages(
-                &pages[..got],
-                iova,
-                split,
-                bindings::STRUCT_PAGE_SIZE as u64,
-                page_desc,
-                runs,
-            )
+            // SAFETY: `pages[..got]` are pages pinned just now; `stretches`
+            // has room for `got` entries (it is as long as `pages`), and
+            // `Stretch` is `struct rvfio_stretch` (same layout, checked).
+            let k = unsafe {
+                bindings::rvfio_pages_to_stretches(
+                    pages.as_mut_ptr().cast(),
+                    got as _,
+                    stretches.as_mut_ptr().cast(),
+                )
+            };
+            let k = usize::try_from(k).unwrap_or(0).min(got);
+            runs::from_stretches(&stretches[..k], iova, split, runs)
         };
         Ok((got, &runs[..nruns]))
     }
+}
+
+/// What [`PinBatch::pin`] does with a VM_PFNMAP range (another device's
+/// BAR), which has no pages to pin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pfnmap {
+    /// Fail with an error for which [`needs_watch`] is true: the caller
+    /// must watch the range before mapping it (`revoke.rs`).
+    Refuse,
+    /// Look its pfns up (up to the end of its vma) and give them as
+    /// reserved runs.
+    Allow,
+    /// As `Allow`, for a range known to start in PFNMAP memory: the GUP
+    /// fast path, which would only fail there, is not tried.
+    Expect,
 }
 
 /// Pins pages at `vaddr` of `mm` into `buf` as struct page pointers, or,
@@ -138,10 +197,14 @@ fn pin_raw(
     mm: &MmRef,
     vaddr: u64,
     write: bool,
-    pfnmap_ok: bool,
+    pfnmap: Pfnmap,
+    longterm: bool,
     buf: &mut [u64],
 ) -> Result<(usize, bool)> {
-    let mut flags = bindings::FOLL_LONGTERM;
+    let mut flags = 0;
+    if longterm {
+        flags |= bindings::FOLL_LONGTERM;
+    }
     if write {
         flags |= bindings::FOLL_WRITE;
     }
@@ -150,7 +213,7 @@ fn pin_raw(
     // page-table entry instead of walking page by page under the mmap lock.
     // Anything it cannot pin (a VM_PFNMAP range, an error) is sorted out
     // below with the lock held.
-    if mm.is_current() {
+    if mm.is_current() && pfnmap != Pfnmap::Expect {
         let n = i32::try_from(buf.len()).unwrap_or(i32::MAX);
         // SAFETY: `buf` has room for `n` page pointers (64 bits, as the C
         // side checks); the caller's own mm is alive while it runs.
@@ -168,7 +231,7 @@ fn pin_raw(
     // charged. Pinning stops where such a range begins.
     let addr = lock.untagged(vaddr);
     if lock.vma(addr).is_some_and(|v| v.is_pfnmap()) {
-        if !pfnmap_ok {
+        if pfnmap == Pfnmap::Refuse {
             return Err(Error::from_errno(NEEDS_WATCH));
         }
         let got = pfnmap::lookup(&mut lock, addr, write, buf)?;
@@ -179,19 +242,6 @@ fn pin_raw(
         return Err(EFAULT);
     }
     Ok((got, false))
-}
-
-/// `rvfio_page_desc()` for [`runs::from_pages`].
-fn page_desc(page: u64) -> PageDesc {
-    let mut reserved = false;
-    let mut folio_left = 1;
-    // SAFETY: `page` is a page pinned by the caller (it came from GUP).
-    let pfn = unsafe { bindings::rvfio_page_desc(page as _, &mut reserved, &mut folio_left) };
-    PageDesc {
-        pfn,
-        reserved,
-        folio_left,
-    }
 }
 
 /// True for pfns that are neither pinned nor charged: MMIO and reserved

@@ -27,6 +27,7 @@
 
 use crate::bindings;
 use crate::domain::DomainRef;
+use crate::instrument::{timed, Stat};
 use crate::mm::MmRef;
 use crate::pin::PAGE_SHIFT;
 use crate::watch::{IntervalNotifier, Invalidation};
@@ -215,6 +216,79 @@ impl Revoker {
     }
 }
 
+/// A watch on a mapping's new user range (DMA owner change), registered
+/// but not yet holding the mapping's state: [`Revoker::move_watches`] moves
+/// the old watch's state to it, or it is dropped and nothing changed.
+pub(crate) struct PreparedWatch {
+    notifier: IntervalNotifier,
+    node: RBTreeNodeReservation<usize, WatchState>,
+    vaddr: u64,
+    /// `read_begin()` before the new range was looked up.
+    seq: u64,
+}
+
+impl PreparedWatch {
+    /// Watches `[vaddr, vaddr + size)` of `mm`. Call before the new range
+    /// is looked up: an invalidation after this fails the move.
+    pub(crate) fn new(revoker: &Arc<Revoker>, mm: &MmRef, vaddr: u64, size: u64) -> Result<Self> {
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let notifier = IntervalNotifier::new(revoker.clone(), mm, vaddr, size)?;
+        let seq = notifier.read_begin();
+        Ok(Self {
+            notifier,
+            node,
+            vaddr,
+            seq,
+        })
+    }
+}
+
+impl Revoker {
+    /// The DMA owner change's commit for PFNMAP mappings: for every
+    /// `(old, new)`, the state of the watch with key `old` moves to `new`
+    /// (runs, revoked flags, whether they are mapped; nothing is unmapped or
+    /// mapped), all under one hold of the lock. When any new range was
+    /// invalidated since it was prepared, nothing moves and the error names
+    /// that pair (EAGAIN). The old watches then hold no state: dropping them
+    /// unmaps nothing.
+    pub(crate) fn move_watches(
+        &self,
+        moves: KVec<(usize, PreparedWatch)>,
+    ) -> core::result::Result<KVec<Watch>, (Error, Option<usize>)> {
+        // Allocated outside the lock (see the module comment).
+        let mut watches =
+            KVec::with_capacity(moves.len(), GFP_KERNEL).map_err(|_| (ENOMEM, None))?;
+        let mut guard = self.state.lock();
+        if let Some(i) = moves.iter().position(|(_, p)| p.notifier.read_retry(p.seq)) {
+            // The prepared notifiers are removed after the unlock: removal
+            // waits for a running callback, which takes the lock.
+            drop(guard);
+            drop(moves);
+            return Err((EAGAIN, Some(i)));
+        }
+        let st = &mut *guard;
+        for (old, p) in moves {
+            let key = p.notifier.key();
+            if let Some(mut ws) = st.watches.remove(&old) {
+                ws.vaddr = p.vaddr;
+                st.watches.insert(p.node.into_node(key, ws));
+            }
+            // INVARIANT: the state is held under the new notifier's key.
+            // `watches` has room for every pair (reserved above), so this
+            // push neither allocates nor fails (a failed push would drop
+            // the watch here, under the lock).
+            let _ = watches.push(
+                Watch {
+                    notifier: p.notifier,
+                },
+                GFP_NOWAIT,
+            );
+        }
+        drop(guard);
+        Ok(watches)
+    }
+}
+
 /// The watch on one mapping's user range.
 ///
 /// # Invariants
@@ -258,6 +332,11 @@ impl Watch {
         self.notifier.read_begin()
     }
 
+    /// Identifies the watch to [`Revoker::move_watches`].
+    pub(crate) fn key(&self) -> usize {
+        self.notifier.key()
+    }
+
     /// Maps `runs` into every domain unless the range was invalidated since
     /// `seq` (then returns false and maps nothing: look up again).
     pub(crate) fn publish(
@@ -265,6 +344,10 @@ impl Watch {
         seq: u64,
         runs: impl Iterator<Item = PfnRun> + Clone,
     ) -> Result<bool> {
+        timed(Stat::Publish, 0, || self.publish_inner(seq, runs))
+    }
+
+    fn publish_inner(&self, seq: u64, runs: impl Iterator<Item = PfnRun> + Clone) -> Result<bool> {
         let mut watched = KVec::with_capacity(runs.clone().count(), GFP_KERNEL)?;
         for run in runs {
             // Capacity is there: no allocation.

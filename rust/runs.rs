@@ -3,8 +3,10 @@
 //! Runs: how a batch of pinned pages, or of looked-up PFNMAP pfns, becomes
 //! the physically contiguous pieces a mapping is made of and mapped as.
 //!
-//! Pure logic, also built and tested on the host (`rust/host`): the caller
-//! describes each page through a callback, so no struct page is read here.
+//! Pure logic, also built and tested on the host (`rust/host`): the C side
+//! describes a pinned batch as folio stretches (`rvfio_pages_to_stretches()`,
+//! a loop that reads one struct page per folio), this file decides what
+//! becomes a run.
 
 /// `PAGE_SHIFT` of x86-64, the only architecture rvfio builds for (the
 /// module checks it against the kernel's at compile time).
@@ -66,13 +68,15 @@ impl Run {
     }
 }
 
-/// What the caller knows about a pinned page (`rvfio_page_desc()`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PageDesc {
+/// Physically contiguous pages of one folio in a pinned batch, as the C
+/// side describes them (`struct rvfio_stretch`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stretch {
     pub(crate) pfn: u64,
+    pub(crate) npages: u32,
+    /// PageReserved (the zero page): neither pinned nor charged.
     pub(crate) reserved: bool,
-    /// Pages of the page's folio from this page on (1 for a small folio).
-    pub(crate) folio_left: u64,
 }
 
 /// Builds the runs of one batch into `out`, from its first IOVA.
@@ -111,18 +115,14 @@ impl Builder<'_> {
     }
 }
 
-/// The runs of `pages`, pinned page pointers (as integers) to be mapped
-/// from `iova`, written to `out` (room for one run per page); returns their
-/// number. `desc` is asked once per stretch, never for the tail pages of a
-/// large folio that follow its head in order: those are recognised by their
-/// address (`page_size` apart, as `nth_page()` has them with
-/// SPARSEMEM_VMEMMAP), which is most of the cost saved for 2 MiB folios.
-pub(crate) fn from_pages(
-    pages: &[u64],
+/// The runs of a pinned batch described as `stretches` (in the batch's
+/// order), to be mapped from `iova`, written to `out` (room for one run per
+/// page); returns their number. Physically adjacent stretches of the same
+/// kind become one run, unless `split`.
+pub(crate) fn from_stretches(
+    stretches: &[Stretch],
     iova: u64,
     split: bool,
-    page_size: u64,
-    desc: impl Fn(u64) -> PageDesc,
     out: &mut [Run],
 ) -> usize {
     let mut b = Builder {
@@ -131,17 +131,8 @@ pub(crate) fn from_pages(
         iova,
         split,
     };
-    let mut i = 0;
-    while i < pages.len() {
-        let head = pages[i];
-        let d = desc(head);
-        let mut len: u64 = 1;
-        let left = d.folio_left.min((pages.len() - i) as u64);
-        while len < left && pages[i + len as usize] == head.wrapping_add(len * page_size) {
-            len += 1;
-        }
-        b.push(d.pfn, len, d.reserved);
-        i += len as usize;
+    for st in stretches {
+        b.push(st.pfn, st.npages as u64, st.reserved);
     }
     b.n
 }
@@ -172,45 +163,24 @@ pub(crate) fn from_pfns(pfns: &[u64], iova: u64, split: bool, out: &mut [Run]) -
 mod tests {
     use super::*;
 
-    const PS: u64 = 64;
-    const BASE: u64 = 0xffff_ea00_0000_0000;
-
-    /// A fake memory map: page pointer = BASE + pfn * PS; pfns listed in
-    /// `large` belong to 512-page folios starting at multiples of 512;
-    /// `reserved` pfns are PageReserved.
-    fn desc_of(large: &'static [u64], reserved: &'static [u64]) -> impl Fn(u64) -> PageDesc {
-        move |page| {
-            let pfn = (page - BASE) / PS;
-            let head = pfn & !511;
-            if large.contains(&head) {
-                PageDesc {
-                    pfn,
-                    reserved: false,
-                    folio_left: 512 - (pfn - head),
-                }
-            } else {
-                PageDesc {
-                    pfn,
-                    reserved: reserved.contains(&pfn),
-                    folio_left: 1,
-                }
-            }
+    fn st(pfn: u64, npages: u32, reserved: bool) -> Stretch {
+        Stretch {
+            pfn,
+            npages,
+            reserved,
         }
-    }
-
-    fn pages(pfns: &[u64]) -> [u64; 8] {
-        let mut out = [0; 8];
-        for (o, p) in out.iter_mut().zip(pfns) {
-            *o = BASE + p * PS;
-        }
-        out
     }
 
     #[test]
-    fn small_adjacent_pages_merge_and_gaps_split() {
-        let p = pages(&[10, 11, 12, 20, 21, 5]);
+    fn adjacent_stretches_merge_and_gaps_split() {
+        let s = [
+            st(10, 1, false),
+            st(11, 2, false),
+            st(20, 2, false),
+            st(5, 1, false),
+        ];
         let mut out = [Run::default(); 8];
-        let n = from_pages(&p[..6], 0x1000, false, PS, desc_of(&[], &[]), &mut out);
+        let n = from_stretches(&s, 0x1000, false, &mut out);
         assert_eq!(
             &out[..n],
             &[
@@ -222,10 +192,15 @@ mod tests {
     }
 
     #[test]
-    fn reserved_pages_are_their_own_runs() {
-        let p = pages(&[10, 11, 12, 13]);
+    fn reserved_stretches_are_their_own_runs() {
+        let s = [
+            st(10, 1, false),
+            st(11, 1, true),
+            st(12, 1, true),
+            st(13, 1, false),
+        ];
         let mut out = [Run::default(); 8];
-        let n = from_pages(&p[..4], 0, false, PS, desc_of(&[], &[11, 12]), &mut out);
+        let n = from_stretches(&s, 0, false, &mut out);
         assert_eq!(
             &out[..n],
             &[
@@ -237,28 +212,10 @@ mod tests {
     }
 
     #[test]
-    fn large_folio_asks_once_and_stops_at_its_end() {
-        use core::cell::Cell;
-        let asked = Cell::new(0);
-        let inner = desc_of(&[512], &[]);
-        let desc = |p| {
-            asked.set(asked.get() + 1);
-            inner(p)
-        };
-        // The last 3 pages of the folio at 512, then the next small page
-        // (physically adjacent: merged into the same run).
-        let p = pages(&[1021, 1022, 1023, 1024]);
-        let mut out = [Run::default(); 8];
-        let n = from_pages(&p[..4], 0, false, PS, desc, &mut out);
-        assert_eq!(&out[..n], &[Run::new(0, 1021, 4, false)]);
-        assert_eq!(asked.get(), 2);
-    }
-
-    #[test]
     fn split_gives_a_run_per_page() {
-        let p = pages(&[512, 513, 514]);
+        let s = [st(512, 3, false)];
         let mut out = [Run::default(); 8];
-        let n = from_pages(&p[..3], 0x10000, true, PS, desc_of(&[512], &[]), &mut out);
+        let n = from_stretches(&s, 0x10000, true, &mut out);
         assert_eq!(
             &out[..n],
             &[

@@ -8,7 +8,7 @@
 //!   attach_group, detach_group, the mdev ops) and the registration.
 //! - `ioctl.rs`: ioctl dispatch, CHECK_EXTENSION, argument reading.
 //! - `map_dma.rs`, `unmap_dma.rs`, `get_info.rs`, `dirty_pages.rs`,
-//!   `pfnmap_ioctl.rs`: one ioctl (or two) each.
+//!   `pfnmap_ioctl.rs`, `owner_ioctl.rs`: one ioctl (or two) each.
 //! - `container.rs`: per-container state (domains, groups, mappings).
 //! - `dma.rs`: one mapping and its pinned runs.
 //! - Pinning, from a user range to IOMMU mappings and back: `pin.rs` (which
@@ -20,11 +20,14 @@
 //! - `domain.rs`: IOMMU domains and groups; `vfio_device.rs`: registered
 //!   emulated-IOMMU devices; `emulated.rs`: the mdev pin/dma_rw path.
 //! - `revoke.rs`: PFNMAP revocation; `watch.rs`: the mmu interval notifier.
+//! - `owner_change.rs` (+ `owner_ioctl.rs`): the DMA owner change.
 //! - `user_bitmap.rs`: dirty bitmaps in user memory.
 //! - The fault ring: `fault_ioctl.rs` (RVFIO_IOMMU_FAULT_RING),
 //!   `faults.rs` (per container: the IOMMU fault handler, rvfio's own
 //!   translation faults, page requests), `fault_ring.rs` (the ring, its
 //!   memory and fd), `irq_lock.rs`, `rcu.rs`.
+//! - `instrument.rs`: timing for `make bench`'s analysis mode (compiled in
+//!   only with `--cfg rvfio_instrument`).
 //! - Pure logic, also tested on the host (`rust/host`): `iova.rs`,
 //!   `caps.rs`, `dirty.rs`, `runs.rs`, `ring.rs`.
 //! - `bindings.rs` + `glue.c`: the only places that touch C directly
@@ -45,11 +48,14 @@ mod fault_ioctl;
 mod fault_ring;
 mod faults;
 mod get_info;
+mod instrument;
 mod ioctl;
 mod iova;
 mod irq_lock;
 mod map_dma;
 mod mm;
+mod owner_change;
+mod owner_ioctl;
 mod pfnmap;
 mod pfnmap_ioctl;
 mod pin;

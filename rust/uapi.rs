@@ -24,7 +24,11 @@ pub(crate) const VFIO_IOMMU_DIRTY_PAGES: u32 = _IO(VFIO_TYPE, VFIO_BASE + 17);
 // rvfio's own (include/uapi/linux/rvfio.h).
 pub(crate) const RVFIO_IOMMU_DMA_QUERY: u32 = _IO(VFIO_TYPE, VFIO_BASE + 90);
 pub(crate) const RVFIO_IOMMU_REVOKE_EVENTFD: u32 = _IO(VFIO_TYPE, VFIO_BASE + 91);
+pub(crate) const RVFIO_IOMMU_CHANGE_DMA_OWNER: u32 = _IO(VFIO_TYPE, VFIO_BASE + 93);
 pub(crate) const RVFIO_PFNMAP_REVOKE: u64 = bindings::RVFIO_PFNMAP_REVOKE as u64;
+pub(crate) const RVFIO_DMA_OWNER: u64 = bindings::RVFIO_DMA_OWNER as u64;
+pub(crate) const RVFIO_DMA_OWNER_NO_ENTRY: u32 = bindings::RVFIO_DMA_OWNER_NO_ENTRY;
+pub(crate) const RVFIO_DMA_OWNER_MAX_ENTRIES: u32 = bindings::RVFIO_DMA_OWNER_MAX_ENTRIES;
 pub(crate) const RVFIO_DMA_QUERY_PFNMAP: u32 = bindings::RVFIO_DMA_QUERY_PFNMAP;
 pub(crate) const RVFIO_DMA_QUERY_REVOKED: u32 = bindings::RVFIO_DMA_QUERY_REVOKED;
 pub(crate) const RVFIO_IOMMU_FAULT_RING: u32 = _IO(VFIO_TYPE, VFIO_BASE + 92);
@@ -137,6 +141,25 @@ pub(crate) struct RevokeEventfd {
     pub(crate) revocations: u64,
 }
 
+/// `struct rvfio_change_dma_owner`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ChangeDmaOwner {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) count: u32,
+    pub(crate) failed: u32,
+    pub(crate) entries: u64,
+}
+
+/// `struct rvfio_dma_owner_entry`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct OwnerEntry {
+    pub(crate) iova: u64,
+    pub(crate) vaddr: u64,
+}
+
 // SAFETY: plain `repr(C)` integers with no padding (checked below): every
 // bit pattern is valid and every byte is initialised.
 unsafe impl FromBytes for DmaMap {}
@@ -166,6 +189,17 @@ unsafe impl FromBytes for RevokeEventfd {}
 // SAFETY: as above.
 unsafe impl AsBytes for RevokeEventfd {}
 
+// SAFETY: as above.
+unsafe impl FromBytes for ChangeDmaOwner {}
+// SAFETY: as above.
+unsafe impl AsBytes for ChangeDmaOwner {}
+// SAFETY: as above.
+unsafe impl FromBytes for OwnerEntry {}
+
+const _: () = assert!(size_of::<ChangeDmaOwner>() == size_of::<bindings::rvfio_change_dma_owner>());
+const _: () = assert!(size_of::<ChangeDmaOwner>() == 24);
+const _: () = assert!(size_of::<OwnerEntry>() == size_of::<bindings::rvfio_dma_owner_entry>());
+const _: () = assert!(size_of::<OwnerEntry>() == 16);
 const _: () = assert!(size_of::<DmaQuery>() == size_of::<bindings::rvfio_dma_query>());
 const _: () = assert!(size_of::<DmaQuery>() == 32);
 const _: () = assert!(size_of::<RevokeEventfd>() == size_of::<bindings::rvfio_revoke_eventfd>());

@@ -8,6 +8,7 @@
 use crate::container::Container;
 use crate::dirty_pages::check_not_bisected;
 use crate::emulated;
+use crate::instrument::{timed, Stat};
 use crate::ioctl::read_fixed;
 use crate::iova;
 use crate::uapi::*;
@@ -18,7 +19,7 @@ use kernel::prelude::*;
 use kernel::uaccess::{UserPtr, UserSlice};
 
 pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
-    let mut unmap: DmaUnmap = read_fixed(arg)?;
+    let mut unmap: DmaUnmap = timed(Stat::UnmapArgs, 0, || read_fixed(arg))?;
     let mask =
         VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_ALL;
     if unmap.flags & !mask != 0 {
@@ -43,7 +44,7 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     let invalidate = unmap.flags & VFIO_DMA_UNMAP_FLAG_VADDR != 0;
     let all = unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL != 0;
 
-    let mut inner = container.lock();
+    let mut inner = timed(Stat::UnmapLock, 0, || container.lock());
     // Devices of emulated-IOMMU groups could not follow the vaddr change.
     if invalidate && inner.has_emulated() {
         return Err(EBUSY);
@@ -56,8 +57,17 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
             return Err(EINVAL);
         }
     }
+    // v2: the lowest mapping in the range comes with the check, and the
+    // loop below starts from it without walking the tree again.
+    let mut first = None;
     if container.v2 && !all {
-        check_not_bisected(&mut inner, &range)?;
+        first = timed(Stat::UnmapTree, 0, || {
+            check_not_bisected(&mut inner, &range)
+        })?;
+        if first.is_none() {
+            drop(inner);
+            return write_size(arg, &mut unmap, 0);
+        }
     }
     if invalidate {
         // v1: nothing when the request starts inside a mapping (below).
@@ -73,8 +83,9 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
     let mut unmapped: u64 = 0;
     let mut last: Option<u64> = None;
     let mut retries = 0;
-    while let Some((key, external)) =
-        inner.first_overlap_with(&range, |key, dma| (key, dma.has_external_pins()))
+    while let Some((key, external)) = first
+        .take()
+        .or_else(|| inner.first_overlap_with(&range, |key, dma| (key, dma.has_external_pins())))
     {
         // v1: a request that starts inside a mapping unmaps nothing more
         // (success); one that covers a mapping's first IOVA removes the

@@ -5,6 +5,7 @@
 //! memory a batch per `unpin_user_pages_dirty_lock()` call.
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use crate::pin::unpin_run;
 use crate::runs::Run;
 use kernel::prelude::*;
@@ -19,6 +20,18 @@ const BATCH: usize = 512;
 ///
 /// As for [`unpin_run`], for every run.
 pub(crate) unsafe fn unpin_runs(runs: &[Run], dirty: bool) {
+    // SAFETY: the caller's contract.
+    timed(Stat::Unpin, runs.len() as u64, || unsafe {
+        unpin_runs_inner(runs, dirty)
+    })
+}
+
+/// [`unpin_runs`], untimed.
+///
+/// # Safety
+///
+/// As for [`unpin_runs`].
+unsafe fn unpin_runs_inner(runs: &[Run], dirty: bool) {
     // A buffer for the batches, allocated when the first stretch of
     // one-page runs shows up; without it, a call per run.
     let mut batch: Option<KVec<u64>> = None;
@@ -31,7 +44,13 @@ pub(crate) unsafe fn unpin_runs(runs: &[Run], dirty: bool) {
         match batch.as_mut() {
             Some(buf) if singles => {
                 // SAFETY: the caller's contract, for these runs.
-                i += unsafe { unpin_singles(&runs[i..], dirty, buf) };
+                let taken = unsafe { unpin_singles(&runs[i..], dirty, buf) };
+                if taken == 0 {
+                    // SAFETY: the caller's contract, for this run.
+                    unsafe { unpin_run(&runs[i], dirty) };
+                    i += 1;
+                }
+                i += taken;
             }
             _ => {
                 // SAFETY: the caller's contract, for this run.
@@ -49,41 +68,50 @@ pub(crate) unsafe fn unpin_runs(runs: &[Run], dirty: bool) {
 ///
 /// As for [`unpin_run`], for those runs.
 unsafe fn unpin_singles(runs: &[Run], dirty: bool, buf: &mut KVec<u64>) -> usize {
+    // One pass over the runs: their pfns go straight into the buffer's
+    // spare room (no per-run length checks), a batch at a time.
+    let room = buf.spare_capacity_mut();
+    let len = room.len().min(BATCH);
+    if len == 0 {
+        // Not reached: the buffer was allocated with room for BATCH.
+        return 0;
+    }
+    let room = &mut room[..len];
+    let mut k = 0;
     let mut taken = 0;
-    for run in runs.iter().take_while(|r| r.npages() == 1) {
+    for run in runs.iter() {
+        if run.npages() != 1 {
+            break;
+        }
         taken += 1;
         if run.reserved() {
             continue;
         }
-        // The capacity is there (flushed below at BATCH): no allocation.
-        if buf.push(run.pfn(), GFP_NOWAIT).is_err() {
-            // SAFETY: the caller's contract.
-            unsafe { unpin_run(run, dirty) };
-            continue;
-        }
-        if buf.len() == BATCH {
-            // SAFETY: the caller's contract.
-            unsafe { flush(buf, dirty) };
+        room[k].write(run.pfn());
+        k += 1;
+        if k == room.len() {
+            // SAFETY: `room[..k]` were written just now; the caller's
+            // contract for their pages.
+            unsafe { flush(room.as_mut_ptr().cast(), k, dirty) };
+            k = 0;
         }
     }
-    // SAFETY: the caller's contract.
-    unsafe { flush(buf, dirty) };
+    // SAFETY: as above.
+    unsafe { flush(room.as_mut_ptr().cast(), k, dirty) };
     taken
 }
 
-/// Unpins the pages whose pfns `buf` holds and empties it.
+/// Unpins the `n` pages whose pfns `pfns` holds.
 ///
 /// # Safety
 ///
-/// As for [`unpin_run`], for each of those pages.
-unsafe fn flush(buf: &mut KVec<u64>, dirty: bool) {
-    if buf.is_empty() {
+/// `pfns` points to `n` initialised pfns, of pages the caller may unpin
+/// (as for [`unpin_run`]); the C side overwrites them with page pointers.
+unsafe fn flush(pfns: *mut u64, n: usize, dirty: bool) {
+    if n == 0 {
         return;
     }
-    // SAFETY: `buf` holds `len` pfns of pages the caller may unpin; the C
-    // side turns them into page pointers in place, then unpins them.
-    unsafe { bindings::rvfio_unpin_pfn_array(buf.as_mut_ptr(), buf.len() as _, dirty) };
-    // SAFETY: shrinking to zero; `u64` has nothing to drop (and the C side
-    // overwrote the entries with page pointers).
-    unsafe { buf.set_len(0) };
+    // SAFETY: the caller's contract; the C side turns the pfns into page
+    // pointers in place, then unpins them.
+    unsafe { bindings::rvfio_unpin_pfn_array(pfns, n as _, dirty) };
 }

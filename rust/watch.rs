@@ -10,7 +10,9 @@
 //! from which the node is found again.
 
 use crate::bindings;
+use crate::instrument::{timed, Stat};
 use crate::mm::{MmRef, MmUsers};
+use crate::pin::PAGE_SHIFT;
 use crate::revoke::Revoker;
 use core::pin::Pin;
 use kernel::error::{code::*, to_result, Result};
@@ -47,6 +49,12 @@ impl IntervalNotifier {
     /// Watches `[start, start + len)` of `mm`; invalidations of the range
     /// go to `revoker`. ENODEV when `mm` has exited.
     pub(crate) fn new(revoker: Arc<Revoker>, mm: &MmRef, start: u64, len: u64) -> Result<Self> {
+        timed(Stat::WatchNew, len >> PAGE_SHIFT, || {
+            Self::insert(revoker, mm, start, len)
+        })
+    }
+
+    fn insert(revoker: Arc<Revoker>, mm: &MmRef, start: u64, len: u64) -> Result<Self> {
         let node = KBox::pin(
             Node {
                 mni: Opaque::new(Default::default()),
@@ -96,10 +104,12 @@ impl IntervalNotifier {
 
 impl Drop for IntervalNotifier {
     fn drop(&mut self) {
-        // SAFETY: inserted (type invariant), removed once. This waits for a
-        // running callback; afterwards none can reach the node, which is
-        // freed when `node` drops.
-        unsafe { bindings::mmu_interval_notifier_remove(self.node.mni.get()) };
+        timed(Stat::WatchDrop, 0, || {
+            // SAFETY: inserted (type invariant), removed once. This waits
+            // for a running callback; afterwards none can reach the node,
+            // which is freed when `node` drops.
+            unsafe { bindings::mmu_interval_notifier_remove(self.node.mni.get()) }
+        });
     }
 }
 

@@ -22,9 +22,11 @@
 #   HUGEPAGES [160]   2 MiB hugepages reserved at boot (MIB/2 needed)
 #   VM_TIMEOUT [900]  per VM; TSC_KHZ: guest TSC rate (default: from the host)
 #   BENCH_OUT [build/bench]   where everything of this run goes
-#   RVFIO_INSTRUMENT [] 1: with RVFIO_REV, time rvfio's C calls (a copy of
-#                     glue.c patched by bench/instrument_glue.py, built into
-#                     BENCH_OUT/module-instr); the log gets BENCH-STATS lines
+#   RVFIO_INSTRUMENT [] 1: with RVFIO_REV, time rvfio's map and unmap paths
+#                     (rust/instrument.rs, built with --cfg rvfio_instrument
+#                     into BENCH_OUT/module-instr; bench/instrument_glue.py adds
+#                     the bench_stats parameter to the copy's glue.c); the log
+#                     gets BENCH-STATS lines
 #   RVFIO_REV []      build rvfio.ko from this git revision (exported to
 #                     build/bench/rvfio-src) instead of the working tree, so
 #                     that uncommitted work in rust/ is not what gets measured
@@ -105,8 +107,11 @@ if [ -n "${RVFIO_REV:-}" ]; then
 		moddir="$out/module-instr"
 		rm -rf "$moddir"
 	fi
-	KDIR="$kdir" MODDIR="$moddir" SRC="$out/rvfio-src" "$top/scripts/build-module.sh"
-	echo "rvfio $rev (RVFIO_REV=$RVFIO_REV)" >"$out/rvfio-source"
+	flags=
+	[ "${RVFIO_INSTRUMENT:-}" = 1 ] && flags="--cfg rvfio_instrument"
+	KDIR="$kdir" MODDIR="$moddir" SRC="$out/rvfio-src" RVFIO_RUSTFLAGS="$flags" \
+		"$top/scripts/build-module.sh"
+	echo "rvfio $rev (RVFIO_REV=$RVFIO_REV${flags:+, instrumented})" >"$out/rvfio-source"
 else
 	KDIR="$kdir" MODDIR="$moddir" "$top/scripts/build-module.sh"
 	echo "rvfio working tree $(git -C "$top" describe --always --dirty 2>/dev/null)" \
@@ -192,6 +197,8 @@ boot() {
 	[ -n "${CASES:-}" ] && append+=" rvfio_bench.cases=$CASES"
 	# A boot that breaks before the bench finishes (a TCG hiccup) is
 	# retried, twice at most; its log is kept as .failN.
+	exec 7>"$vm_lock"
+	flock -n 7 || { say "waiting for another VM to finish"; flock 7; }
 	for try in 1 2 3; do
 		load0=$(cut -d' ' -f1 /proc/loadavg)
 		t0=$SECONDS
@@ -214,6 +221,7 @@ boot() {
 		grep -q '^BENCH-DONE' "$log" && break
 		[ "$try" = 3 ] || { say "round $round $backend: VM broke (qemu rc $rc), booting again"; mv "$log" "$log.fail$try"; }
 	done
+	exec 7>&-
 	local cases
 	cases=$(grep -c '^BENCH {' "$log" || true)
 	say "round $round $backend: $cases cases in $((SECONDS - t0))s (qemu rc $rc, $log)"
@@ -223,9 +231,9 @@ boot() {
 
 IFS=, read -ra backends <<<"$BENCH_BACKENDS"
 # One VM at a time on this machine, whatever boots it (scripts/vm.sh takes
-# the same lock): a second TCG VM would be measured too.
-exec 7>"${VM_LOCK:-/tmp/rvfio-vm.lock}"
-flock -n 7 || { say "waiting for another VM to finish"; flock 7; }
+# the same lock): a second TCG VM would be measured too. Taken per boot, so
+# that other users of the machine get their turn between boots.
+vm_lock=${VM_LOCK:-/tmp/rvfio-vm.lock}
 rm -f "$out"/vm-*.log "$out"/vm-*.log.fail*
 start=$SECONDS
 n=${#backends[@]}

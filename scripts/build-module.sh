@@ -6,6 +6,8 @@
 #   KDIR [build/kernel-debug]   MODDIR [build/module] (the mirror and output)
 #   SRC [the checkout]   where Kbuild and rust/ come from (make bench can build
 #                        a committed revision exported elsewhere)
+#   RVFIO_RUSTFLAGS []   extra rustc flags (make bench's analysis mode passes
+#                        --cfg rvfio_instrument, see rust/instrument.rs)
 # The module is built in build/module, a symlink mirror of Kbuild and rust/,
 # because 6.12's Kbuild writes objects next to the sources for M= builds.
 set -euo pipefail
@@ -35,7 +37,8 @@ export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 
 case "$mode" in
 build)
-	"${kmake[@]}" -j"$(nproc)" KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings modules
+	"${kmake[@]}" -j"$(nproc)" KCFLAGS=-Werror \
+		KRUSTFLAGS="-Dwarnings ${RVFIO_RUSTFLAGS:-}" modules
 	;;
 lint)
 	# Debian's rustfmt-web and rust-web-clippy (scripts/deps.sh), matching

@@ -9,6 +9,9 @@
 #                         boots); exit 1 iff failed > 0
 #   scripts/vm.sh run     run /samples/edu_dma against one backend, console shown
 #   scripts/vm.sh shell   interactive shell on the console (Ctrl-A x quits QEMU)
+#   scripts/vm.sh real-clients
+#                         only the real-clients boot (make real-clients; check
+#                         runs it as its third boot, see REAL_CLIENTS below)
 #
 # Environment:
 #   BACKENDS=a,b       check: backends in order (default rvfio,vfio_iommu_type1;
@@ -32,6 +35,14 @@
 #                      VM_LOG with "-nointremap" before ".log". It is skipped,
 #                      with a note, when the initramfs has no unsafe_intr_test
 #                      (SELFTESTS_DIR without it).
+#   REAL_CLIENTS=0|1   check: the real-clients boot (default 1): DPDK testpmd,
+#                      a vfio-ioctls client and QEMU's vfio-pci against each of
+#                      BACKENDS (scripts/real-clients.sh, guest side
+#                      scripts/guest-real-clients.sh); an e1000e on a
+#                      restricted user netdev, VM_MEM3 (default 2G), 128 2 MiB
+#                      hugepages, KMEMLEAK_SCANS3 (default 1) scans; console
+#                      log with "-realclients" before ".log", test ids
+#                      prefixed "realclients/"
 #   VM_MEM2=size       second boot's memory (default 1G)
 #   KMEMLEAK_SCANS2=n  second boot's kmemleak scans (default 1: ~20 s with 1G;
 #                      the EPERM unwind paths run only in this boot)
@@ -387,9 +398,9 @@ fi
 
 mode=${1:-}
 case "$mode" in
-check | run | shell) ;;
+check | run | shell | real-clients) ;;
 *)
-	echo "usage: $0 check|run|shell" >&2
+	echo "usage: $0 check|run|shell|real-clients" >&2
 	exit 2
 	;;
 esac
@@ -402,7 +413,7 @@ BACKENDS=${BACKENDS:-rvfio,vfio_iommu_type1}
 BACKEND=${BACKEND:-rvfio}
 needs_rvfio=no
 case "$mode" in
-check) [[ ",$BACKENDS," == *,rvfio,* ]] && needs_rvfio=yes ;;
+check | real-clients) [[ ",$BACKENDS," == *,rvfio,* ]] && needs_rvfio=yes ;;
 *) [ "$BACKEND" = rvfio ] && needs_rvfio=yes ;;
 esac
 if [ "$needs_rvfio" = yes ] && [ ! -f "$module" ]; then
@@ -503,6 +514,36 @@ if [ "$mode" = check ]; then
 	fi
 fi
 
+# The real-clients boot (check's third, or real-clients mode's only one):
+# real, unmodified VFIO clients from Debian's packages and crates.io against
+# each of BACKENDS, run by the guest init as /selftests/real_clients_test
+# (scripts/guest-real-clients.sh). Its own boot, not part of the main one:
+# its initramfs is the main one plus a 30 MB overlay (a Debian root with DPDK
+# and QEMU; scripts/real-clients.sh builds it, downloading only what its
+# cache lacks), it needs an e1000e and 256 MiB of 2 MiB hugepages, and it
+# measures pins and hugepages from a fresh boot. The boot itself (kernel to
+# init, kmemleak scan, log dump) costs about 25 s (Documentation/testing.rst).
+real_clients=no
+if [ "$mode" = real-clients ] || { [ "$mode" = check ] && [ "${REAL_CLIENTS:-1}" != 0 ]; }; then
+	real_clients=yes
+	rc_initrd="$build/initramfs-real-clients.cpio.gz"
+	"$top/scripts/real-clients.sh" initrd "$rc_initrd" "$initramfs" ||
+		die "building the real clients failed (scripts/real-clients.sh)"
+	if [ "$mode" = check ]; then log3=${log%.log}-realclients.log; else log3=$log; fi
+	append3="${base_append/rvfio.mode=$mode/rvfio.mode=check} rvfio.tests=real_clients_test"
+	append3+=" hugepagesz=2M hugepages=128 rvfio.intremap=on"
+	append3+=" rvfio.kmemleak_scans=${KMEMLEAK_SCANS3:-1} ${APPEND_EXTRA:-}"
+elif [ "$mode" = check ]; then
+	echo "vm.sh: note: real-clients boot off: REAL_CLIENTS=0"
+fi
+# qemu[] for it: the main boot's machine with the real-clients initramfs and
+# an e1000e (no option ROM) whose user netdev reaches nothing outside.
+real_clients_qemu() {
+	local initramfs=$rc_initrd
+	qemu_cmd "${VM_MEM3:-2G}" intel-iommu,intremap=on,caching-mode=on,eim=on "$append3"
+	qemu+=(-netdev user,id=rcnet,restrict=on -device e1000e,netdev=rcnet,romfile=)
+}
+
 # check's progress report: marker lines and guest "init:" lines, stamped
 # with host seconds since the start.
 progress() {
@@ -596,6 +637,18 @@ check)
 			"$log2" "$vm_timeout2"
 		boots+=(nointremap "$log2" "$qrc" "$boot_wall" "$vm_timeout2")
 	fi
+	if [ "$real_clients" = yes ]; then
+		vm_timeout3=${VM_TIMEOUT:-1200}
+		real_clients_qemu
+		check_boot "real-clients boot" "$log3" "$vm_timeout3"
+		boots+=(realclients "$log3" "$qrc" "$boot_wall" "$vm_timeout3")
+	fi
 	judge "$mode" "${boots[@]}"
+	;;
+real-clients)
+	vm_timeout3=${VM_TIMEOUT:-1200}
+	real_clients_qemu
+	check_boot "real-clients boot" "$log3" "$vm_timeout3"
+	judge check "$log3" "$qrc" "$boot_wall" "$vm_timeout3" "$BACKENDS"
 	;;
 esac

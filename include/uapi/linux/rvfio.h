@@ -295,5 +295,74 @@ struct rvfio_fault_response {
 #define RVFIO_FAULT_RESPONSE_INVALID	1
 #define RVFIO_FAULT_RESPONSE_FAILURE	2
 };
+ * DMA owner change, for live update.
+ *
+ * VFIO_CHECK_EXTENSION(RVFIO_DMA_OWNER) returns 1 when the container offers
+ * RVFIO_IOMMU_CHANGE_DMA_OWNER: one call that makes the calling process the
+ * owner of every mapping of the container, or changes nothing.
+ */
+#define RVFIO_DMA_OWNER			0x72760003
+
+/**
+ * struct rvfio_dma_owner_entry - one mapping and its address in the caller
+ * @iova:  start IOVA of a mapping of the container (as given to MAP_DMA)
+ * @vaddr: where the caller maps the same memory now
+ */
+struct rvfio_dma_owner_entry {
+	__aligned_u64	iova;
+	__aligned_u64	vaddr;
+};
+
+/**
+ * struct rvfio_change_dma_owner - argument of RVFIO_IOMMU_CHANGE_DMA_OWNER
+ * @argsz:     sizeof(struct rvfio_change_dma_owner) or more
+ * @flags:     in: 0
+ * @count:     in: number of entries at @entries, one for every mapping of
+ *             the container, in any order; at most
+ *             RVFIO_DMA_OWNER_MAX_ENTRIES
+ * @failed:    out: on error, the index of the entry that failed the call,
+ *             or RVFIO_DMA_OWNER_NO_ENTRY when no single entry is to blame
+ *             (@count, the limit, an allocation); on success
+ *             RVFIO_DMA_OWNER_NO_ENTRY
+ * @entries:   in: user pointer to @count struct rvfio_dma_owner_entry
+ *
+ * The caller becomes the owner of every mapping: later pinning (a group
+ * attached, emulated-IOMMU devices' pin_pages and dma_rw) uses its address
+ * space at the new @vaddr, the mappings' whole locked_vm charge moves to it
+ * (checked against its RLIMIT_MEMLOCK unless it has CAP_IPC_LOCK) and is
+ * taken off the old owners, the revocation watches of PFNMAP mappings move
+ * to the new ranges, and vaddrs invalidated with VFIO_DMA_UNMAP_FLAG_VADDR
+ * are valid again. The pages stay pinned and mapped throughout: DMA never
+ * stops. Each new range must map the very pages (or PFNMAP pfns) the mapping
+ * holds, writable if the mapping is: the call pins the new range to compare
+ * and releases those pins before it returns.
+ *
+ * Either everything happens or nothing does. Errors, with @failed:
+ *   EINVAL    short @argsz, non-zero @flags, @count not the number of
+ *             mappings (RVFIO_DMA_OWNER_NO_ENTRY; 0 with mappings present
+ *             too), a @vaddr that is not page aligned or whose range wraps
+ *   E2BIG     @count above RVFIO_DMA_OWNER_MAX_ENTRIES
+ *   EFAULT    @entries unreadable; a new range not mapped in the caller
+ *   ENOENT    no mapping starts at the entry's @iova
+ *   EEXIST    a second entry for the same mapping
+ *   EOPNOTSUPP the new range is private anonymous memory, which cannot be
+ *             the same memory in another process (use a memfd, shared
+ *             memory or hugetlbfs for memory that must survive exec)
+ *   EXDEV     the new range maps other pages than the mapping holds
+ *   EACCES    the new range is read-only and the mapping is writable
+ *   ENOMEM    past the caller's RLIMIT_MEMLOCK, or out of memory
+ *   EAGAIN    a new PFNMAP range changed while it was checked; retry
+ * With no mappings, @count 0 succeeds and changes nothing.
+ */
+struct rvfio_change_dma_owner {
+	__u32		argsz;
+	__u32		flags;
+	__u32		count;
+	__u32		failed;
+#define RVFIO_DMA_OWNER_NO_ENTRY	0xffffffffu
+#define RVFIO_DMA_OWNER_MAX_ENTRIES	(1u << 20)
+	__aligned_u64	entries;
+};
+#define RVFIO_IOMMU_CHANGE_DMA_OWNER	_IO(VFIO_TYPE, VFIO_BASE + 93)
 
 #endif /* _UAPI_LINUX_RVFIO_H */
