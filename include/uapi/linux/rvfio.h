@@ -295,6 +295,8 @@ struct rvfio_fault_response {
 #define RVFIO_FAULT_RESPONSE_INVALID	1
 #define RVFIO_FAULT_RESPONSE_FAILURE	2
 };
+
+/*
  * DMA owner change, for live update.
  *
  * VFIO_CHECK_EXTENSION(RVFIO_DMA_OWNER) returns 1 when the container offers
