@@ -10,6 +10,9 @@
 #                (make check runs the same boot as its last)
 #   make bench   map/unmap speed: rvfio vs type1 vs iommufd vs the floor, on the
 #                perf kernel, one fresh VM per backend (Documentation/bench.rst)
+#   make fuzz    one VM boot that runs only the ioctl fuzzer (selftests/fuzz_test.c),
+#                FUZZ_SECONDS per backend (default 600); FUZZ_SEED=S FUZZ_VARIANT=V
+#                re-run a seed it printed
 # Building blocks: deps, kernel, module (default), selftests, samples, lint,
 # host-test, vm-shell, clean.
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -19,7 +22,7 @@ MODDIR := $(BUILD)/module
 STAMP_DEPS := $(TOOLS)/deps.stamp
 
 .PHONY: all module deps kernel selftests samples initramfs check run vm-shell \
-	lint host-test clean bench real-clients
+	lint host-test clean bench real-clients fuzz
 
 all: module
 
@@ -57,6 +60,19 @@ run: initramfs
 
 vm-shell: initramfs
 	@$(TOP)/scripts/vm.sh shell
+
+# The fuzzer alone, longer than make check runs it: FUZZ_SECONDS per backend
+# (split between its one- and two-container variants), passed to the guest on
+# the kernel command line (rvfio.fuzz_seconds=, rvfio.fuzz_seed=); console in
+# build/vm-fuzz.log. BACKENDS= as for scripts/vm.sh.
+FUZZ_SECONDS ?= 600
+fuzz: initramfs
+	@SECOND_BOOT=0 TEST_TIMEOUT=$$(($(FUZZ_SECONDS) + 300)) \
+		VM_TIMEOUT=$$((2 * $(FUZZ_SECONDS) + 1200)) VM_LOG=$(BUILD)/vm-fuzz.log \
+		APPEND_EXTRA="rvfio.tests=fuzz_test rvfio.fuzz_seconds=$(FUZZ_SECONDS) \
+		$(if $(FUZZ_SEED),rvfio.fuzz_seed=$(FUZZ_SEED)) \
+		$(if $(FUZZ_VARIANT),rvfio.fuzz_variant=$(FUZZ_VARIANT)) $(APPEND_EXTRA)" \
+		$(TOP)/scripts/vm.sh check
 
 # Builds its own perf kernel, rvfio.ko, floor module and initramfs under
 # build/ (scripts/bench.sh); make check does not need any of it.

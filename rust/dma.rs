@@ -36,6 +36,9 @@ pub(crate) const PROT_WRITE: i32 = bindings::IOMMU_WRITE;
 /// MAP_DMA fails with ENOMEM and unpins everything.
 const FLUSH_PAGES: u64 = 8192;
 
+/// Runs [`RunList::reserve`] reserves at most (8 MiB of them).
+const RESERVE_MAX: usize = 1 << 18;
+
 /// A mapping's runs, in IOVA order. The single run of a small map is kept
 /// inline, without an allocation.
 enum RunList {
@@ -64,7 +67,9 @@ impl RunList {
     fn push(&mut self, run: Run) -> Result {
         match self {
             Self::Many(runs) if runs.capacity() == 0 => *self = Self::One(run),
-            Self::Many(runs) => runs.push(run, GFP_KERNEL)?,
+            // No allocation warning for a run list kvmalloc() cannot serve
+            // (past INT_MAX bytes): MAP_DMA fails with ENOMEM instead.
+            Self::Many(runs) => runs.push(run, GFP_KERNEL | __GFP_NOWARN)?,
             Self::One(first) => {
                 let mut runs = KVVec::with_capacity(4, GFP_KERNEL)?;
                 runs.push(*first, GFP_KERNEL)?;
@@ -78,14 +83,21 @@ impl RunList {
     /// Makes room for `additional` more runs, so that a large mapping's
     /// list is not copied over and over as it grows. Only a hint: when
     /// the allocation fails, pushes allocate as they go.
+    ///
+    /// Capped at [`RESERVE_MAX`] runs: a huge mapping's estimate could ask
+    /// for more than kvmalloc() serves (which WARNs past INT_MAX bytes);
+    /// beyond the cap the list grows as it is filled.
     fn reserve(&mut self, additional: usize) {
+        let additional = additional.min(RESERVE_MAX);
         match self {
             Self::Many(runs) => {
-                let _ = runs.reserve(additional, GFP_KERNEL);
+                let _ = runs.reserve(additional, GFP_KERNEL | __GFP_NOWARN);
             }
             Self::One(first) => {
                 let first = *first;
-                if let Ok(mut runs) = KVVec::with_capacity(additional + 1, GFP_KERNEL) {
+                if let Ok(mut runs) =
+                    KVVec::with_capacity(additional + 1, GFP_KERNEL | __GFP_NOWARN)
+                {
                     // The capacity is there: this push does not allocate.
                     if runs.push(first, GFP_KERNEL).is_ok() {
                         *self = Self::Many(runs);

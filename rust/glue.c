@@ -23,8 +23,9 @@
  *    chose, because a call into C per page costs more than the page's own
  *    work under the emulated CPUs this is measured on (the A/B table in
  *    bench/results/2026-12-06-notes.md):
- *    - rvfio_pages_to_stretches(): pinned pages into folio stretches
- *      (rust/runs.rs makes the runs);
+ *    - rvfio_pages_to_runs(): a pinned batch as physically contiguous runs
+ *      (one struct page read per folio); rust/runs.rs splits them when
+ *      disable_hugepages asks;
  *    - rvfio_follow_pfnmap_range(): a PFNMAP range's pfns, pte by pte or
  *      leaf by leaf, stopping where rust/pfnmap.rs must decide (absent,
  *      read-only, ordinary memory);
@@ -385,33 +386,41 @@ bool rvfio_pfn_is_reserved(u64 pfn)
 	return true;
 }
 
-long rvfio_pages_to_stretches(struct page **pages, long n,
-			      struct rvfio_stretch *out)
+long rvfio_pages_to_runs(struct page **pages, long n, u64 iova,
+			 struct rvfio_run *out)
 {
+	struct rvfio_run *r = NULL;
 	long i = 0, k = 0;
 
 	while (i < n) {
 		struct page *page = pages[i];
 		struct folio *folio = page_folio(page);
+		unsigned long pfn = page_to_pfn(page);
 		long len = 1, left;
+		bool reserved;
 
-		out[k].pfn = page_to_pfn(page);
 		if (folio_test_large(folio)) {
-			out[k].reserved = false;
+			reserved = false;
 			left = folio_nr_pages(folio) - folio_page_idx(folio, page);
 			while (len < left && i + len < n &&
 			       pages[i + len] == nth_page(page, len))
 				len++;
 		} else {
-			out[k].reserved = PageReserved(page);
+			reserved = PageReserved(page);
 		}
-		out[k].npages = len;
-		k++;
+		if (r && r->reserved == reserved && r->pfn + r->npages == pfn) {
+			r->npages += len;
+		} else {
+			r = &out[k++];
+			r->iova = iova + ((u64)i << PAGE_SHIFT);
+			r->pfn = pfn;
+			r->npages = len;
+			r->reserved = reserved;
+		}
 		i += len;
 	}
 	return k;
 }
-
 
 void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty)
 {

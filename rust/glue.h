@@ -146,24 +146,25 @@ long rvfio_follow_pfnmap_range(struct vm_area_struct *vma, unsigned long addr,
 bool rvfio_pfn_valid(u64 pfn);
 /* type1's is_invalid_reserved_pfn(): MMIO or PageReserved. */
 bool rvfio_pfn_is_reserved(u64 pfn);
-/* One stretch of a pinned batch (rust/runs.rs `Stretch`): physically
- * contiguous pages of one folio, in the batch's order. */
-struct rvfio_stretch {
+/* A physically contiguous piece of a mapping (rust/runs.rs `Run`). */
+struct rvfio_run {
+	u64 iova;
 	u64 pfn;
-	u32 npages;
-	/* PageReserved (the zero page): neither pinned nor charged. */
+	u64 npages;
+	/* PageReserved (the zero page), or PFNMAP: neither pinned nor charged. */
 	bool reserved;
 };
 /*
- * Mechanism loop for rust/runs.rs (which decides what becomes a run):
- * describes the @n pinned pages of @pages as stretches into @out (room for
- * @n) and returns their number. The pages of a large folio (THP, hugetlb)
- * that follow each other in order are one stretch, found without reading
- * their struct pages (with SPARSEMEM_VMEMMAP, nth_page() is page + n);
- * each small page is a stretch of its own.
+ * Mechanism loop for rust/runs.rs (which decides whether runs are split
+ * into pages, and what is charged): describes the @n pinned pages of
+ * @pages, mapped from @iova on, as maximal physically contiguous runs of
+ * one kind (reserved or not) into @out (room for @n) and returns their
+ * number. The pages of a large folio (THP, hugetlb) that follow each other
+ * in order are taken without reading their struct pages (with
+ * SPARSEMEM_VMEMMAP, nth_page() is page + n).
  */
-long rvfio_pages_to_stretches(struct page **pages, long n,
-			      struct rvfio_stretch *out);
+long rvfio_pages_to_runs(struct page **pages, long n, u64 iova,
+			 struct rvfio_run *out);
 /* unpin_user_page_range_dirty_lock(pfn_to_page(@pfn), ...). */
 void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty);
 /*

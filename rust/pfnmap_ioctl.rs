@@ -46,8 +46,15 @@ pub(crate) fn revoke_eventfd(container: &Container, arg: UserPtr) -> Result {
     // The revoker is reached through `inner` only to find it; it is not
     // held while the eventfd is swapped.
     let revoker = container.lock().revoker().clone();
-    r.revocations = revoker.set_eventfd(eventfd);
-    UserSlice::new(arg, size_of::<RevokeEventfd>())
+    let (old, revocations) = revoker.swap_eventfd(eventfd);
+    r.revocations = revocations;
+    let written = UserSlice::new(arg, size_of::<RevokeEventfd>())
         .writer()
-        .write(&r)
+        .write(&r);
+    if written.is_err() {
+        // EFAULT changes nothing: the old eventfd goes back (the new one is
+        // dropped outside the revoker's lock).
+        drop(revoker.swap_eventfd(old));
+    }
+    written
 }

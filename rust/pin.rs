@@ -8,7 +8,7 @@ use crate::bindings;
 use crate::instrument::{timed, Stat};
 use crate::mm::{MmRef, MmUsers};
 use crate::pfnmap;
-use crate::runs::{self, Run, Stretch};
+use crate::runs::{self, Run};
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
 
@@ -49,24 +49,21 @@ pub(crate) unsafe fn unpin_run(run: &Run, dirty: bool) {
     }
 }
 
-/// Where a batch goes: pinned page pointers or PFNMAP pfns, the folio
-/// stretches of the pages, and the runs they make.
+/// Where a batch goes: pinned page pointers or PFNMAP pfns, and the runs
+/// they make.
 enum Buffers {
     /// Small maps: no allocation.
     Inline {
         pages: [u64; INLINE_PAGES],
-        stretches: [Stretch; INLINE_PAGES],
         runs: [Run; INLINE_PAGES],
     },
     Heap {
         pages: KVec<u64>,
-        stretches: KVec<Stretch>,
         runs: KVec<Run>,
     },
 }
 
-const _: () =
-    assert!(core::mem::size_of::<Stretch>() == core::mem::size_of::<bindings::rvfio_stretch>());
+const _: () = assert!(core::mem::size_of::<Run>() == core::mem::size_of::<bindings::rvfio_run>());
 
 /// A reusable buffer for [`PinBatch::pin`].
 pub(crate) struct PinBatch {
@@ -81,21 +78,14 @@ impl PinBatch {
         let bufs = if n <= INLINE_PAGES {
             Buffers::Inline {
                 pages: [0; INLINE_PAGES],
-                stretches: [Stretch::default(); INLINE_PAGES],
                 runs: [Run::default(); INLINE_PAGES],
             }
         } else {
             let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
             pages.extend_with(n, 0u64, GFP_KERNEL)?;
-            let mut stretches = KVec::with_capacity(n, GFP_KERNEL)?;
-            stretches.extend_with(n, Stretch::default(), GFP_KERNEL)?;
             let mut runs = KVec::with_capacity(n, GFP_KERNEL)?;
             runs.extend_with(n, Run::default(), GFP_KERNEL)?;
-            Buffers::Heap {
-                pages,
-                stretches,
-                runs,
-            }
+            Buffers::Heap { pages, runs }
         };
         Ok(Self { bufs })
     }
@@ -132,19 +122,10 @@ impl PinBatch {
         pfnmap: Pfnmap,
         longterm: bool,
     ) -> Result<(usize, &[Run])> {
-        let (pages, stretches, runs): (&mut [u64], &mut [Stretch], &mut [Run]) =
-            match &mut self.bufs {
-                Buffers::Inline {
-                    pages,
-                    stretches,
-                    runs,
-                } => (pages, stretches, runs),
-                Buffers::Heap {
-                    pages,
-                    stretches,
-                    runs,
-                } => (pages, stretches, runs),
-            };
+        let (pages, runs): (&mut [u64], &mut [Run]) = match &mut self.bufs {
+            Buffers::Inline { pages, runs } => (pages, runs),
+            Buffers::Heap { pages, runs } => (pages, runs),
+        };
         let n = npages.min(pages.len());
         let pages = &mut pages[..n];
         let split = max_run_pages() == 1;
@@ -158,18 +139,23 @@ impl PinBatch {
         let nruns = if is_pfnmap {
             runs::from_pfns(&pages[..got], iova, split, runs)
         } else {
-            // SAFETY: `pages[..got]` are pages pinned just now; `stretches`
-            // has room for `got` entries (it is as long as `pages`), and
-            // `Stretch` is `struct rvfio_stretch` (same layout, checked).
+            // SAFETY: `pages[..got]` are pages pinned just now; `runs` has
+            // room for `got` entries (it is as long as `pages`), and `Run`
+            // is `struct rvfio_run` (same layout, checked).
             let k = unsafe {
-                bindings::rvfio_pages_to_stretches(
+                bindings::rvfio_pages_to_runs(
                     pages.as_mut_ptr().cast(),
                     got as _,
-                    stretches.as_mut_ptr().cast(),
+                    iova,
+                    runs.as_mut_ptr().cast(),
                 )
             };
             let k = usize::try_from(k).unwrap_or(0).min(got);
-            runs::from_stretches(&stretches[..k], iova, split, runs)
+            if split {
+                runs::split_pages(runs, k)
+            } else {
+                k
+            }
         };
         Ok((got, &runs[..nruns]))
     }

@@ -170,14 +170,11 @@ impl Revoker {
     }
 
     /// Sets (`Some`) or clears the eventfd signalled per revocation;
-    /// returns the number of revocations so far.
-    pub(crate) fn set_eventfd(&self, eventfd: Option<EventFd>) -> u64 {
+    /// returns the one it replaces and the number of revocations so far.
+    pub(crate) fn swap_eventfd(&self, eventfd: Option<EventFd>) -> (Option<EventFd>, u64) {
         let mut guard = self.state.lock();
         let old = core::mem::replace(&mut guard.eventfd, eventfd);
-        let n = guard.revocations;
-        drop(guard);
-        drop(old);
-        n
+        (old, guard.revocations)
     }
 
     /// The invalidate callback's work (`watch.rs`): unmaps the live runs of

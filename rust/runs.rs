@@ -4,9 +4,10 @@
 //! the physically contiguous pieces a mapping is made of and mapped as.
 //!
 //! Pure logic, also built and tested on the host (`rust/host`): the C side
-//! describes a pinned batch as folio stretches (`rvfio_pages_to_stretches()`,
-//! a loop that reads one struct page per folio), this file decides what
-//! becomes a run.
+//! describes a pinned batch as physically contiguous runs
+//! (`rvfio_pages_to_runs()`, a loop that reads one struct page per folio);
+//! the runs of PFNMAP pfns and the one-page split of `disable_hugepages` are
+//! made here.
 
 /// `PAGE_SHIFT` of x86-64, the only architecture rvfio builds for (the
 /// module checks it against the kernel's at compile time).
@@ -14,7 +15,9 @@ pub(crate) const RUN_PAGE_SHIFT: u32 = 12;
 
 /// A physically contiguous piece of a mapping whose pages are either all
 /// pinned or all reserved (type1's `is_invalid_reserved_pfn()`: MMIO or
-/// the zero page, neither pinned nor charged).
+/// the zero page, neither pinned nor charged). The layout of
+/// `struct rvfio_run`, which the C side fills for pinned batches.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Run {
     iova: u64,
@@ -68,17 +71,6 @@ impl Run {
     }
 }
 
-/// Physically contiguous pages of one folio in a pinned batch, as the C
-/// side describes them (`struct rvfio_stretch`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Stretch {
-    pub(crate) pfn: u64,
-    pub(crate) npages: u32,
-    /// PageReserved (the zero page): neither pinned nor charged.
-    pub(crate) reserved: bool,
-}
-
 /// Builds the runs of one batch into `out`, from its first IOVA.
 ///
 /// # Invariants
@@ -115,26 +107,22 @@ impl Builder<'_> {
     }
 }
 
-/// The runs of a pinned batch described as `stretches` (in the batch's
-/// order), to be mapped from `iova`, written to `out` (room for one run per
-/// page); returns their number. Physically adjacent stretches of the same
-/// kind become one run, unless `split`.
-pub(crate) fn from_stretches(
-    stretches: &[Stretch],
-    iova: u64,
-    split: bool,
-    out: &mut [Run],
-) -> usize {
-    let mut b = Builder {
-        out,
-        n: 0,
-        iova,
-        split,
-    };
-    for st in stretches {
-        b.push(st.pfn, st.npages as u64, st.reserved);
+/// `disable_hugepages`: splits the first `k` runs of `runs` into one-page
+/// runs, in place (`runs` must have room for one run per page of them);
+/// returns the new number of runs.
+pub(crate) fn split_pages(runs: &mut [Run], k: usize) -> usize {
+    let total: u64 = runs[..k].iter().map(|r| r.npages).sum();
+    let total = total as usize;
+    // From the back, so that nothing is overwritten before it is read.
+    let mut w = total;
+    for j in (0..k).rev() {
+        let r = runs[j];
+        for p in (0..r.npages).rev() {
+            w -= 1;
+            runs[w] = Run::new(r.iova + (p << RUN_PAGE_SHIFT), r.pfn + p, 1, r.reserved);
+        }
     }
-    b.n
+    total
 }
 
 /// The runs of `pfns`, looked up in a VM_PFNMAP range (never pinned: all
@@ -163,65 +151,22 @@ pub(crate) fn from_pfns(pfns: &[u64], iova: u64, split: bool, out: &mut [Run]) -
 mod tests {
     use super::*;
 
-    fn st(pfn: u64, npages: u32, reserved: bool) -> Stretch {
-        Stretch {
-            pfn,
-            npages,
-            reserved,
-        }
-    }
-
     #[test]
-    fn adjacent_stretches_merge_and_gaps_split() {
-        let s = [
-            st(10, 1, false),
-            st(11, 2, false),
-            st(20, 2, false),
-            st(5, 1, false),
-        ];
-        let mut out = [Run::default(); 8];
-        let n = from_stretches(&s, 0x1000, false, &mut out);
+    fn split_pages_expands_in_place() {
+        let mut runs = [Run::default(); 8];
+        runs[0] = Run::new(0x10000, 512, 3, false);
+        runs[1] = Run::new(0x13000, 9, 1, true);
+        runs[2] = Run::new(0x14000, 20, 2, false);
+        let n = split_pages(&mut runs, 3);
         assert_eq!(
-            &out[..n],
-            &[
-                Run::new(0x1000, 10, 3, false),
-                Run::new(0x4000, 20, 2, false),
-                Run::new(0x6000, 5, 1, false)
-            ]
-        );
-    }
-
-    #[test]
-    fn reserved_stretches_are_their_own_runs() {
-        let s = [
-            st(10, 1, false),
-            st(11, 1, true),
-            st(12, 1, true),
-            st(13, 1, false),
-        ];
-        let mut out = [Run::default(); 8];
-        let n = from_stretches(&s, 0, false, &mut out);
-        assert_eq!(
-            &out[..n],
-            &[
-                Run::new(0, 10, 1, false),
-                Run::new(0x1000, 11, 2, true),
-                Run::new(0x3000, 13, 1, false)
-            ]
-        );
-    }
-
-    #[test]
-    fn split_gives_a_run_per_page() {
-        let s = [st(512, 3, false)];
-        let mut out = [Run::default(); 8];
-        let n = from_stretches(&s, 0x10000, true, &mut out);
-        assert_eq!(
-            &out[..n],
+            &runs[..n],
             &[
                 Run::new(0x10000, 512, 1, false),
                 Run::new(0x11000, 513, 1, false),
-                Run::new(0x12000, 514, 1, false)
+                Run::new(0x12000, 514, 1, false),
+                Run::new(0x13000, 9, 1, true),
+                Run::new(0x14000, 20, 1, false),
+                Run::new(0x15000, 21, 1, false)
             ]
         );
     }

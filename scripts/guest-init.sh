@@ -65,6 +65,15 @@ for arg in $(cat /proc/cmdline); do
 	rvfio.intremap=*) INTREMAP=${arg#*=} ;;
 	esac
 done
+# The fuzzer's run time, seed and variant (selftests/fuzz_test.c; make fuzz):
+#   rvfio.fuzz_seconds=N rvfio.fuzz_seed=S rvfio.fuzz_variant=V -> FUZZ_*
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	rvfio.fuzz_seconds=*) export FUZZ_SECONDS=${arg#*=} ;;
+	rvfio.fuzz_seed=*) export FUZZ_SEED=${arg#*=} ;;
+	rvfio.fuzz_variant=*) export FUZZ_VARIANT=${arg#*=} ;;
+	esac
+done
 BACKENDS=$(echo "$BACKENDS" | tr ',' ' ')
 TESTS=$(echo "$TESTS" | tr ',' ' ')
 export RVFIO_INTREMAP=$INTREMAP
@@ -271,6 +280,10 @@ mode_check() {
 	# The mdev samples only matter to mdev_test and fault_ring_test.
 	case " $TESTS " in
 	"  " | *" mdev_test "* | *" fault_ring_test "*) load_mdev_samples ;;
+	esac
+	# The reliability tests drive the mdev sample too (when named alone).
+	case " $TESTS " in
+	*" fail_nth_test "* | *" fuzz_test "* | *" stress_test "*) load_mdev_samples ;;
 	esac
 	for b in $BACKENDS; do
 		for other in vfio_iommu_type1 rvfio; do
