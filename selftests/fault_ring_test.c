@@ -39,7 +39,7 @@
 
 #include "kselftest_harness.h"
 #include "edu_fixture.h"
-#include "vfio_mdev.h"
+#include "mdev_dev.h"
 
 #define KINDS_DMA	RVFIO_FAULT_KIND_DMA
 #define KINDS_ALL	(RVFIO_FAULT_KIND_DMA | RVFIO_FAULT_KIND_PAGE_REQ)
@@ -249,6 +249,67 @@ static uint64_t now_ns(void)
 	EXPECT_EQ(RVFIO_FAULT_EMULATED | RVFIO_FAULT_GROUP_VALID, (f).flags); \
 	EXPECT_EQ((gid), (f).group_id); \
 } while (0)
+
+/* ---- the mdev (lib/mdev_dev.h) --------------------------------------- */
+
+/*
+ * Creates an mdev and puts it into *container (a new one if < 0, then
+ * SET_IOMMU(iommu_type) unless 0), opens its device. On failure what was
+ * made is undone and err says why.
+ */
+static int mdev_up(struct mdev_dev *m, int *container, int iommu_type, char *err,
+		   size_t errlen)
+{
+	bool own = *container < 0;
+	const char *what;
+	int ret;
+
+	mdev_dev_init(m);
+	what = "open /dev/vfio/vfio";
+	ret = own ? vfio_container_open() : *container;
+	if (ret < 0)
+		goto fail;
+	*container = ret;
+	what = "create the mdev";
+	ret = mdev_dev_create(m);
+	if (ret)
+		goto fail;
+	what = "attach its group";
+	ret = mdev_dev_attach(m, *container);
+	if (ret)
+		goto fail;
+	what = "VFIO_SET_IOMMU";
+	ret = iommu_type ? vfio_set_iommu(*container, iommu_type) : 0;
+	if (ret)
+		goto fail;
+	what = "VFIO_GROUP_GET_DEVICE_FD";
+	ret = mdev_dev_open(m);
+	if (!ret)
+		return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", what, strerror(-ret));
+	mdev_dev_destroy(m);
+	if (own && *container >= 0)
+		close(*container);
+	if (own)
+		*container = -1;
+	return ret;
+}
+
+/* RVFIO_MDEV_READ_PINNED: the pinned page's bytes, seen by the device. */
+static long mdev_read_pinned(int dev, uint64_t iova, void *buf, uint32_t len)
+{
+	struct rvfio_mdev_access a = { .iova = iova, .len = len, .data = (uintptr_t)buf };
+
+	return vfio_ioctl(dev, RVFIO_MDEV_READ_PINNED, &a);
+}
+
+static uint64_t mdev_pinned_pages(int dev)
+{
+	struct rvfio_mdev_stats st;
+
+	return mdev_dev_stats(dev, &st) ? ~0ull : st.pinned_pages;
+}
 
 /* ======================================================================
  * Probe: both backends
@@ -509,19 +570,19 @@ TEST_F_TIMEOUT(edu, teardown_with_fault_in_flight, DMA_TEST_TIMEOUT)
 
 FIXTURE(mdev) {
 	int c;
-	struct mdev m;
+	struct mdev_dev m;
 	int dev;
 	void *buf;		/* 4 pages, unmapped at teardown */
 };
 
 FIXTURE_SETUP(mdev)
 {
-	const char *why = mdev_missing();
+	const char *why = mdev_dev_missing();
 	char err[256] = "";
 
 	self->c = -1;
 	self->buf = MAP_FAILED;
-	mdev_init(&self->m);
+	mdev_dev_init(&self->m);
 	if (why)
 		SKIP(return, "%s", why);
 	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
@@ -533,14 +594,11 @@ FIXTURE_SETUP(mdev)
 
 FIXTURE_TEARDOWN(mdev)
 {
-	mdev_close_device(&self->m);
-	if (self->m.group >= 0)
-		close(self->m.group);
-	self->m.group = -1;
+	mdev_dev_close(&self->m);
 	if (self->c >= 0)
 		close(self->c);
 	self->c = -1;
-	mdev_destroy(&self->m);
+	mdev_dev_destroy(&self->m);
 	if (self->buf != MAP_FAILED)
 		munmap(self->buf, 4 * PAGE_4K);
 }
@@ -562,13 +620,13 @@ TEST_F(mdev, emulated_faults_recorded)
 	ASSERT_EQ(0, ring_map(&r, fd));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_MAP, self->buf, PAGE_4K, RO));
 
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + 3, tmp, sizeof(tmp), 0));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + 5, tmp, sizeof(tmp),
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 3, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 5, tmp, sizeof(tmp),
 				   RVFIO_MDEV_DMA_RW_WRITE | RVFIO_MDEV_DMA_RW_KTHREAD));
-	EXPECT_EQ(-EPERM, mdma_rw(self->dev, IOVA_MAP + 7, tmp, sizeof(tmp),
+	EXPECT_EQ(-EPERM, mdev_dev_dma_rw(self->dev, IOVA_MAP + 7, tmp, sizeof(tmp),
 				  RVFIO_MDEV_DMA_RW_WRITE));
-	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_HOLE, 1, RVFIO_MDEV_PROT_READ));
-	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_MAP, 1,
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->dev, IOVA_HOLE, 1, RVFIO_MDEV_PROT_READ));
+	EXPECT_EQ(-EPERM, mdev_dev_pin(self->dev, IOVA_MAP, 1,
 			       RVFIO_MDEV_PROT_READ | RVFIO_MDEV_PROT_WRITE));
 	/* Recorded synchronously, before the access returns. */
 	ASSERT_EQ(5, ring_ready(&r));
@@ -596,7 +654,7 @@ TEST_F(mdev, emulated_faults_recorded)
 	EXPECT_EQ(4, f.seq);
 	EXPECT_EQ(POLLOUT, poll_events(fd));
 	/* A good access is no fault. */
-	EXPECT_EQ(0, mdma_rw(self->dev, IOVA_MAP, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_MAP, tmp, sizeof(tmp), 0));
 	EXPECT_EQ(0, ring_ready(&r));
 	ring_close(&r);
 	close(efd);
@@ -620,7 +678,7 @@ TEST_F(mdev, overflow_counts_lost)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ring_map(&r, fd));
 	for (uint32_t i = 0; i < entries + extra; i++)
-		EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + i * PAGE_4K, tmp, 8, 0));
+		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + i * PAGE_4K, tmp, 8, 0));
 	EXPECT_EQ(entries, ring_producer(&r));
 	EXPECT_EQ(extra, r.hdr->lost);
 	for (uint32_t i = 0; i < entries; i++) {
@@ -631,7 +689,7 @@ TEST_F(mdev, overflow_counts_lost)
 	ring_pop(&r, &f);
 	ring_pop(&r, &f);
 	for (uint32_t i = 0; i < 3; i++)
-		EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_MAP + i * PAGE_4K, tmp, 8, 0));
+		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_MAP + i * PAGE_4K, tmp, 8, 0));
 	EXPECT_EQ(entries + 2, ring_producer(&r));
 	EXPECT_EQ(extra + 1, r.hdr->lost);
 	EXPECT_EQ(entries + extra, r.rec[0].seq);
@@ -654,19 +712,19 @@ TEST_F(mdev, bad_consumer_ignored)
 	fd = ring_create(self->c, 0, 4, -1, KINDS_DMA, 0);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ring_map(&r, fd));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE, tmp, 8, 0));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + PAGE_4K, tmp, 8, 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE, tmp, 8, 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + PAGE_4K, tmp, 8, 0));
 	ASSERT_EQ(2, ring_producer(&r));
 	/* "Consumed" 7 records of which only 2 exist. */
 	ring_set_consumer(&r, 7);
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + 2 * PAGE_4K, tmp, 8, 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 2 * PAGE_4K, tmp, 8, 0));
 	EXPECT_EQ(3, ring_producer(&r));
 	EXPECT_EQ(1, r.hdr->consumer_rejected);
 	EXPECT_EQ(IOVA_HOLE, r.rec[0].iova);
 	EXPECT_EQ(IOVA_HOLE + 2 * PAGE_4K, r.rec[2].iova);
 	/* Still 3 unconsumed: the fourth fits, the fifth is lost. */
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + 3 * PAGE_4K, tmp, 8, 0));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + 4 * PAGE_4K, tmp, 8, 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 3 * PAGE_4K, tmp, 8, 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 4 * PAGE_4K, tmp, 8, 0));
 	EXPECT_EQ(4, ring_producer(&r));
 	EXPECT_EQ(1, r.hdr->lost);
 	EXPECT_EQ(IOVA_HOLE, r.rec[0].iova);
@@ -680,7 +738,7 @@ TEST_F(mdev, bad_consumer_ignored)
 	/* All consumed: room again. */
 	ring_set_consumer(&r, 4);
 	EXPECT_EQ(POLLOUT, poll_events(fd));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + 5 * PAGE_4K, tmp, 8, 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 5 * PAGE_4K, tmp, 8, 0));
 	EXPECT_EQ(5, ring_producer(&r));
 	EXPECT_EQ(IOVA_HOLE + 5 * PAGE_4K, r.rec[0].iova);
 	ring_close(&r);
@@ -709,14 +767,14 @@ static void *access_fn(void *arg)
 
 	switch (a->op) {
 	case OP_READ:
-		a->ret = mdma_rw(a->dev, a->iova, a->data, sizeof(a->data), 0);
+		a->ret = mdev_dev_dma_rw(a->dev, a->iova, a->data, sizeof(a->data), 0);
 		break;
 	case OP_WRITE:
-		a->ret = mdma_rw(a->dev, a->iova, a->data, sizeof(a->data),
+		a->ret = mdev_dev_dma_rw(a->dev, a->iova, a->data, sizeof(a->data),
 				 RVFIO_MDEV_DMA_RW_WRITE);
 		break;
 	case OP_PIN:
-		a->ret = mpin(a->dev, a->iova, 1, RVFIO_MDEV_PROT_READ | RVFIO_MDEV_PROT_WRITE);
+		a->ret = mdev_dev_pin(a->dev, a->iova, 1, RVFIO_MDEV_PROT_READ | RVFIO_MDEV_PROT_WRITE);
 		break;
 	}
 	a->ms = now_ms() - t0;
@@ -800,9 +858,9 @@ static void page_request_success(struct __test_metadata *_metadata, FIXTURE_DATA
 		uint8_t got[64];
 
 		EXPECT_EQ(1, a.ret);
-		EXPECT_EQ(sizeof(got), maccess(self->dev, false, IOVA_HOLE, 0, got, sizeof(got)));
+		EXPECT_EQ(sizeof(got), mdev_read_pinned(self->dev, IOVA_HOLE, got, sizeof(got)));
 		EXPECT_EQ(0, memcmp(got, mem, sizeof(got)));
-		EXPECT_EQ(1, munpin(self->dev, IOVA_HOLE, 1));
+		EXPECT_EQ(1, mdev_dev_unpin(self->dev, IOVA_HOLE, 1));
 		break;
 	}
 	}
@@ -908,7 +966,7 @@ TEST_F(mdev, close_ring_releases_waiter)
 	ASSERT_EQ(0, access_join(&a, 5000)) TH_LOG("closing the ring did not release the waiter");
 	EXPECT_EQ(-EINVAL, a.ret);
 	EXPECT_GT(10000, a.ms);
-	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
+	EXPECT_EQ(0, mdev_pinned_pages(self->dev));
 	fd = ring_create(self->c, 0, 8, -1, KINDS_DMA, 0);
 	EXPECT_LE(0, fd);
 	close(fd);
@@ -936,7 +994,7 @@ TEST_F(mdev, page_request_ring_full)
 		ASSERT_EQ(1, ring_wait(&r, 1, 5000));
 		f = r.rec[0];
 		t0 = now_ms();
-		EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE + PAGE_4K, tmp, 8, 0));
+		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + PAGE_4K, tmp, 8, 0));
 		EXPECT_GT(2000, now_ms() - t0);
 		EXPECT_EQ(1, r.hdr->lost);
 		EXPECT_EQ(8, respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_INVALID));
@@ -1110,18 +1168,18 @@ TEST_F(mdev, response_bad_input)
 FIXTURE(mixed) {
 	struct edu e;
 	int c;
-	struct mdev m;
+	struct mdev_dev m;
 	int dev;
 };
 
 FIXTURE_SETUP(mixed)
 {
-	const char *why = mdev_missing();
+	const char *why = mdev_dev_missing();
 	char err[256] = "";
 	int ret;
 
 	self->c = -1;
-	mdev_init(&self->m);
+	mdev_dev_init(&self->m);
 	memset(&self->e, 0, sizeof(self->e));
 	self->e.container = self->e.group = self->e.device = -1;
 	if (why)
@@ -1140,12 +1198,9 @@ FIXTURE_SETUP(mixed)
 
 FIXTURE_TEARDOWN(mixed)
 {
-	mdev_close_device(&self->m);
-	if (self->m.group >= 0)
-		close(self->m.group);
-	self->m.group = -1;
+	mdev_dev_close(&self->m);
 	edu_close(&self->e);
-	mdev_destroy(&self->m);
+	mdev_dev_destroy(&self->m);
 }
 
 struct storm {
@@ -1176,7 +1231,7 @@ static void *mdev_storm(void *arg)
 	uint8_t tmp[8];
 
 	while (!atomic_load(&s->stop)) {
-		long ret = mdma_rw(s->dev, IOVA_HOLE, tmp, sizeof(tmp), 0);
+		long ret = mdev_dev_dma_rw(s->dev, IOVA_HOLE, tmp, sizeof(tmp), 0);
 
 		if (ret != -EINVAL)
 			s->mdev_bad++;
@@ -1238,7 +1293,7 @@ TEST_F_TIMEOUT(mixed, recreate_under_faults, 300)
 
 		ASSERT_LE(0, fd);
 		ASSERT_EQ(0, ring_map(&r, fd));
-		EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_HOLE, tmp, sizeof(tmp), 0));
+		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE, tmp, sizeof(tmp), 0));
 		EXPECT_EQ(1, ring_producer(&r));
 		ring_close(&r);
 	}
