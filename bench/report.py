@@ -37,7 +37,17 @@ CASES = [
     ("pfnmap_4k", "PFNMAP: 4 KiB of edu BAR0 (vfio mmap)"),
     ("pfnmap_bar", "PFNMAP: the whole edu BAR0 (1 MiB, 256 pages)"),
     ("pfnmap_64m", "PFNMAP: ivshmem BAR2 (64 MiB, 16384 pages), 2 MiB aligned"),
+    ("owner_4k_2g_call", "owner change of a 2 GiB memfd (4 KiB pages, 64 mappings of 32 MiB) "
+     "to another process: one RVFIO_IOMMU_CHANGE_DMA_OWNER"),
+    ("owner_4k_2g_vaddr", "the same move the type1 way: UNMAP_DMA VADDR + MAP_DMA VADDR "
+     "per mapping"),
+    ("owner_2m_256m_call", "owner change of a 256 MiB hugetlbfs memfd (2 MiB pages, 8 mappings "
+     "of 32 MiB; smaller to fit the VM's hugepages): one call"),
+    ("owner_2m_256m_vaddr", "the same move the type1 way"),
 ]
+# What each case measures: map and unmap, or (owner_*) one move.
+def ops_of(case):
+    return ("move",) if case.startswith("owner_") else ("map", "unmap")
 
 # The big cases' size as the client reported it (BENCH-INFO ... size_mib=N):
 # row descriptions name the size actually measured.
@@ -68,9 +78,9 @@ for log in sorted(glob.glob(os.path.join(out, "vm-*-r*.log"))):
         if l.startswith("BENCH {"):
             r = json.loads(l[6:])
             d = data.setdefault(backend, {}).setdefault(
-                r["case"], {"map": [], "unmap": [], "layout": []})
-            d["map"].append(r["map_ms"])
-            d["unmap"].append(r["unmap_ms"])
+                r["case"], {**{op: [] for op in ops_of(r["case"])}, "layout": []})
+            for op in ops_of(r["case"]):
+                d[op].append(r[f"{op}_ms"])
             d["layout"].append(r)
         elif l.startswith("BENCH-FAULT {"):
             r = json.loads(l[len("BENCH-FAULT "):])
@@ -113,7 +123,7 @@ def cell(backend, case, op):
 rows = []
 table = []
 for case, _ in CASES:
-    for op in ("map", "unmap"):
+    for op in ops_of(case):
         vals = {short: cell(b, case, op) for b, short in BACKENDS}
         if all(v is None for v in vals.values()):
             continue
@@ -168,6 +178,8 @@ def fr(v):
 def targets(case, op, v):
     r, t1, fd, fl = v["rvfio"], v["type1"], v["iommufd"], v["floor"]
     short = []
+    if case.startswith("owner_"):
+        return ["(issue 15: no target; see the owner change paragraph)"]
     if r is None:
         return ["rvfio has no result"]
     best = min([x for x in (t1, fd) if x is not None], default=None)
@@ -205,8 +217,9 @@ try:
     rvfio_src = "; ".join(open(os.path.join(out, "rvfio-source")).read().split("\n")).strip("; ")
 except OSError:
     rvfio_src = "?"
-rounds = max((len(d["map"]) for b in data.values() for d in b.values()), default=0)
-reps = max((len(r) for b in data.values() for d in b.values() for r in d["map"]), default=0)
+rounds = max((len(d["layout"]) for b in data.values() for d in b.values()), default=0)
+reps = max((len(r) for b in data.values() for c, d in b.items() for r in d[ops_of(c)[0]]),
+           default=0)
 if not data:  # a run of the "faults" case only
     rounds = max((len(ls) for ls in loads.values()), default=0)
     reps = max((len(c) for b in faults.values() for c in b.values()), default=0) // max(rounds, 1)
@@ -254,6 +267,22 @@ for big, what in (("pfnmap_bar", "the whole 1 MiB edu BAR (256 pages)"),
                       f"4 KiB page")
     if pf:
         md.append(f"PFNMAP map growth, {what} against one page: " + ", ".join(pf) + ".\n")
+# The owner change: one call against the type1 way, on each backend.
+own = []
+for size in ("4k_2g", "2m_256m"):
+    call = cell("rvfio", f"owner_{size}_call", "move")
+    rv = cell("rvfio", f"owner_{size}_vaddr", "move")
+    t1 = cell("vfio_iommu_type1", f"owner_{size}_vaddr", "move")
+    if call is None and rv is None and t1 is None:
+        continue
+    part = f"`owner_{size}`: rvfio one call {fmt(call)} ms, the type1 way on rvfio {fmt(rv)} ms " \
+           f"and on type1 {fmt(t1)} ms"
+    if call and t1:
+        part += f" (one call / type1 way on type1: {call / t1:.2f})"
+    own.append(part)
+if own:
+    md.append("Owner change (median ms per move of every mapping to another process; the call "
+              "checks every page, the type1 way checks none): " + "; ".join(own) + ".\n")
 md.append("Rows: " + "; ".join(f"`{c}` {d}" for c, d in CASES) + ".\n")
 if fault_table:
     md.append("## Fault delivery: rvfio's fault ring against iommufd's fault queue\n")
@@ -288,7 +317,7 @@ if extra_b:
     md.append("| case | " + " | ".join(allb) + " |")
     md.append("|---|" + "---|" * len(allb))
     for case, _ in CASES:
-        cells = [f"{fmt(cell(b, case, 'map'))} / {fmt(cell(b, case, 'unmap'))}"
+        cells = [" / ".join(fmt(cell(b, case, op)) for op in ops_of(case))
                  if data.get(b, {}).get(case) else "-" for b in allb]
         if any(c != "-" for c in cells):
             md.append(f"| {case} | " + " | ".join(cells) + " |")
@@ -322,7 +351,7 @@ if stats:
                 # a warm-up plus REPS maps of each of the two sizes: per map
                 nrep = sum(2 * (1 + len(r)) for r in d["pfnmap_4k"]["map"])
             elif case in d:
-                nrep = sum(len(r) for r in d[case]["map"])
+                nrep = sum(len(r) for r in d[case][ops_of(case)[0]])
             else:
                 nrep = 1
             g = lambda k, i: w.get(k, [0, 0, 0, 0])[i]
@@ -373,7 +402,7 @@ if "rvfio-base" in data:
         md.append(f"| {case} {op} | {fmt(b)} | {fmt(n)} | {fr(ratio(n, b))} | {fmt(bm)} | "
                   f"{fmt(nm)} | {fr(ratio(nm, bm))} |")
     md.append("")
-md.append("## Per-round medians (ms, map / unmap)\n")
+md.append("## Per-round medians (ms, map / unmap; owner rows: move)\n")
 md.append("| case | " + " | ".join(s for _, s in BACKENDS) + " |")
 md.append("|---|" + "---|" * len(BACKENDS))
 for case, _ in CASES:
@@ -383,8 +412,8 @@ for case, _ in CASES:
         if not d:
             cells.append("-")
             continue
-        cells.append(", ".join(f"{fmt(med(m))} / {fmt(med(u))}"
-                               for m, u in zip(d["map"], d["unmap"])))
+        cells.append(", ".join(" / ".join(fmt(med(x)) for x in per)
+                               for per in zip(*(d[op] for op in ops_of(case)))))
     if any(c != "-" for c in cells):
         md.append(f"| {case} | " + " | ".join(cells) + " |")
 md.append("")

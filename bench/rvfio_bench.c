@@ -22,6 +22,7 @@
  *
  * One line per case on stdout, machine readable:
  *   BENCH {"backend":..,"case":..,"map_ms":[..],"unmap_ms":[..],...}
+ * (the owner-change cases give "move_ms":[..] instead)
  * with every repetition's time (ms) and the physical contiguity of the buffer
  * (pages, runs of physically contiguous pages, largest run, 2 MiB-aligned
  * runs). A case a backend cannot do prints "BENCH-SKIP case why"; a failure
@@ -42,17 +43,25 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
+#include <linux/rvfio.h>
 
 #include "floor/rvfio_floor.h"
 #include "fault_bench.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << 26)
+#endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)
 #endif
 
 #define PAGE 4096UL
@@ -691,6 +700,228 @@ static void case_pfnmap(void)
 }
 
 /*
+ * DMA owner change (issue 15): the owner of every mapping of a container
+ * moves to another live process, which maps the same memfd at its own
+ * address, and back, REPS times each way of doing it:
+ *   _call    one RVFIO_IOMMU_CHANGE_DMA_OWNER for all mappings (rvfio only)
+ *   _vaddr   type1's way: UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR and
+ *            MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR for every mapping
+ * Each repetition is one real move between two processes (the bench and a
+ * child, in turn), timed in the caller. Both map the memory pre-faulted,
+ * so neither way pays for page-table population. The memory: a 2 GiB memfd
+ * of 4 KiB pages, and a 256 MiB hugetlbfs memfd (2 MiB pages; smaller so
+ * that it fits the bench VM's 160 hugepages), each in mappings of
+ * OWNER_MAP bytes, far below dma_entry_limit.
+ */
+#define OWNER_MAP	(32UL << 20)
+#define OWNER_MAX_MAPS	64
+
+struct owner_cmd {
+	int way;		/* 0: one call, 1: the VADDR pair per mapping, -1: quit */
+};
+
+struct owner_res {
+	int err;
+	double ms;
+};
+
+/* Makes the calling process the owner of the n mappings, its memory at va. */
+static int owner_move(int way, uint64_t va, unsigned int n, double *ms)
+{
+	struct rvfio_dma_owner_entry e[OWNER_MAX_MAPS];
+	struct rvfio_change_dma_owner a = {
+		.argsz = sizeof(a), .count = n, .entries = (uintptr_t)e,
+	};
+	double t0;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		e[i].iova = IOVA_BASE + i * OWNER_MAP;
+		e[i].vaddr = va + i * OWNER_MAP;
+	}
+	t0 = now_ms();
+	if (way == 0) {
+		if (ioctl(container_fd, RVFIO_IOMMU_CHANGE_DMA_OWNER, &a))
+			return -errno;
+		*ms = now_ms() - t0;
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct vfio_iommu_type1_dma_unmap u = {
+			.argsz = sizeof(u), .flags = VFIO_DMA_UNMAP_FLAG_VADDR,
+			.iova = e[i].iova, .size = OWNER_MAP,
+		};
+		struct vfio_iommu_type1_dma_map m = {
+			.argsz = sizeof(m), .flags = VFIO_DMA_MAP_FLAG_VADDR,
+			.vaddr = e[i].vaddr, .iova = e[i].iova, .size = OWNER_MAP,
+		};
+
+		if (ioctl(container_fd, VFIO_IOMMU_UNMAP_DMA, &u) ||
+		    ioctl(container_fd, VFIO_IOMMU_MAP_DMA, &m))
+			return -errno;
+	}
+	*ms = now_ms() - t0;
+	return 0;
+}
+
+/* The other process: maps the memfd, then moves the mappings to itself when told. */
+static void __attribute__((noreturn)) owner_child(int fd, size_t size, unsigned int n, int in,
+						  int out)
+{
+	struct owner_res res = { 0 };
+	struct owner_cmd cmd;
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+
+	res.err = m == MAP_FAILED ? -errno : 0;
+	if (write(out, &res, sizeof(res)) != sizeof(res) || res.err)
+		_exit(1);
+	while (read(in, &cmd, sizeof(cmd)) == sizeof(cmd) && cmd.way >= 0) {
+		res.err = owner_move(cmd.way, (uintptr_t)m, n, &res.ms);
+		if (write(out, &res, sizeof(res)) != sizeof(res))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static void report_moves(const char *cas, const double *ms, int n, struct layout l,
+			 unsigned int maps, size_t size)
+{
+	printf("BENCH {\"backend\":\"%s\",\"case\":\"%s\",\"reps\":%d", backend, cas, n);
+	print_list("move_ms", ms, n);
+	printf(",\"mappings\":%u,\"bytes\":%zu,\"pages\":%zu,\"runs\":%zu,\"largest_run\":%zu,"
+	       "\"huge_runs\":%zu,\"adjacent_pairs\":%zu,\"absent\":%zu}\n",
+	       maps, size, l.pages, l.runs, l.largest, l.huge_runs, l.adjacent, l.absent);
+	fflush(stdout);
+}
+
+static void case_owner_one(const char *name, size_t size, bool huge)
+{
+	static const char *const way_name[2] = { "call", "vaddr" };
+	unsigned int n = size / OWNER_MAP, i;
+	int fd, to[2], from[2], k = 0, way, ret = 0;
+	bool child_owns = false, way_ok[2] = { false, false };
+	double ms[2][MAXREPS];
+	struct owner_res res;
+	struct layout l;
+	char cas[64];
+	pid_t pid;
+	void *m;
+
+	fd = memfd_create(name, huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0);
+	if (fd < 0 || ftruncate(fd, size)) {
+		printf("BENCH-ERR %s memfd of %zu MiB: %s\n", name, size >> 20, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		printf("BENCH-ERR %s mmap: %s\n", name, strerror(errno));
+		close(fd);
+		return;
+	}
+	touch(m, size);
+	l = layout_of(m, size);
+	for (i = 0; i < n && !ret; i++) {
+		double kms;
+
+		ret = be_map((uintptr_t)m + i * OWNER_MAP, IOVA_BASE + i * OWNER_MAP, OWNER_MAP, i,
+			     &kms);
+	}
+	if (ret || pipe(to) || pipe(from)) {
+		printf("BENCH-ERR %s setup (MAP_DMA %u of %u): %s\n", name, i, n,
+		       strerror(ret ? -ret : errno));
+		goto out;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(to[1]);
+		close(from[0]);
+		owner_child(fd, size, n, to[0], from[1]);
+	}
+	close(to[0]);
+	close(from[1]);
+	if (pid < 0 || read(from[0], &res, sizeof(res)) != sizeof(res) || res.err) {
+		printf("BENCH-ERR %s the other process did not map the memory\n", name);
+		goto out_child;
+	}
+	for (way = 0; way < 2; way++) {
+		int r;
+
+		for (r = 0; r < reps; r++, k++) {
+			struct owner_cmd cmd = { .way = way };
+
+			/* Every other move is the child's: the owner alternates. */
+			if (k % 2 == 0) {
+				if (write(to[1], &cmd, sizeof(cmd)) != sizeof(cmd) ||
+				    read(from[0], &res, sizeof(res)) != sizeof(res))
+					res.err = -EPIPE;
+			} else {
+				res.err = owner_move(way, (uintptr_t)m, n, &res.ms);
+			}
+			if (res.err)
+				break;
+			child_owns = k % 2 == 0;
+			ms[way][r] = res.ms;
+		}
+		snprintf(cas, sizeof(cas), "%s_%s", name, way_name[way]);
+		if (res.err == -ENOTTY && way == 0 && r == 0) {
+			printf("BENCH-SKIP %s %s has no RVFIO_IOMMU_CHANGE_DMA_OWNER (ENOTTY)\n",
+			       cas, backend);
+			continue;
+		}
+		if (res.err) {
+			printf("BENCH-ERR %s rep %d: %s\n", cas, r, strerror(-res.err));
+			break;
+		}
+		way_ok[way] = true;
+		report_moves(cas, ms[way], reps, l, n, size);
+	}
+	/* Back to this process, untimed, so that UNMAP finds its owner alive. */
+	if (child_owns) {
+		double t;
+
+		ret = owner_move(way_ok[0] ? 0 : 1, (uintptr_t)m, n, &t);
+		if (ret)
+			printf("BENCH-ERR %s moving back: %s\n", name, strerror(-ret));
+	}
+out_child:
+	{
+		struct owner_cmd quit = { .way = -1 };
+
+		if (write(to[1], &quit, sizeof(quit)) < 0)
+			kill(pid, SIGKILL);
+		close(to[1]);
+		close(from[0]);
+		waitpid(pid, NULL, 0);
+	}
+out:
+	for (i = 0; i < n; i++) {
+		double kms;
+
+		be_unmap(IOVA_BASE + i * OWNER_MAP, OWNER_MAP, i, &kms);
+	}
+	munmap(m, size);
+	close(fd);
+}
+
+static void case_owner(void)
+{
+	if (floor_fd >= 0 || !strcmp(backend, "iommufd")) {
+		const char *why = floor_fd >= 0 ? "the floor has no owner to change" :
+			"6.12 has no IOMMU_IOAS_CHANGE_PROCESS (6.13, and only for IOMMU_IOAS_MAP_FILE)";
+
+		printf("BENCH-SKIP owner_4k_2g_call %s\n", why);
+		printf("BENCH-SKIP owner_4k_2g_vaddr %s\n", why);
+		printf("BENCH-SKIP owner_2m_256m_call %s\n", why);
+		printf("BENCH-SKIP owner_2m_256m_vaddr %s\n", why);
+		return;
+	}
+	case_owner_one("owner_4k_2g", 2048UL << 20, false);
+	case_owner_one("owner_2m_256m", 256UL << 20, true);
+}
+
+/*
  * An instrumented rvfio (RVFIO_INSTRUMENT=1 scripts/bench.sh, see
  * bench/instrument_glue.py) counts and times its C calls: print them per
  * case ("BENCH-STATS case name calls=.. pages=.. ns=.."), then reset.
@@ -760,6 +991,7 @@ int main(int argc, char **argv)
 	RUN("hugetlb", case_hugetlb(size));
 	RUN("4k_x4096", case_small_maps());
 	RUN("pfnmap", case_pfnmap());
+	RUN("owner", case_owner());
 	/* DMA faults through rvfio's ring and iommufd's queue (fault_bench.c). */
 	RUN("faults", case_faults(backend, reps));
 	/* Last: it leaves the page allocator's free lists scattered. */

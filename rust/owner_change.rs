@@ -114,17 +114,19 @@ pub(crate) fn change_dma_owner(
 
 /// The entries sorted by IOVA (as indices into `entries`), after checking
 /// that they name every mapping exactly once.
+///
+/// An entry that is wrong by itself is blamed before the count: a second
+/// entry for a mapping (EEXIST) or one where no mapping starts (ENOENT).
+/// Distinct entries that all name mappings cannot outnumber them, so an
+/// array longer than the mappings always fails on an entry, and EINVAL
+/// (no entry to blame) is left for an array that misses a mapping.
 fn check_entries(
     inner: &Inner,
     entries: &[OwnerEntry],
 ) -> core::result::Result<KVVec<u32>, Failure> {
-    let n = inner.dmas().iter().count();
-    if entries.len() != n {
-        return Err((EINVAL, None));
-    }
-    let mut order = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| (ENOMEM, None))?;
-    for i in 0..n {
-        // `n` fits: the ioctl bounds it by RVFIO_DMA_OWNER_MAX_ENTRIES.
+    let mut order = KVVec::with_capacity(entries.len(), GFP_KERNEL).map_err(|_| (ENOMEM, None))?;
+    for i in 0..entries.len() {
+        // Fits: the ioctl bounds the count by RVFIO_DMA_OWNER_MAX_ENTRIES.
         order
             .push(i as u32, GFP_KERNEL)
             .map_err(|_| (ENOMEM, None))?;
@@ -135,13 +137,15 @@ fn check_entries(
             return Err((EEXIST, Some(w[0].max(w[1]))));
         }
     }
-    // As many distinct IOVAs as mappings: naming only mapping starts, they
-    // name each mapping once.
     if let Some(&i) = order
         .iter()
         .find(|&&i| inner.dmas().get(&entries[i as usize].iova).is_none())
     {
         return Err((ENOENT, Some(i)));
+    }
+    // Distinct mapping starts: as many as the mappings means all of them.
+    if entries.len() != inner.dmas().iter().count() {
+        return Err((EINVAL, None));
     }
     Ok(order)
 }

@@ -19,15 +19,17 @@ const FAILED_OFFSET: usize = 12;
 
 pub(crate) fn change_dma_owner(container: &Container, arg: UserPtr) -> Result {
     let head: ChangeDmaOwner = read_fixed(arg)?;
+    // `failed` is inside the validated `argsz` from here on, and must be
+    // writable before anything changes: a successful change never reports
+    // an error afterwards. Every later error (flags and count included)
+    // leaves RVFIO_DMA_OWNER_NO_ENTRY there unless it names an entry.
+    write_failed(arg, RVFIO_DMA_OWNER_NO_ENTRY)?;
     if head.flags != 0 {
         return Err(EINVAL);
     }
     if head.count > RVFIO_DMA_OWNER_MAX_ENTRIES {
         return Err(E2BIG);
     }
-    // `failed` must be writable before anything changes: a successful
-    // change never reports an error afterwards.
-    write_failed(arg, RVFIO_DMA_OWNER_NO_ENTRY)?;
     let entries = read_entries(head.entries, head.count as usize)?;
     let new = Owner::current()?;
     let result = owner_change::change_dma_owner(&mut container.lock(), &entries, new);

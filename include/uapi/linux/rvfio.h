@@ -340,13 +340,15 @@ struct rvfio_dma_owner_entry {
  * and releases those pins before it returns.
  *
  * Either everything happens or nothing does. Errors, with @failed:
- *   EINVAL    short @argsz, non-zero @flags, @count not the number of
- *             mappings (RVFIO_DMA_OWNER_NO_ENTRY; 0 with mappings present
- *             too), a @vaddr that is not page aligned or whose range wraps
+ *   EINVAL    short @argsz (@failed not written), non-zero @flags, a
+ *             mapping without an entry (RVFIO_DMA_OWNER_NO_ENTRY; @count 0
+ *             with mappings present too), a @vaddr that is not page
+ *             aligned or whose range wraps
  *   E2BIG     @count above RVFIO_DMA_OWNER_MAX_ENTRIES
- *   EFAULT    @entries unreadable; a new range not mapped in the caller
+ *   EFAULT    @entries unreadable, @failed not writable (before anything
+ *             changed); a new range not mapped in the caller
  *   ENOENT    no mapping starts at the entry's @iova
- *   EEXIST    a second entry for the same mapping
+ *   EEXIST    a second entry for the same mapping (@failed: the later one)
  *   EOPNOTSUPP the new range is private anonymous memory, which cannot be
  *             the same memory in another process (use a memfd, shared
  *             memory or hugetlbfs for memory that must survive exec)
@@ -354,7 +356,11 @@ struct rvfio_dma_owner_entry {
  *   EACCES    the new range is read-only and the mapping is writable
  *   ENOMEM    past the caller's RLIMIT_MEMLOCK, or out of memory
  *   EAGAIN    a new PFNMAP range changed while it was checked; retry
- * With no mappings, @count 0 succeeds and changes nothing.
+ * An entry that is wrong by itself is reported before a count that does
+ * not match: an array with more entries than mappings always fails with
+ * EEXIST or ENOENT and that entry's index. Entries are checked in IOVA
+ * order; @failed names the first that fails. With no mappings, @count 0
+ * succeeds and changes nothing.
  */
 struct rvfio_change_dma_owner {
 	__u32		argsz;
