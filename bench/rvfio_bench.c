@@ -18,6 +18,8 @@
  *                             (RVFIO_FLOOR_F_REMOTE) and locked_vm charging
  *                             per batch (F_ACCT), for analysis only
  *
+ * The case "faults" (bench/fault_bench.c) prints BENCH-FAULT lines instead.
+ *
  * One line per case on stdout, machine readable:
  *   BENCH {"backend":..,"case":..,"map_ms":[..],"unmap_ms":[..],...}
  * (the owner-change cases give "move_ms":[..] instead)
@@ -50,6 +52,7 @@
 #include <linux/rvfio.h>
 
 #include "floor/rvfio_floor.h"
+#include "fault_bench.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << 26)
@@ -961,6 +964,13 @@ int main(int argc, char **argv)
 	size = size_mib << 20;
 	setrlimit(RLIMIT_MEMLOCK, &unlimited);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* iommufd's mock device, without VT-d: the fault case only. */
+	if (!strcmp(backend, "iommufd-mock")) {
+		printf("BENCH-INFO backend=%s reps=%d\n", backend, reps);
+		case_faults(backend, reps);
+		printf("BENCH-DONE\n");
+		return 0;
+	}
 	setup(argv[2]);
 	printf("BENCH-INFO backend=%s bdf=%s reps=%d size_mib=%zu\n", backend, argv[2], reps,
 	       size_mib);
@@ -982,6 +992,8 @@ int main(int argc, char **argv)
 	RUN("4k_x4096", case_small_maps());
 	RUN("pfnmap", case_pfnmap());
 	RUN("owner", case_owner());
+	/* DMA faults through rvfio's ring and iommufd's queue (fault_bench.c). */
+	RUN("faults", case_faults(backend, reps));
 	/* Last: it leaves the page allocator's free lists scattered. */
 	RUN("4k_frag", case_4k_frag(size));
 	printf("BENCH-DONE\n");

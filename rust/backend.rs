@@ -64,7 +64,11 @@ extern "C" fn rvfio_rs_open(type_: core::ffi::c_ulong, data: *mut *mut c_void) -
         Ok(r) => r,
         Err(e) => return e.to_errno(),
     };
-    match KBox::pin_init(Container::new(v2, revoker), GFP_KERNEL) {
+    let faults = match crate::faults::FaultHub::new() {
+        Ok(f) => f,
+        Err(e) => return e.to_errno(),
+    };
+    match KBox::pin_init(Container::new(v2, revoker, faults), GFP_KERNEL) {
         Ok(b) => {
             // SAFETY: `data` is the valid out-pointer of glue.c's shim.
             unsafe { *data = b.into_foreign().cast_mut() };

@@ -9,8 +9,9 @@
 //! scatterlists), `mm.rs` (mm references, the mmap lock, vmas, locked_vm),
 //! `pin.rs` and `unpin.rs` (GUP and its release), `watch.rs` (mmu interval
 //! notifiers), `vfio_device.rs`, `revoke.rs`'s `EventFd`, `backend.rs`
-//! (the ops table's entry points and module parameters) and `uapi.rs` (the
-//! ioctl structures).
+//! (the ops table's entry points and module parameters), `uapi.rs` (the
+//! ioctl structures), and for the fault ring `fault_ring.rs`, `faults.rs`,
+//! `irq_lock.rs` and `rcu.rs`.
 
 #![allow(
     dead_code,

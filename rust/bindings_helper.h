@@ -33,3 +33,9 @@ const unsigned long RUST_CONST_HELPER_VM_READ = VM_READ;
 const unsigned long RUST_CONST_HELPER_VM_WRITE = VM_WRITE;
 const unsigned long RUST_CONST_HELPER_VM_PFNMAP = VM_PFNMAP;
 const unsigned long RUST_CONST_HELPER_VM_SHARED = VM_SHARED;
+
+/* Fault ring: poll masks (__poll_t values bindgen cannot evaluate). */
+#include <linux/poll.h>
+const unsigned int RUST_CONST_HELPER_RVFIO_POLL_IN = (__force unsigned int)(EPOLLIN | EPOLLRDNORM);
+const unsigned int RUST_CONST_HELPER_RVFIO_POLL_OUT = (__force unsigned int)(EPOLLOUT | EPOLLWRNORM);
+const unsigned int RUST_CONST_HELPER_RVFIO_POLL_HUP = (__force unsigned int)EPOLLHUP;

@@ -15,6 +15,7 @@
 use crate::bindings;
 use crate::dma::Dma;
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
+use crate::faults::{FaultHandle, FaultHub};
 use crate::instrument::{timed, Stat};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
@@ -105,6 +106,9 @@ pub(crate) struct Inner {
     /// The owner of the last MAP_DMA: the next one from the same process
     /// shares it (one reference count instead of an mm and a task one).
     last_owner: Option<Arc<Owner>>,
+    /// Where DMA faults go (faults.rs): the token of every domain's fault
+    /// handler. Last, so that it outlives the domains.
+    faults: FaultHandle,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -117,7 +121,11 @@ impl RangeSink for RangeVec {
 
 impl Container {
     /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1.
-    pub(crate) fn new(v2: bool, revoker: Arc<Revoker>) -> impl PinInit<Self> {
+    pub(crate) fn new(
+        v2: bool,
+        revoker: Arc<Revoker>,
+        faults: Arc<FaultHub>,
+    ) -> impl PinInit<Self> {
         // SAFETY: reads a module parameter.
         let limit = unsafe { bindings::rvfio_param_dma_entry_limit() };
         pin_init!(Self {
@@ -139,6 +147,7 @@ impl Container {
                 spare_node: None,
                 watch_cache: WatchCache::new(),
                 last_owner: None,
+                faults: FaultHandle::new(faults),
             }),
             devices <- new_mutex!(RBTree::new()),
         })
@@ -349,6 +358,18 @@ impl Inner {
 
     pub(crate) fn revoker(&self) -> &Arc<Revoker> {
         &self.revoker
+    }
+
+    pub(crate) fn faults(&self) -> &Arc<FaultHub> {
+        self.faults.hub()
+    }
+
+    /// The emulated-IOMMU group when there is exactly one: the device that
+    /// calls dma_rw (which does not say who calls).
+    pub(crate) fn sole_emulated_group(&self) -> Option<Group> {
+        let mut groups = self.emulated.values();
+        let first = groups.next().copied();
+        first.filter(|_| groups.next().is_none())
     }
 
     /// The mapping containing `iova`, as (start, end).
@@ -576,7 +597,10 @@ impl Inner {
         let group_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let domain_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
 
-        let domain = IommuDomain::alloc_for(&group)?;
+        let mut domain = IommuDomain::alloc_for(&group)?;
+        // SAFETY: the hub outlives every domain of the container (`faults`
+        // is dropped last), and the domain is not attached yet.
+        unsafe { domain.set_fault_handler(self.faults.hub().token()) };
         domain.attach(&group)?;
         // From here on, errors detach before `domain` is dropped (freed).
         let result = self.attach_checks(&group, &domain, &resv);

@@ -8,6 +8,7 @@ use crate::bindings;
 use crate::instrument::{timed, Stat};
 use crate::iova::IovaRange;
 use crate::pin::PAGE_SHIFT;
+use crate::rcu;
 use crate::runs::Run;
 use crate::sg_map;
 use core::ffi::c_void;
@@ -108,6 +109,12 @@ impl Group {
         Ok(ctx.out)
     }
 
+    /// `iommu_group_id()`: N of /dev/vfio/N.
+    pub(crate) fn id(&self) -> i32 {
+        // SAFETY: the group is valid.
+        unsafe { bindings::iommu_group_id(self.0) }
+    }
+
     /// `iommu_group_has_isolated_msi()`.
     pub(crate) fn has_isolated_msi(&self) -> bool {
         // SAFETY: the group is valid.
@@ -132,8 +139,10 @@ pub(crate) struct DomainInfo {
 /// `ptr` came from `iommu_paging_domain_alloc()`, is owned by this value and
 /// is freed on drop. Every group attached through [`IommuDomain::attach`] is
 /// detached before the drop (the container's bookkeeping guarantees it).
+/// With `fault_handler`, the handler's token is valid until the drop.
 pub(crate) struct IommuDomain {
     ptr: *mut bindings::iommu_domain,
+    fault_handler: bool,
 }
 
 // SAFETY: iommu_domain operations do their own locking; ownership can move.
@@ -175,8 +184,11 @@ impl IommuDomain {
         if first.domain.is_null() {
             return Err(Error::from_errno(first.err));
         }
-        // INVARIANT: allocated just now, owned here.
-        Ok(Self { ptr: first.domain })
+        // INVARIANT: allocated just now, owned here; no handler yet.
+        Ok(Self {
+            ptr: first.domain,
+            fault_handler: false,
+        })
     }
 
     pub(crate) fn info(&self) -> DomainInfo {
@@ -197,6 +209,21 @@ impl IommuDomain {
     pub(crate) fn enforce_cache_coherency(&self) -> bool {
         // SAFETY: the domain is valid.
         unsafe { bindings::rvfio_domain_enforce_cc(self.ptr) }
+    }
+
+    /// Installs rvfio's IOMMU fault handler (`faults.rs`) with `token`.
+    ///
+    /// # Safety
+    ///
+    /// The domain is not attached to anything yet (`iommu_set_fault_handler()`
+    /// is two plain stores, which a fault in flight could see half done),
+    /// and `token` is a `FaultHub` that stays valid until this value is
+    /// dropped.
+    pub(crate) unsafe fn set_fault_handler(&mut self, token: *const c_void) {
+        // SAFETY: the domain is valid; the caller guarantees the rest.
+        unsafe { bindings::rvfio_domain_set_fault_handler(self.ptr, token) };
+        // INVARIANT: the caller keeps `token` valid until the drop.
+        self.fault_handler = true;
     }
 
     /// `iommu_attach_group()`.
@@ -352,6 +379,13 @@ impl DomainRef {
 
 impl Drop for IommuDomain {
     fn drop(&mut self) {
+        if self.fault_handler {
+            // A fault handler may still run on another CPU for this domain
+            // (the IOMMU driver looked the domain up before the detach):
+            // after a grace period none does, and neither the domain nor
+            // the token is reached again.
+            rcu::synchronize();
+        }
         // SAFETY: owned by the invariant; no group is attached any more.
         unsafe { bindings::iommu_domain_free(self.ptr) };
     }

@@ -8,7 +8,9 @@
 
 use crate::container::{Container, Inner};
 use crate::domain::Group;
+use crate::faults::{self, AccessError, Miss};
 use crate::pin::PAGE_SHIFT;
+use crate::ring;
 use crate::vfio_device::VfioDevice;
 use kernel::error::{code::*, Result};
 use kernel::prelude::*;
@@ -63,7 +65,10 @@ pub(crate) fn notify_dma_unmap<'a>(
 }
 
 /// `pin_pages`: pins `npage` pages from `iova` for a device of `group` and
-/// stores their pfns. Returns `npage`; on error nothing stays pinned.
+/// stores their pfns. Returns `npage`; on error nothing stays pinned. A
+/// page that is not mapped, or not with `prot`, is a fault of the device
+/// (`faults.rs`): recorded in the fault ring, or a page request after whose
+/// success the pin is tried again.
 pub(crate) fn pin_pages(
     c: &Container,
     group: Group,
@@ -72,19 +77,43 @@ pub(crate) fn pin_pages(
     prot: i32,
     pfns: &mut [u64],
 ) -> Result<i32> {
+    let mut asked = None;
+    loop {
+        match pin_pages_once(c, group, iova, npage, prot, pfns) {
+            Ok(n) => return Ok(n),
+            Err(AccessError::Err(e)) => return Err(e),
+            Err(AccessError::Miss(miss)) => {
+                // Without the container's lock: a page request waits.
+                let hub = c.lock().faults().clone();
+                hub.translation_fault(&miss.by(Some(group)), &mut asked)?;
+            }
+        }
+    }
+}
+
+fn pin_pages_once(
+    c: &Container,
+    group: Group,
+    iova: u64,
+    npage: i32,
+    prot: i32,
+    pfns: &mut [u64],
+) -> Result<i32, AccessError> {
     if !c.v2 {
-        return Err(EACCES);
+        return Err(EACCES.into());
     }
     let mut inner = c.lock();
     if inner.vaddr_invalid_count() != 0 {
-        return Err(EBUSY);
+        return Err(EBUSY.into());
     }
     // A device that pins must be able to give pages back on unmap.
     if inner.registered_devices() == 0 {
-        return Err(EINVAL);
+        return Err(EINVAL.into());
     }
     let n = usize::try_from(npage).map_err(|_| EINVAL)?;
     let pgshift = inner.min_pgshift();
+    // (The pins made before a miss are undone below before the miss is
+    // reported: user space may unmap while a page request waits.)
     for (i, slot) in pfns.iter_mut().enumerate().take(n) {
         let page_iova = iova + ((i as u64) << PAGE_SHIFT);
         match pin_one(&mut inner, page_iova, prot, pgshift) {
@@ -104,11 +133,14 @@ pub(crate) fn pin_pages(
     Ok(npage)
 }
 
-fn pin_one(inner: &mut Inner, iova: u64, prot: i32, pgshift: u32) -> Result<u64> {
+fn pin_one(inner: &mut Inner, iova: u64, prot: i32, pgshift: u32) -> Result<u64, AccessError> {
     let tracking = inner.dirty_tracking();
-    let dma = inner.dma_at_mut(iova).ok_or(EINVAL)?;
+    let access = faults::access_of_prot(prot);
+    let dma = inner
+        .dma_at_mut(iova)
+        .ok_or(Miss::not_mapped(iova, access))?;
     if dma.prot() & prot != prot {
-        return Err(EPERM);
+        return Err(Miss::permission(iova, access).into());
     }
     let pfn = dma.pin_external(iova)?;
     if tracking {
@@ -139,7 +171,9 @@ pub(crate) fn unpin_pages(c: &Container, iova: u64, npage: i32) {
 }
 
 /// `dma_rw`: copies `count` bytes between `buf` and the user memory mapped
-/// at `iova`, mapping by mapping.
+/// at `iova`, mapping by mapping. A byte that is not mapped, or not for
+/// the access, is a fault of the device (see [`pin_pages`]); after a
+/// successful page request the copy starts over.
 ///
 /// # Safety
 ///
@@ -151,14 +185,53 @@ pub(crate) unsafe fn dma_rw(
     count: usize,
     write: bool,
 ) -> Result {
+    let mut asked = None;
+    loop {
+        // SAFETY: our contract.
+        match unsafe { dma_rw_once(c, iova, buf, count, write) } {
+            Ok(()) => return Ok(()),
+            Err(AccessError::Err(e)) => return Err(e),
+            Err(AccessError::Miss(miss)) => {
+                // vfio_dma_rw() does not say which device calls; with one
+                // emulated-IOMMU group it can only be that one's.
+                let (hub, group) = {
+                    let inner = c.lock();
+                    (inner.faults().clone(), inner.sole_emulated_group())
+                };
+                hub.translation_fault(&miss.by(group), &mut asked)?;
+            }
+        }
+    }
+}
+
+/// # Safety
+///
+/// As for [`dma_rw`].
+unsafe fn dma_rw_once(
+    c: &Container,
+    iova: u64,
+    buf: *mut u8,
+    count: usize,
+    write: bool,
+) -> Result<(), AccessError> {
     let mut inner = c.lock();
     if inner.vaddr_invalid_count() != 0 {
-        return Err(EBUSY);
+        return Err(EBUSY.into());
     }
+    let access = if write {
+        ring::ACCESS_WRITE
+    } else {
+        ring::ACCESS_READ
+    };
     let mut done = 0;
     while done < count {
         let at = iova + done as u64;
-        let dma = inner.dma_at_mut(at).ok_or(EINVAL)?;
+        let dma = inner.dma_at_mut(at).ok_or(Miss::not_mapped(at, access))?;
+        // `Dma::rw`'s own check (type1's): reads need READ, writes both.
+        let prot = dma.prot();
+        if prot & crate::dma::PROT_READ == 0 || (write && prot & crate::dma::PROT_WRITE == 0) {
+            return Err(Miss::permission(at, access).into());
+        }
         // SAFETY: `done < count`, so `buf + done` stays inside the caller's
         // `count` bytes and has `count - done` bytes left (our contract).
         done += unsafe { dma.rw(at, buf.add(done), count - done, write)? };

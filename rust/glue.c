@@ -508,3 +508,180 @@ void rvfio_eventfd_put(struct eventfd_ctx *ctx)
 {
 	eventfd_ctx_put(ctx);
 }
+
+/* ======================================================================
+ * Fault ring (rust/faults.rs, rust/fault_ring.rs). What is here, and why
+ * it cannot be Rust; no policy, Rust decides:
+ *
+ * 1. The ring fd's file_operations table and its shims (the VFS keeps a
+ *    pointer to a static table; the 6.12 kernel crate has no file
+ *    abstraction), and anon_inode_getfd() with it.
+ * 2. The iommu_fault_handler_t every rvfio domain gets: it reads the
+ *    faulting struct device (iommu_group, to_pci_dev(), pci_dev_id() and
+ *    pci_domain_nr() are fields and static inlines) and hands plain
+ *    numbers to Rust.
+ * 3. One-call wrappers over macros and static inlines: vmalloc_user()
+ *    (an alloc_hooks() macro), remap_vmalloc_range(), the wait queue and
+ *    poll helpers, raw_spin_lock_irqsave() and friends,
+ *    rcu_read_lock()/rcu_read_unlock(), ktime_get_ns(), init_completion()
+ *    and msecs_to_jiffies().
+ * ====================================================================== */
+#include <linux/anon_inodes.h>
+#include <linux/completion.h>
+#include <linux/pci.h>
+#include <linux/poll.h>
+#include <linux/rcupdate.h>
+#include <linux/spinlock.h>
+#include <linux/timekeeping.h>
+#include <linux/vmalloc.h>
+#include <linux/wait.h>
+
+/*
+ * The fault handler of every domain rvfio allocates. Runs where the IOMMU
+ * driver reports: hard interrupt context on VT-d (dmar_fault(), with the
+ * test kernel's patch) and ARM SMMUv2, the IRQ thread on AMD-Vi. @dev is
+ * NULL on SMMUv2.
+ */
+static int rvfio_fault_handler(struct iommu_domain *domain, struct device *dev,
+			       unsigned long iova, int flags, void *token)
+{
+	int group_id = -1, segment = -1;
+	u16 rid = 0;
+
+	if (dev && dev->iommu_group)
+		group_id = iommu_group_id(dev->iommu_group);
+	if (dev && dev_is_pci(dev)) {
+		struct pci_dev *pdev = to_pci_dev(dev);
+
+		segment = pci_domain_nr(pdev->bus);
+		rid = pci_dev_id(pdev);
+	}
+	return rvfio_rs_hw_fault(token, iova, flags, group_id, segment, rid);
+}
+
+void rvfio_domain_set_fault_handler(struct iommu_domain *domain,
+				    const void *token)
+{
+	iommu_set_fault_handler(domain, rvfio_fault_handler, (void *)token);
+}
+
+static int rvfio_ring_release(struct inode *inode, struct file *file)
+{
+	rvfio_rs_ring_release(file->private_data);
+	return 0;
+}
+
+static __poll_t rvfio_ring_poll(struct file *file, poll_table *pt)
+{
+	return (__force __poll_t)rvfio_rs_ring_poll(file->private_data, file, pt);
+}
+
+static ssize_t rvfio_ring_write(struct file *file, const char __user *buf,
+				size_t count, loff_t *ppos)
+{
+	return rvfio_rs_ring_write(file->private_data, (unsigned long)buf, count);
+}
+
+static int rvfio_ring_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return rvfio_rs_ring_mmap(file->private_data, vma, vma->vm_pgoff,
+				  vma->vm_end - vma->vm_start,
+				  vma->vm_flags & VM_SHARED);
+}
+
+static const struct file_operations rvfio_ring_fops = {
+	.owner		= THIS_MODULE,
+	.release	= rvfio_ring_release,
+	.poll		= rvfio_ring_poll,
+	.write		= rvfio_ring_write,
+	.mmap		= rvfio_ring_mmap,
+	.llseek		= noop_llseek,
+};
+
+int rvfio_ring_getfd(const void *ring)
+{
+	return anon_inode_getfd("[rvfio-fault-ring]", &rvfio_ring_fops,
+				(void *)ring, O_RDWR | O_CLOEXEC);
+}
+
+void *rvfio_vmalloc_user(unsigned long size)
+{
+	return vmalloc_user(size);
+}
+
+void rvfio_vfree(void *addr)
+{
+	vfree(addr);
+}
+
+int rvfio_vma_remap_vmalloc(struct vm_area_struct *vma, void *addr,
+			    unsigned long pgoff)
+{
+	return remap_vmalloc_range(vma, addr, pgoff);
+}
+
+void rvfio_waitqueue_init(struct wait_queue_head *wq)
+{
+	init_waitqueue_head(wq);
+}
+
+void rvfio_poll_wait(struct file *file, struct wait_queue_head *wq,
+		     struct poll_table_struct *pt)
+{
+	poll_wait(file, wq, pt);
+}
+
+void rvfio_wake_up_poll(struct wait_queue_head *wq, unsigned int mask)
+{
+	if (wq_has_sleeper(wq))
+		wake_up_interruptible_poll(wq, (__force __poll_t)mask);
+}
+
+void rvfio_raw_spin_lock_init(struct raw_spinlock *lock, const char *name,
+			      struct lock_class_key *key)
+{
+#ifdef CONFIG_DEBUG_SPINLOCK
+	__raw_spin_lock_init(lock, name, key, LD_WAIT_SPIN);
+#else
+	raw_spin_lock_init(lock);
+#endif
+}
+
+unsigned long rvfio_raw_spin_lock_irqsave(struct raw_spinlock *lock)
+{
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void rvfio_raw_spin_unlock_irqrestore(struct raw_spinlock *lock,
+				      unsigned long flags)
+{
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+void rvfio_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void rvfio_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+u64 rvfio_ktime_get_ns(void)
+{
+	return ktime_get_ns();
+}
+
+void rvfio_completion_init(struct completion *c)
+{
+	init_completion(c);
+}
+
+long rvfio_completion_wait_killable(struct completion *c, unsigned int ms)
+{
+	return wait_for_completion_killable_timeout(c, msecs_to_jiffies(ms));
+}

@@ -198,4 +198,68 @@ int rvfio_eventfd_get(int fd, struct eventfd_ctx **out);
 void rvfio_eventfd_signal(struct eventfd_ctx *ctx);
 void rvfio_eventfd_put(struct eventfd_ctx *ctx);
 
+/* ======================================================================
+ * Fault ring (rust/fault_ring.rs, rust/faults.rs, rust/irq_lock.rs,
+ * rust/rcu.rs): the ring fd's file_operations and the IOMMU fault
+ * handler, as shims into Rust, and one-call wrappers.
+ * ====================================================================== */
+struct completion;
+struct device;
+struct file;
+struct lock_class_key;
+struct poll_table_struct;
+struct raw_spinlock;
+struct vm_area_struct;
+struct wait_queue_head;
+
+/* Implemented in Rust (rust/faults.rs): a DMA fault the IOMMU driver
+ * reported on a domain whose handler token is @token. @group_id is -1 and
+ * @pci_segment -1 when unknown. Returns 0 when the fault was taken. */
+int rvfio_rs_hw_fault(const void *token, u64 iova, int flags, int group_id,
+		      int pci_segment, u16 pci_rid);
+/* Implemented in Rust (rust/fault_ring.rs): the ring fd's operations on
+ * its private data @ring. */
+void rvfio_rs_ring_release(const void *ring);
+unsigned int rvfio_rs_ring_poll(const void *ring, struct file *file,
+				struct poll_table_struct *pt);
+long rvfio_rs_ring_write(const void *ring, unsigned long buf, size_t count);
+int rvfio_rs_ring_mmap(const void *ring, struct vm_area_struct *vma,
+		       unsigned long pgoff, unsigned long len, bool shared);
+
+/* iommu_set_fault_handler() with glue.c's handler, which calls
+ * rvfio_rs_hw_fault(@token, ...). */
+void rvfio_domain_set_fault_handler(struct iommu_domain *domain,
+				    const void *token);
+/* anon_inode_getfd() of a ring fd (O_RDWR | O_CLOEXEC) whose private data
+ * is @ring: the fd or -errno. */
+int rvfio_ring_getfd(const void *ring);
+/* vmalloc_user() (zeroed, suitable for remap_vmalloc_range()); vfree(). */
+void *rvfio_vmalloc_user(unsigned long size);
+void rvfio_vfree(void *addr);
+/* remap_vmalloc_range(@vma, @addr, @pgoff): 0 or -errno. */
+int rvfio_vma_remap_vmalloc(struct vm_area_struct *vma, void *addr,
+			    unsigned long pgoff);
+/* init_waitqueue_head(), poll_wait(), and a wake-up of pollers with @mask
+ * when there are any (wq_has_sleeper()). */
+void rvfio_waitqueue_init(struct wait_queue_head *wq);
+void rvfio_poll_wait(struct file *file, struct wait_queue_head *wq,
+		     struct poll_table_struct *pt);
+void rvfio_wake_up_poll(struct wait_queue_head *wq, unsigned int mask);
+/* raw_spinlock_t: init with a lockdep class, lock with interrupts saved
+ * and disabled (returns the flags), unlock restoring them. */
+void rvfio_raw_spin_lock_init(struct raw_spinlock *lock, const char *name,
+			      struct lock_class_key *key);
+unsigned long rvfio_raw_spin_lock_irqsave(struct raw_spinlock *lock);
+void rvfio_raw_spin_unlock_irqrestore(struct raw_spinlock *lock,
+				      unsigned long flags);
+/* rcu_read_lock(), rcu_read_unlock(). */
+void rvfio_rcu_read_lock(void);
+void rvfio_rcu_read_unlock(void);
+/* ktime_get_ns(): CLOCK_MONOTONIC. */
+u64 rvfio_ktime_get_ns(void);
+/* init_completion(); wait_for_completion_killable_timeout() for @ms
+ * milliseconds: > 0 completed, 0 timed out, -ERESTARTSYS killed. */
+void rvfio_completion_init(struct completion *c);
+long rvfio_completion_wait_killable(struct completion *c, unsigned int ms);
+
 #endif /* RVFIO_GLUE_H */

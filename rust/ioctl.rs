@@ -9,7 +9,7 @@
 use crate::container::Container;
 use crate::instrument::{timed, Stat};
 use crate::uapi::*;
-use crate::{dirty_pages, get_info, map_dma, owner_ioctl, pfnmap_ioctl, unmap_dma};
+use crate::{dirty_pages, fault_ioctl, get_info, map_dma, owner_ioctl, pfnmap_ioctl, unmap_dma};
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
 use kernel::types::FromBytes;
@@ -42,6 +42,8 @@ pub(crate) fn check_extension(container: Option<&Container>, ext: u64) -> isize 
         VFIO_TYPE1_NESTING_IOMMU => 0,
         // PFNMAP mappings are revoked when their memory goes (revoke.rs).
         RVFIO_PFNMAP_REVOKE => 1,
+        // DMA faults in a ring user space maps (faults.rs).
+        RVFIO_FAULT_RING => 1,
         // One call moves every mapping to the caller (owner_change.rs).
         RVFIO_DMA_OWNER => 1,
         _ => 0,
@@ -62,6 +64,7 @@ pub(crate) fn dispatch(container: &Container, cmd: u32, arg: usize) -> Result<is
         VFIO_IOMMU_DIRTY_PAGES => dirty_pages::dirty_pages(container, arg).map(|()| 0),
         RVFIO_IOMMU_DMA_QUERY => pfnmap_ioctl::dma_query(container, arg).map(|()| 0),
         RVFIO_IOMMU_REVOKE_EVENTFD => pfnmap_ioctl::revoke_eventfd(container, arg).map(|()| 0),
+        RVFIO_IOMMU_FAULT_RING => fault_ioctl::create_ring(container, arg),
         RVFIO_IOMMU_CHANGE_DMA_OWNER => owner_ioctl::change_dma_owner(container, arg).map(|()| 0),
         _ => Err(ENOTTY),
     }

@@ -544,6 +544,8 @@ pub(crate) struct EventFd {
 // SAFETY: eventfd contexts are refcounted and signalled under their own
 // lock from any context.
 unsafe impl Send for EventFd {}
+// SAFETY: as above: `signal` may run on several CPUs at once.
+unsafe impl Sync for EventFd {}
 
 impl EventFd {
     /// The eventfd behind file descriptor `fd` of the calling process.
@@ -555,7 +557,9 @@ impl EventFd {
         Ok(Self { ptr })
     }
 
-    fn signal(&self) {
+    /// `eventfd_signal()`; also from hard interrupt context (not on
+    /// PREEMPT_RT).
+    pub(crate) fn signal(&self) {
         // SAFETY: `ptr` holds a reference (type invariant).
         unsafe { bindings::rvfio_eventfd_signal(self.ptr) }
     }

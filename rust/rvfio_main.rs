@@ -22,10 +22,14 @@
 //! - `revoke.rs`: PFNMAP revocation; `watch.rs`: the mmu interval notifier.
 //! - `owner_change.rs` (+ `owner_ioctl.rs`): the DMA owner change.
 //! - `user_bitmap.rs`: dirty bitmaps in user memory.
+//! - The fault ring: `fault_ioctl.rs` (RVFIO_IOMMU_FAULT_RING),
+//!   `faults.rs` (per container: the IOMMU fault handler, rvfio's own
+//!   translation faults, page requests), `fault_ring.rs` (the ring, its
+//!   memory and fd), `irq_lock.rs`, `rcu.rs`.
 //! - `instrument.rs`: timing for `make bench`'s analysis mode (compiled in
 //!   only with `--cfg rvfio_instrument`).
 //! - Pure logic, also tested on the host (`rust/host`): `iova.rs`,
-//!   `caps.rs`, `dirty.rs`, `runs.rs`.
+//!   `caps.rs`, `dirty.rs`, `runs.rs`, `ring.rs`.
 //! - `bindings.rs` + `glue.c`: the only places that touch C directly
 //!   (`glue.c` says what it holds and why each part must be C).
 
@@ -40,10 +44,14 @@ mod dirty_pages;
 mod dma;
 mod domain;
 mod emulated;
+mod fault_ioctl;
+mod fault_ring;
+mod faults;
 mod get_info;
 mod instrument;
 mod ioctl;
 mod iova;
+mod irq_lock;
 mod map_dma;
 mod mm;
 mod owner_change;
@@ -51,7 +59,9 @@ mod owner_ioctl;
 mod pfnmap;
 mod pfnmap_ioctl;
 mod pin;
+mod rcu;
 mod revoke;
+mod ring;
 mod runs;
 mod sg_map;
 mod uapi;

@@ -31,6 +31,8 @@ pub(crate) const RVFIO_DMA_OWNER_NO_ENTRY: u32 = bindings::RVFIO_DMA_OWNER_NO_EN
 pub(crate) const RVFIO_DMA_OWNER_MAX_ENTRIES: u32 = bindings::RVFIO_DMA_OWNER_MAX_ENTRIES;
 pub(crate) const RVFIO_DMA_QUERY_PFNMAP: u32 = bindings::RVFIO_DMA_QUERY_PFNMAP;
 pub(crate) const RVFIO_DMA_QUERY_REVOKED: u32 = bindings::RVFIO_DMA_QUERY_REVOKED;
+pub(crate) const RVFIO_IOMMU_FAULT_RING: u32 = _IO(VFIO_TYPE, VFIO_BASE + 92);
+pub(crate) const RVFIO_FAULT_RING: u64 = bindings::RVFIO_FAULT_RING as u64;
 
 // Extension ids (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU).
 pub(crate) const VFIO_TYPE1_IOMMU: u64 = bindings::VFIO_TYPE1_IOMMU as u64;
@@ -216,3 +218,62 @@ const _: () = assert!(size_of::<Info>() == crate::caps::INFO_SIZE);
 /// `offsetofend(struct vfio_iommu_type1_info, iova_pgsizes)`: the least a
 /// GET_INFO caller must provide.
 pub(crate) const INFO_MINSZ: usize = 16;
+
+/// `struct rvfio_fault_ring_create`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FaultRingCreate {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) entries: u32,
+    pub(crate) eventfd: i32,
+    pub(crate) kinds: u32,
+    pub(crate) timeout_ms: u32,
+}
+
+/// `struct rvfio_fault_response`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FaultResponse {
+    pub(crate) cookie: u32,
+    pub(crate) code: u32,
+}
+
+// SAFETY: plain `repr(C)` integers with no padding (checked below).
+unsafe impl FromBytes for FaultRingCreate {}
+// SAFETY: as above.
+unsafe impl FromBytes for FaultResponse {}
+
+const _: () =
+    assert!(size_of::<FaultRingCreate>() == size_of::<bindings::rvfio_fault_ring_create>());
+const _: () = assert!(size_of::<FaultRingCreate>() == 24);
+const _: () = assert!(size_of::<FaultResponse>() == size_of::<bindings::rvfio_fault_response>());
+const _: () = assert!(size_of::<FaultResponse>() == crate::ring::RESPONSE_SIZE);
+
+// The uapi as `ring.rs` (which builds on the host, without bindings) has it.
+const _: () = {
+    use crate::ring;
+    assert!(size_of::<ring::Record>() == size_of::<bindings::rvfio_fault>());
+    assert!(size_of::<ring::Header>() == size_of::<bindings::rvfio_fault_ring_header>());
+    assert!(ring::MAX_ENTRIES == bindings::RVFIO_FAULT_RING_MAX_ENTRIES);
+    assert!(ring::MAX_TIMEOUT_MS == bindings::RVFIO_FAULT_RING_MAX_TIMEOUT_MS);
+    assert!(ring::DEFAULT_TIMEOUT_MS == bindings::RVFIO_FAULT_RING_DEFAULT_TIMEOUT_MS);
+    assert!(ring::KIND_DMA == bindings::RVFIO_FAULT_KIND_DMA);
+    assert!(ring::KIND_PAGE_REQ == bindings::RVFIO_FAULT_KIND_PAGE_REQ);
+    assert!(ring::F_PAGE_REQUESTS == bindings::RVFIO_FAULT_RING_PAGE_REQUESTS);
+    assert!(ring::F_HW_PAGE_REQUESTS == bindings::RVFIO_FAULT_RING_HW_PAGE_REQUESTS);
+    assert!(ring::STATE_DETACHED == bindings::RVFIO_FAULT_RING_DETACHED);
+    assert!(ring::REC_GROUP_VALID as u32 == bindings::RVFIO_FAULT_GROUP_VALID);
+    assert!(ring::REC_RID_VALID as u32 == bindings::RVFIO_FAULT_RID_VALID);
+    assert!(ring::REC_PASID_VALID as u32 == bindings::RVFIO_FAULT_PASID_VALID);
+    assert!(ring::REC_EMULATED as u32 == bindings::RVFIO_FAULT_EMULATED);
+    assert!(ring::ACCESS_READ as u32 == bindings::RVFIO_FAULT_ACCESS_READ);
+    assert!(ring::ACCESS_WRITE as u32 == bindings::RVFIO_FAULT_ACCESS_WRITE);
+    assert!(ring::STAGE_2 as u32 == bindings::RVFIO_FAULT_STAGE_2);
+    assert!(ring::REASON_HW as u32 == bindings::RVFIO_FAULT_REASON_HW);
+    assert!(ring::REASON_NOT_MAPPED as u32 == bindings::RVFIO_FAULT_REASON_NOT_MAPPED);
+    assert!(ring::REASON_PERMISSION as u32 == bindings::RVFIO_FAULT_REASON_PERMISSION);
+    assert!(ring::RESPONSE_SUCCESS == bindings::RVFIO_FAULT_RESPONSE_SUCCESS);
+    assert!(ring::RESPONSE_INVALID == bindings::RVFIO_FAULT_RESPONSE_INVALID);
+    assert!(ring::RESPONSE_FAILURE == bindings::RVFIO_FAULT_RESPONSE_FAILURE);
+};

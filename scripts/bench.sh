@@ -13,7 +13,9 @@
 # Environment (defaults in brackets):
 #   ROUNDS [4]        A/B rounds; each round boots every backend once, the
 #                     order rotating from round to round
-#   BENCH_BACKENDS [rvfio,vfio_iommu_type1,iommufd,floor]
+#   BENCH_BACKENDS [rvfio,vfio_iommu_type1,iommufd,floor,iommufd-mock]
+#                     (iommufd-mock: only the "faults" case, iommufd's mock
+#                     device, booted with intel_iommu=off)
 #   REPS [5]          repetitions per case inside one VM
 #   MIB [256]         buffer size of the big cases
 #   CASES []          only these client cases (comma list, default all)
@@ -50,9 +52,9 @@ die() { echo "bench: $*" >&2; exit 1; }
 
 ROUNDS=${ROUNDS:-4}
 if [ -n "${RVFIO_BASE_REV:-}" ]; then
-	BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio-base,rvfio,vfio_iommu_type1,iommufd,floor}
+	BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio-base,rvfio,vfio_iommu_type1,iommufd,floor,iommufd-mock}
 else
-	BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio,vfio_iommu_type1,iommufd,floor}
+	BENCH_BACKENDS=${BENCH_BACKENDS:-rvfio,vfio_iommu_type1,iommufd,floor,iommufd-mock}
 fi
 REPS=${REPS:-5}
 MIB=${MIB:-256}
@@ -144,13 +146,23 @@ for f in "$top"/bench/floor/*; do ln -sfn "$f" "$out/floor/${f##*/}"; done
 )
 cmp -s "$out/floor/rvfio_floor.ko" "$out/floor-ko/rvfio_floor.ko" ||
 	cp "$out/floor/rvfio_floor.ko" "$out/floor-ko/rvfio_floor.ko"
+# The mdev sample for the "faults" case (bench/fault_bench.c): rvfio's own
+# translation faults, produced at will. Into /samples-mdev too.
+KDIR="$kdir" MDEV_SAMPLES_DIR="$out/mdev-sample" "$top/scripts/build-mdev-sample.sh"
+cmp -s "$out/mdev-sample/rvfio_mdev_sample.ko" "$out/floor-ko/rvfio_mdev_sample.ko" ||
+	cp "$out/mdev-sample/rvfio_mdev_sample.ko" "$out/floor-ko/rvfio_mdev_sample.ko"
 
 client="$out/bin/rvfio_bench"
-if [ ! -x "$client" ] || [ -n "$(find "$top/bench/rvfio_bench.c" "$top/bench/floor/rvfio_floor.h" \
-	"$kdir/usr/include/linux/vfio.h" "$top/include/uapi/linux/rvfio.h" -newer "$client" 2>/dev/null)" ]; then
-	# rvfio's own uapi (include/uapi) after the kernel's: <linux/vfio.h> stays the kernel's.
-	gcc -static -O2 -Wall -Werror -Wno-sign-compare -I"$kdir/usr/include" -I"$top/include/uapi" \
-		-I"$top/bench" -o "$client.tmp" "$top/bench/rvfio_bench.c"
+# fault_bench.c also needs rvfio's uapi, the mdev sample's ABI and iommufd's
+# selftest ABI (drivers/iommu/iommufd/iommufd_test.h of the perf kernel).
+if [ ! -x "$client" ] || [ -n "$(find "$top/bench/rvfio_bench.c" "$top/bench/fault_bench.c" \
+	"$top/bench/fault_bench.h" "$top/bench/floor/rvfio_floor.h" \
+	"$top/include/uapi/linux/rvfio.h" "$top/samples/mdev/rvfio_mdev_sample.h" \
+	"$kdir/usr/include/linux/vfio.h" -newer "$client" 2>/dev/null)" ]; then
+	gcc -static -O2 -pthread -Wall -Werror -Wno-sign-compare -I"$kdir/usr/include" \
+		-I"$top/bench" -I"$top/include/uapi" -I"$top/samples/mdev" \
+		-I"$kdir/source/drivers/iommu/iommufd" \
+		-o "$client.tmp" "$top/bench/rvfio_bench.c" "$top/bench/fault_bench.c"
 	mv "$client.tmp" "$client"
 fi
 
@@ -179,6 +191,9 @@ boot() {
 	append+=" no_timer_check"
 	append+=" hugepagesz=2M hugepages=$HUGEPAGES"
 	append+=" rvfio_bench.backend=$backend rvfio_bench.reps=$REPS rvfio_bench.mib=$MIB"
+	# iommufd's mock device (the "faults" case) gets its mock IOMMU only
+	# while no VT-d is registered (bench/bench-init.sh).
+	[ "$backend" = iommufd-mock ] && append=${append/intel_iommu=on/intel_iommu=off}
 	[ -n "${CASES:-}" ] && append+=" rvfio_bench.cases=$CASES"
 	# A boot that breaks before the bench finishes (a TCG hiccup) is
 	# retried, twice at most; its log is kept as .failN.

@@ -277,9 +277,9 @@ mode_check() {
 	dmesg -n "$LOGLEVEL"
 	tests=$(test_list)	# its complaints go to stderr, the console
 	say "tests: $(echo $tests | sed 's@/selftests/@@g'), interrupt remapping: ${INTREMAP:-not stated}"
-	# The mdev samples only matter to mdev_test and owner_test.
+	# The mdev samples only matter to mdev_test, owner_test and fault_ring_test.
 	case " $TESTS " in
-	"  " | *" mdev_test "* | *" owner_test "*) load_mdev_samples ;;
+	"  " | *" mdev_test "* | *" owner_test "* | *" fault_ring_test "*) load_mdev_samples ;;
 	esac
 	# The reliability tests drive the mdev sample too (when named alone).
 	case " $TESTS " in

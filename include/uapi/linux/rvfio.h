@@ -73,6 +73,230 @@ struct rvfio_revoke_eventfd {
 #define RVFIO_IOMMU_REVOKE_EVENTFD	_IO(VFIO_TYPE, VFIO_BASE + 91)
 
 /*
+ * IOMMU fault ring.
+ *
+ * VFIO_CHECK_EXTENSION(RVFIO_FAULT_RING) returns 1 when the container can
+ * report the DMA faults of its devices in a ring buffer that user space
+ * maps, created with RVFIO_IOMMU_FAULT_RING. Two sources feed the ring:
+ *
+ * - the IOMMU hardware: an unrecoverable DMA fault (translation missing or
+ *   without the permission) of a device in one of the container's IOMMU
+ *   domains, as the IOMMU driver reports it through report_iommu_fault()
+ *   (AMD-Vi, ARM SMMUv2; Intel VT-d with the patch described in rvfio's
+ *   Documentation/testing.rst). The driver says only whether the access was
+ *   a read or a write, so such a record has reason RVFIO_FAULT_REASON_HW;
+ * - rvfio's own translation for emulated-IOMMU (mdev) devices:
+ *   vfio_pin_pages() or vfio_dma_rw() on an IOVA that is not mapped
+ *   (RVFIO_FAULT_REASON_NOT_MAPPED) or not with the access asked for
+ *   (RVFIO_FAULT_REASON_PERMISSION). These can be recoverable: with
+ *   RVFIO_FAULT_RING_PAGE_REQUESTS the access waits for user space to fix
+ *   the mapping and answer the page request (struct rvfio_fault_response).
+ */
+#define RVFIO_FAULT_RING		0x72760002
+
+/* Most records a ring can have; its size in bytes is this times 64. */
+#define RVFIO_FAULT_RING_MAX_ENTRIES	65536
+/* Longest wait for a page response, and the wait when 0 is given. */
+#define RVFIO_FAULT_RING_MAX_TIMEOUT_MS	60000
+#define RVFIO_FAULT_RING_DEFAULT_TIMEOUT_MS 1000
+
+/* Kinds of fault; a record has one, struct rvfio_fault_ring_create a mask. */
+#define RVFIO_FAULT_KIND_DMA		(1 << 0) /* unrecoverable DMA fault */
+#define RVFIO_FAULT_KIND_PAGE_REQ	(1 << 1) /* page request: answer it */
+
+/**
+ * struct rvfio_fault_ring_create - argument of %RVFIO_IOMMU_FAULT_RING
+ * @argsz: sizeof(struct rvfio_fault_ring_create) or more
+ * @flags: %RVFIO_FAULT_RING_PAGE_REQUESTS: rvfio's own translation faults
+ *	are page requests (%RVFIO_FAULT_KIND_PAGE_REQ) instead of unrecoverable
+ *	faults: the device's access waits until user space answers, the
+ *	request times out (@timeout_ms) or the ring goes away.
+ *	%RVFIO_FAULT_RING_HW_PAGE_REQUESTS: the same for page requests from
+ *	devices (PCIe PRI); not supported, refused with EOPNOTSUPP.
+ * @entries: number of records, a power of two from 1 to
+ *	%RVFIO_FAULT_RING_MAX_ENTRIES
+ * @eventfd: an eventfd signalled once for every record written, or -1
+ * @kinds: the kinds of fault to report, a mask of %RVFIO_FAULT_KIND_*;
+ *	%RVFIO_FAULT_KIND_PAGE_REQ is required by, and only valid with,
+ *	%RVFIO_FAULT_RING_PAGE_REQUESTS. A hardware fault of a kind not in
+ *	@kinds is left to the IOMMU driver (which logs it) as if there were no
+ *	ring; an emulated-IOMMU access fails as it would without a ring.
+ * @timeout_ms: with %RVFIO_FAULT_RING_PAGE_REQUESTS, how long a page
+ *	request waits for its response: 1 to %RVFIO_FAULT_RING_MAX_TIMEOUT_MS,
+ *	or 0 for %RVFIO_FAULT_RING_DEFAULT_TIMEOUT_MS; 0 without it
+ */
+struct rvfio_fault_ring_create {
+	__u32	argsz;
+	__u32	flags;
+#define RVFIO_FAULT_RING_PAGE_REQUESTS		(1 << 0)
+#define RVFIO_FAULT_RING_HW_PAGE_REQUESTS	(1 << 1)
+	__u32	entries;
+	__s32	eventfd;
+	__u32	kinds;
+	__u32	timeout_ms;
+};
+
+/*
+ * RVFIO_IOMMU_FAULT_RING - _IO(VFIO_TYPE, VFIO_BASE + 92), struct rvfio_fault_ring_create
+ *
+ * Creates the container's fault ring and returns a new file descriptor for
+ * it (O_RDWR, O_CLOEXEC). A container has at most one ring at a time;
+ * closing the fd removes it (after the last mmap() of it is gone) and a new
+ * one can then be created. Faults before the ring exists, and after it is
+ * removed, are not recorded. Nothing is written back to the argument.
+ *
+ * Errors, and nothing is created: EINVAL for a short @argsz, an unknown
+ * flag, @entries 0, not a power of two or above the maximum, @kinds 0 or
+ * with an unknown bit or not matching the flags, @timeout_ms out of range,
+ * and for an @eventfd < -1 or one that is not an eventfd; EBADF for an
+ * @eventfd that is not an open file descriptor; EOPNOTSUPP for
+ * %RVFIO_FAULT_RING_HW_PAGE_REQUESTS; EBUSY when the container has a ring.
+ *
+ * The fd:
+ *
+ * mmap() (MAP_SHARED; offsets and lengths in whole pages, inside the
+ * @mmap_size of the header, else EINVAL) shows struct rvfio_fault_ring_header
+ * at offset 0 and the records, an array of @entries struct rvfio_fault, at
+ * @records_offset (the page size). One mmap() of @mmap_size bytes at 0 maps
+ * everything. User space writes only @consumer; the kernel never reads
+ * anything else back, and treats @consumer as untrusted.
+ *
+ * Producer and consumer are free-running 32-bit indices: record i is at
+ * index i & (@entries - 1); the ring holds @producer - @consumer records
+ * (modulo 2^32), is empty when they are equal and full when that is
+ * @entries. The kernel writes a record, then (release) advances @producer;
+ * the consumer reads @producer (acquire), the records up to it, then
+ * (release) stores the new @consumer. A fault that finds the ring full is
+ * not recorded: @lost counts it, and no unconsumed record is overwritten.
+ * A @consumer that is not between the last one the kernel accepted and
+ * @producer (it would move backwards or past records never written) is
+ * ignored: the kernel keeps the last accepted value, counts the write in
+ * @consumer_rejected, and goes on; storing a valid value later fixes it.
+ *
+ * poll(): EPOLLIN when the ring holds records, EPOLLOUT always (responses
+ * can be written), EPOLLHUP once the container is gone. The eventfd is
+ * signalled for every record written; its counter adds the signals up, so
+ * one read() of it covers any number of records, and a consumer that is
+ * busy draining is not woken again.
+ *
+ * write(): an array of struct rvfio_fault_response, one per page request
+ * answered. Returns the bytes consumed; a count that is not a multiple of
+ * its size is EINVAL. The responses are taken in order; at the first bad
+ * one the call stops and returns the bytes before it, or, when it is the
+ * first, an error: EINVAL for an unknown @code, ENOENT for a @cookie that
+ * is not pending (never was, already answered, timed out, or answered
+ * INVALID by the kernel when the ring or its container went away). ENOENT
+ * is harmless: the request it meant is already finished.
+ *
+ * read() is not supported (EINVAL): records are read from the mapping.
+ */
+#define RVFIO_IOMMU_FAULT_RING		_IO(VFIO_TYPE, VFIO_BASE + 92)
+
+/**
+ * struct rvfio_fault_ring_header - page 0 of the ring's mapping
+ * @producer: index of the next record the kernel writes (kernel)
+ * @entries: number of records, a power of two
+ * @entry_size: sizeof(struct rvfio_fault): 64
+ * @records_offset: offset of record 0 in the mapping (the page size)
+ * @lost: faults not recorded because the ring was full
+ * @mmap_size: bytes of the whole mapping (header page and records)
+ * @kinds: the kinds of fault reported (%RVFIO_FAULT_KIND_*)
+ * @flags: the ring's flags (%RVFIO_FAULT_RING_*)
+ * @consumer_rejected: stores to @consumer the kernel ignored
+ * @state: %RVFIO_FAULT_RING_DETACHED once the container is gone (closed):
+ *	no fault is recorded any more
+ * @consumer: index of the next record user space reads (user space);
+ *	on a cache line of its own
+ *
+ * Everything but @consumer is written by the kernel only.
+ */
+struct rvfio_fault_ring_header {
+	__u32	producer;
+	__u32	entries;
+	__u32	entry_size;
+	__u32	records_offset;
+	__u64	lost;
+	__u64	mmap_size;
+	__u32	kinds;
+	__u32	flags;
+	__u32	consumer_rejected;
+	__u32	state;
+#define RVFIO_FAULT_RING_DETACHED	(1 << 0)
+	__u32	__reserved0[4];
+	__u32	consumer;	/* offset 64 */
+	__u32	__reserved1[15];
+};
+
+/**
+ * struct rvfio_fault - one record of the fault ring (64 bytes)
+ * @seq: the fault's sequence number: faults seen by this ring before it,
+ *	recorded or lost (a gap means faults were lost there)
+ * @timestamp_ns: CLOCK_MONOTONIC when the fault was recorded
+ * @iova: the faulting IOVA (VT-d reports the page's address)
+ * @kind: %RVFIO_FAULT_KIND_DMA or %RVFIO_FAULT_KIND_PAGE_REQ
+ * @flags: %RVFIO_FAULT_GROUP_VALID: @group_id is set;
+ *	%RVFIO_FAULT_RID_VALID: @requester_id is set (a PCI device);
+ *	%RVFIO_FAULT_PASID_VALID: @pasid is set (the access had a PASID);
+ *	%RVFIO_FAULT_EMULATED: rvfio's own translation faulted, for an
+ *	emulated-IOMMU device (pin_pages or dma_rw); otherwise the IOMMU did
+ * @access: %RVFIO_FAULT_ACCESS_* the device attempted
+ * @stage: which translation faulted: %RVFIO_FAULT_STAGE_2 (the container's
+ *	mappings); %RVFIO_FAULT_STAGE_1 is reserved for a guest page table
+ *	bound on top of them
+ * @reason: %RVFIO_FAULT_REASON_*
+ * @group_id: the device's IOMMU group, N of /dev/vfio/N
+ * @requester_id: the PCI requester: segment << 16 | bus << 8 | devfn
+ * @pasid: the PASID
+ * @cookie: a page request's cookie, for its response; 0 otherwise
+ */
+struct rvfio_fault {
+	__u64	seq;
+	__u64	timestamp_ns;
+	__u64	iova;
+	__u16	kind;
+	__u16	flags;
+#define RVFIO_FAULT_GROUP_VALID		(1 << 0)
+#define RVFIO_FAULT_RID_VALID		(1 << 1)
+#define RVFIO_FAULT_PASID_VALID		(1 << 2)
+#define RVFIO_FAULT_EMULATED		(1 << 3)
+	__u8	access;
+#define RVFIO_FAULT_ACCESS_READ		(1 << 0)
+#define RVFIO_FAULT_ACCESS_WRITE	(1 << 1)
+#define RVFIO_FAULT_ACCESS_EXEC		(1 << 2)
+#define RVFIO_FAULT_ACCESS_PRIV		(1 << 3)
+	__u8	stage;
+#define RVFIO_FAULT_STAGE_1		1
+#define RVFIO_FAULT_STAGE_2		2
+	__u8	reason;
+#define RVFIO_FAULT_REASON_HW		0 /* the IOMMU told only the access */
+#define RVFIO_FAULT_REASON_NOT_MAPPED	1 /* no mapping at @iova */
+#define RVFIO_FAULT_REASON_PERMISSION	2 /* mapped without @access */
+	__u8	__reserved0;
+	__s32	group_id;
+	__u32	requester_id;
+	__u32	pasid;
+	__u32	cookie;
+	__u64	__reserved1[2];
+};
+
+/**
+ * struct rvfio_fault_response - a page response, written to the ring fd
+ * @cookie: the page request's @cookie
+ * @code: %RVFIO_FAULT_RESPONSE_SUCCESS: the mapping was fixed, translate
+ *	again (an access that still faults then fails as it would without a
+ *	ring); %RVFIO_FAULT_RESPONSE_INVALID or %RVFIO_FAULT_RESPONSE_FAILURE:
+ *	the access fails with the error it gets without a ring (EINVAL when
+ *	not mapped, EPERM for the permission)
+ */
+struct rvfio_fault_response {
+	__u32	cookie;
+	__u32	code;
+#define RVFIO_FAULT_RESPONSE_SUCCESS	0
+#define RVFIO_FAULT_RESPONSE_INVALID	1
+#define RVFIO_FAULT_RESPONSE_FAILURE	2
+};
+
+/*
  * DMA owner change, for live update.
  *
  * VFIO_CHECK_EXTENSION(RVFIO_DMA_OWNER) returns 1 when the container offers

@@ -15,3 +15,6 @@ pub mod dirty;
 
 #[path = "../../runs.rs"]
 pub mod runs;
+
+#[path = "../../ring.rs"]
+pub mod ring;
