@@ -32,8 +32,9 @@
  *    - rvfio_group_resv_regions(): walks and frees the list
  *      iommu_get_group_resv_regions() returns (list_for_each_entry_safe()
  *      is a macro over struct iommu_resv_region's embedded list head);
- *    - rvfio_unpin_pfn_array() and the pin_pages shim of (1): pfn_to_page()
- *      over a batch (then, for the first, one unpin_user_pages_dirty_lock()).
+ *    - rvfio_unpin_page_runs(): the pages of a stretch of one-page runs,
+ *      a batch per unpin_user_pages_dirty_lock();
+ *    - the pin_pages shim of (1): pfn_to_page() over the pfns Rust found.
  *
  * Exported functions that are not inline (pin_user_pages_fast(),
  * fixup_user_fault(), iommu_map_sg(), __account_locked_vm(),
@@ -437,15 +438,23 @@ void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty)
 	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
 }
 
-void rvfio_unpin_pfn_array(u64 *pfns, unsigned long n, bool dirty)
+void rvfio_unpin_page_runs(const struct rvfio_run *runs, unsigned long n,
+			   bool dirty, struct page **scratch,
+			   unsigned long batch)
 {
-	struct page **pages = (struct page **)pfns;
-	unsigned long i;
+	unsigned long i, k = 0;
 
-	BUILD_BUG_ON(sizeof(*pages) != sizeof(*pfns));
-	for (i = 0; i < n; i++)
-		pages[i] = pfn_to_page(pfns[i]);
-	unpin_user_pages_dirty_lock(pages, n, dirty);
+	for (i = 0; i < n; i++) {
+		if (runs[i].reserved)
+			continue;
+		scratch[k++] = pfn_to_page(runs[i].pfn);
+		if (k == batch) {
+			unpin_user_pages_dirty_lock(scratch, k, dirty);
+			k = 0;
+		}
+	}
+	if (k)
+		unpin_user_pages_dirty_lock(scratch, k, dirty);
 }
 
 /* --- 4. Emulated-IOMMU devices. --- */

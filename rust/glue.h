@@ -171,11 +171,15 @@ long rvfio_pages_to_runs(struct page **pages, long n, u64 iova,
 /* unpin_user_page_range_dirty_lock(pfn_to_page(@pfn), ...). */
 void rvfio_unpin_pfn_range(u64 pfn, u64 npages, bool dirty);
 /*
- * Mechanism loop for the unpin batches of fragmented memory (rust/unpin.rs
- * decides what goes in): turns the @n pfns of @pfns into struct page
- * pointers in place and unpins them with one unpin_user_pages_dirty_lock().
+ * Mechanism loop for fragmented memory (rust/unpin.rs decides which runs
+ * come here): unpins the page of each of the @n one-page runs of @runs
+ * that is not reserved (reserved runs were never pinned), a batch of
+ * pfn_to_page() pointers in @scratch (room for @batch) per
+ * unpin_user_pages_dirty_lock() call.
  */
-void rvfio_unpin_pfn_array(u64 *pfns, unsigned long n, bool dirty);
+void rvfio_unpin_page_runs(const struct rvfio_run *runs, unsigned long n,
+			   bool dirty, struct page **scratch,
+			   unsigned long batch);
 
 /* --- Emulated-IOMMU devices. --- */
 /* The device has a dma_unmap callback (only those are registered). */

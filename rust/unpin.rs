@@ -62,56 +62,30 @@ unsafe fn unpin_runs_inner(runs: &[Run], dirty: bool) {
 }
 
 /// Unpins the one-page runs at the start of `runs` (up to the first longer
-/// one), `BATCH` per call through `buf`. Returns how many runs it took.
+/// one), `BATCH` per call with `buf` as the C side's scratch. Returns how
+/// many runs it took.
 ///
 /// # Safety
 ///
 /// As for [`unpin_run`], for those runs.
 unsafe fn unpin_singles(runs: &[Run], dirty: bool, buf: &mut KVec<u64>) -> usize {
-    // One pass over the runs: their pfns go straight into the buffer's
-    // spare room (no per-run length checks), a batch at a time.
-    let room = buf.spare_capacity_mut();
-    let len = room.len().min(BATCH);
-    if len == 0 {
-        // Not reached: the buffer was allocated with room for BATCH.
+    let n = runs.iter().take_while(|r| r.npages() == 1).count();
+    let room = buf.capacity().min(BATCH);
+    if n == 0 || room == 0 {
         return 0;
     }
-    let room = &mut room[..len];
-    let mut k = 0;
-    let mut taken = 0;
-    for run in runs.iter() {
-        if run.npages() != 1 {
-            break;
-        }
-        taken += 1;
-        if run.reserved() {
-            continue;
-        }
-        room[k].write(run.pfn());
-        k += 1;
-        if k == room.len() {
-            // SAFETY: `room[..k]` were written just now; the caller's
-            // contract for their pages.
-            unsafe { flush(room.as_mut_ptr().cast(), k, dirty) };
-            k = 0;
-        }
-    }
-    // SAFETY: as above.
-    unsafe { flush(room.as_mut_ptr().cast(), k, dirty) };
-    taken
-}
-
-/// Unpins the `n` pages whose pfns `pfns` holds.
-///
-/// # Safety
-///
-/// `pfns` points to `n` initialised pfns, of pages the caller may unpin
-/// (as for [`unpin_run`]); the C side overwrites them with page pointers.
-unsafe fn flush(pfns: *mut u64, n: usize, dirty: bool) {
-    if n == 0 {
-        return;
-    }
-    // SAFETY: the caller's contract; the C side turns the pfns into page
-    // pointers in place, then unpins them.
-    unsafe { bindings::rvfio_unpin_pfn_array(pfns, n as _, dirty) };
+    // SAFETY: the runs are one-page runs the caller may unpin (our
+    // contract); `Run` is `struct rvfio_run`; `buf` has room for `room`
+    // page pointers (64 bits each, like its `u64`s), which the C side
+    // writes before it reads them.
+    unsafe {
+        bindings::rvfio_unpin_page_runs(
+            runs.as_ptr().cast(),
+            n as _,
+            dirty,
+            buf.as_mut_ptr().cast(),
+            room as _,
+        )
+    };
+    n
 }

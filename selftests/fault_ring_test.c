@@ -456,8 +456,13 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 
 	REQUIRE_RING(self->c);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_MAP, ro, PAGE_4K, RO));
-	/* No ring: the fault goes to the log only. */
+	/*
+	 * No ring: the fault goes to the log only. Its interrupt can come
+	 * after the DMA has completed (seen under a loaded host: it was then
+	 * recorded in the ring created next), so let it be handled first.
+	 */
 	ASSERT_EQ(0, edu_dma_to_dev(&self->dev, IOVA_HOLE, 0, 8));
+	usleep(QUIET_MS * 1000);
 	fd = ring_create(self->c, 0, 4, -1, KINDS_DMA, 0);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ring_map(&r, fd));
