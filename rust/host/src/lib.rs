@@ -12,3 +12,9 @@ pub mod caps;
 
 #[path = "../../dirty.rs"]
 pub mod dirty;
+
+#[path = "../../s1_walk.rs"]
+pub mod s1_walk;
+
+#[path = "../../shadow_plan.rs"]
+pub mod shadow_plan;
