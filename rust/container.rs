@@ -18,8 +18,10 @@ use crate::dma::{self, Dma};
 use crate::domain::{DomainInfo, Group, IommuDomain, ResvRegion};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
+use crate::nesting::Nest;
 use crate::pin::PAGE_SIZE;
 use crate::revoke::Revoker;
+use crate::stage2::S2View;
 use kernel::error::{code::*, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -34,6 +36,8 @@ const INLINE_DOMAINS: usize = 4;
 pub(crate) struct Container {
     /// VFIO_TYPE1v2_IOMMU semantics (unmap may not bisect a mapping).
     pub(crate) v2: bool,
+    /// VFIO_TYPE1_NESTING_IOMMU: v2 plus stage-1 binds (`nesting.rs`).
+    pub(crate) nesting: bool,
     #[pin]
     inner: Mutex<Inner>,
     /// Emulated-IOMMU devices with a dma_unmap callback (type1's
@@ -94,6 +98,9 @@ pub(crate) struct Inner {
     registered_devices: usize,
     /// Revocation of PFNMAP mappings; knows the same domains as `domains`.
     revoker: Arc<Revoker>,
+    /// Stage-1 bindings of a nesting container (`nesting.rs`); their
+    /// shadows point only at pages `dmas` pins.
+    nest: Nest,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -105,12 +112,15 @@ impl RangeSink for RangeVec {
 }
 
 impl Container {
-    /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1.
-    pub(crate) fn new(v2: bool, revoker: Arc<Revoker>) -> impl PinInit<Self> {
+    /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1, with
+    /// `nesting` (VFIO_TYPE1_NESTING_IOMMU, which is v2 too).
+    pub(crate) fn new(v2: bool, nesting: bool, revoker: Arc<Revoker>) -> impl PinInit<Self> {
         // SAFETY: reads a module parameter.
         let limit = unsafe { bindings::rvfio_param_dma_entry_limit() };
+        let nest = Nest::new(nesting);
         pin_init!(Self {
             v2,
+            nesting,
             inner <- new_mutex!(Inner {
                 domains: RBTree::new(),
                 next_domain_key: 0,
@@ -125,6 +135,7 @@ impl Container {
                 non_pinned_groups: 0,
                 registered_devices: 0,
                 revoker,
+                nest,
             }),
             devices <- new_mutex!(RBTree::new()),
         })
@@ -310,6 +321,41 @@ impl Inner {
         &self.revoker
     }
 
+    // --- Nesting (nesting.rs). ---
+
+    pub(crate) fn nest(&self) -> &Nest {
+        &self.nest
+    }
+
+    pub(crate) fn nest_mut(&mut self) -> &mut Nest {
+        &mut self.nest
+    }
+
+    /// The mapping tree, for reading stage 2 (`stage2.rs`).
+    pub(crate) fn dmas_mut(&mut self) -> &mut RBTree<u64, Dma> {
+        &mut self.dmas
+    }
+
+    /// What a bind or unbind of the group at `key` works with: stage 2,
+    /// the nesting state, and for an IOMMU-backed group its stage-2 domain
+    /// and reserved regions.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn nest_parts(
+        &mut self,
+        key: usize,
+    ) -> (
+        &mut RBTree<u64, Dma>,
+        &mut Nest,
+        Option<(&IommuDomain, &[ResvRegion])>,
+    ) {
+        let s2 = self.groups.get(&key).and_then(|g| {
+            self.domains
+                .get(&g.domain)
+                .map(|d| (&d.domain, &g.resv[..]))
+        });
+        (&mut self.dmas, &mut self.nest, s2)
+    }
+
     /// The mapping containing `iova`, as (start, end).
     pub(crate) fn mapping_at(&mut self, iova: u64) -> Option<IovaRange> {
         let at = IovaRange {
@@ -424,6 +470,11 @@ impl Inner {
             // Nothing is pinned or mapped any more: drop it in its node.
             Err(_) => drop(self.dmas.remove_node(&range.start)),
         }
+        if result.is_ok() && self.nest.enabled() {
+            // Stage-1 entries that needed this range now translate.
+            self.nest
+                .s2_changed(&mut S2View::new(&mut self.dmas), Some(&range));
+        }
         result
     }
 
@@ -438,6 +489,8 @@ impl Inner {
         if dma.vaddr_invalid() {
             self.vaddr_invalid_count -= 1;
         }
+        // No shadow may point at the pages once they are unpinned.
+        self.nest.s2_unmapping(&dma.range());
         dma.forget_pfnmap();
         for domain in self.domains.values() {
             dma.unmap_from(&domain.domain);
@@ -446,6 +499,9 @@ impl Inner {
         let size = dma.size();
         drop(entry.remove_node());
         self.dma_avail += 1;
+        if self.nest.enabled() {
+            self.nest.s2_changed(&mut S2View::new(&mut self.dmas), None);
+        }
         size
     }
 
@@ -513,6 +569,7 @@ impl Inner {
         let resv = group.reserved_regions()?;
         let group_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let domain_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let nest_node = self.nest.reserve()?;
 
         let domain = IommuDomain::alloc_for(&group)?;
         domain.attach(&group)?;
@@ -593,6 +650,7 @@ impl Inner {
         self.non_pinned_groups += 1;
         self.valid = valid;
         self.update_pgsize_bitmap();
+        self.nest.attached(nest_node, group, false);
         Ok(())
     }
 
@@ -690,13 +748,19 @@ impl Inner {
         if self.groups.get(&group.key()).is_some() || self.emulated.get(&group.key()).is_some() {
             return Err(EINVAL);
         }
+        self.nest.may_attach_emulated()?;
+        let nest_node = self.nest.reserve()?;
         self.emulated
             .try_create_and_insert(group.key(), group, GFP_KERNEL)?;
+        self.nest.attached(nest_node, group, true);
         Ok(())
     }
 
     /// type1's `vfio_iommu_type1_detach_group()`.
     pub(crate) fn detach_group(&mut self, group: Group) {
+        // A bound group leaves its shadow first (its DMA is blocked from
+        // here on, as it will be once detached).
+        self.nest.detaching(&group);
         if self.emulated.remove(&group.key()).is_some() {
             // Emulated groups were always in pinned scope.
             if !self.has_emulated() && self.domains.iter().next().is_none() {
@@ -759,7 +823,8 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // vfio core detaches every group before release; this only matters
-        // if it did not.
+        // if it did not. Shadows go before the pages they point at.
+        self.nest.teardown();
         self.remove_all_dmas();
         while let Some(key) = self.groups.iter().next().map(|(k, _)| *k) {
             if let Some(g) = self.groups.remove(&key) {
@@ -773,7 +838,7 @@ impl Drop for Inner {
 
 /// The base of a software-managed MSI window, when the group has one and
 /// no hardware MSI window (type1's `vfio_iommu_has_sw_msi()`).
-fn sw_msi_base(resv: &[ResvRegion]) -> Option<u64> {
+pub(crate) fn sw_msi_base(resv: &[ResvRegion]) -> Option<u64> {
     if resv.iter().any(|r| r.is_msi()) {
         return None;
     }

@@ -105,6 +105,24 @@ impl Group {
         Ok(ctx.out)
     }
 
+    /// `iommu_group_id()`: the N of /dev/vfio/N.
+    pub(crate) fn id(&self) -> u32 {
+        // SAFETY: the group is valid.
+        let id = unsafe { bindings::iommu_group_id(self.0) };
+        // CAST: group ids are allocated from 0 up (an ida).
+        id as u32
+    }
+
+    /// Whether the group's IOMMU driver offers a nest-parent domain, the
+    /// first step of hardware nesting: `Ok` when it does, `EOPNOTSUPP`
+    /// when it has no `domain_alloc_user` op or refuses (every IOMMU
+    /// without nesting support), another errno when allocating failed.
+    pub(crate) fn probe_nest_parent(&self) -> Result {
+        // SAFETY: the group is valid; the domain the C side may allocate is
+        // freed there, never attached.
+        to_result(unsafe { bindings::rvfio_group_probe_nest_parent(self.0) })
+    }
+
     /// `iommu_group_has_isolated_msi()`.
     pub(crate) fn has_isolated_msi(&self) -> bool {
         // SAFETY: the group is valid.
@@ -210,6 +228,18 @@ impl IommuDomain {
         to_result(unsafe {
             bindings::rvfio_domain_map_runs(self.ptr, runs.as_ptr().cast(), runs.len() as _, prot)
         })
+    }
+
+    /// `iommu_map()` of one physically contiguous range (`IOMMU_CACHE`
+    /// added), page tables charged to the caller's memory cgroup.
+    ///
+    /// # Safety
+    ///
+    /// `[paddr, paddr + size)` must stay valid for device access until it
+    /// is unmapped again (pinned pages).
+    pub(crate) unsafe fn map(&self, iova: u64, paddr: u64, size: u64, prot: i32) -> Result {
+        // SAFETY: the domain is valid; the caller keeps the memory alive.
+        to_result(unsafe { bindings::rvfio_domain_map(self.ptr, iova, paddr, size, prot) })
     }
 
     /// Unmaps `[iova, iova + size)`; returns how many bytes were unmapped.

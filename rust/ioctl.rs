@@ -8,7 +8,7 @@
 
 use crate::container::Container;
 use crate::uapi::*;
-use crate::{dirty_pages, get_info, map_dma, pfnmap_ioctl, unmap_dma};
+use crate::{dirty_pages, get_info, map_dma, nesting_ioctl, pfnmap_ioctl, unmap_dma};
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
 use kernel::types::FromBytes;
@@ -35,10 +35,9 @@ pub(crate) fn check_extension(container: Option<&Container>, ext: u64) -> isize 
         },
         // Emulated-IOMMU devices cannot pin or read while vaddrs change.
         VFIO_UPDATE_VADDR => container.is_some_and(|c| !c.lock().has_emulated()) as isize,
-        // Reserved for the nesting container, not offered yet (6.13+ type1
-        // no longer offers it either; 6.12 type1 does, but every attach
-        // then fails on Intel).
-        VFIO_TYPE1_NESTING_IOMMU => 0,
+        // The nesting container: type1v2 plus stage-1 binds by software
+        // nesting, which needs nothing of the IOMMU (nesting.rs).
+        VFIO_TYPE1_NESTING_IOMMU => 1,
         // PFNMAP mappings are revoked when their memory goes (revoke.rs).
         RVFIO_PFNMAP_REVOKE => 1,
         _ => 0,
@@ -55,6 +54,9 @@ pub(crate) fn dispatch(container: &Container, cmd: u32, arg: usize) -> Result<is
         VFIO_IOMMU_DIRTY_PAGES => dirty_pages::dirty_pages(container, arg).map(|()| 0),
         RVFIO_IOMMU_DMA_QUERY => pfnmap_ioctl::dma_query(container, arg).map(|()| 0),
         RVFIO_IOMMU_REVOKE_EVENTFD => pfnmap_ioctl::revoke_eventfd(container, arg).map(|()| 0),
+        RVFIO_IOMMU_NESTING_BIND => nesting_ioctl::bind(container, arg).map(|()| 0),
+        RVFIO_IOMMU_NESTING_UNBIND => nesting_ioctl::unbind(container, arg).map(|()| 0),
+        RVFIO_IOMMU_NESTING_INVALIDATE => nesting_ioctl::invalidate(container, arg).map(|()| 0),
         _ => Err(ENOTTY),
     }
 }

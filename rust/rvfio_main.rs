@@ -11,7 +11,11 @@
 //! - `container.rs`: per-container state (domains, groups, mappings).
 //! - `dma.rs`: one mapping and its pinned runs; `pin.rs`: pinning;
 //!   `mm.rs`: locked_vm accounting; `domain.rs`: IOMMU domains and groups.
-//! - `iova.rs`, `caps.rs`: pure logic, also tested on the host.
+//! - `nesting.rs` (+ `nesting_ioctl.rs`): the nesting container's stage-1
+//!   binds; `shadow.rs`: a bound group's shadow domain; `stage2.rs`:
+//!   stage 2 as the walker sees it.
+//! - `iova.rs`, `caps.rs`, `dirty.rs`, `s1_walk.rs`, `shadow_plan.rs`: pure
+//!   logic, also tested on the host.
 //! - `bindings.rs` + `glue.c`: the only places that touch C directly.
 
 use kernel::prelude::*;
@@ -30,9 +34,15 @@ mod ioctl;
 mod iova;
 mod map_dma;
 mod mm;
+mod nesting;
+mod nesting_ioctl;
 mod pfnmap_ioctl;
 mod pin;
 mod revoke;
+mod s1_walk;
+mod shadow;
+mod shadow_plan;
+mod stage2;
 mod uapi;
 mod unmap_dma;
 
@@ -51,7 +61,7 @@ struct Rvfio {
 impl kernel::Module for Rvfio {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let registration = backend::Registration::new()?;
-        pr_info!("registered as a VFIO IOMMU backend (type1, type1v2)\n");
+        pr_info!("registered as a VFIO IOMMU backend (type1, type1v2, nesting)\n");
         Ok(Self {
             _registration: registration,
         })

@@ -84,12 +84,6 @@ pub(crate) struct Leaf {
     pub(crate) shift: u32,
 }
 
-impl Leaf {
-    pub(crate) fn len(&self) -> u64 {
-        self.range.end - self.range.start + 1
-    }
-}
-
 /// The visitor stopped the walk (for instance, out of memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stop;
@@ -160,6 +154,7 @@ impl Table {
         self.root
     }
 
+    #[cfg(test)]
     pub(crate) fn levels(&self) -> u32 {
         self.levels
     }
