@@ -103,6 +103,15 @@ pub(crate) struct Inner {
     nest: Nest,
 }
 
+/// An IOMMU-backed group's stage-2 side, for a bind (`nesting.rs`).
+pub(crate) struct GroupS2<'a> {
+    /// The stage-2 domain the group is attached to while not bound.
+    pub(crate) domain: &'a IommuDomain,
+    pub(crate) resv: &'a [ResvRegion],
+    /// The stage-2 domain enforces cache coherency (VFIO_DMA_CC_IOMMU).
+    pub(crate) enforce_cc: bool,
+}
+
 struct RangeVec(KVec<IovaRange>);
 
 impl RangeSink for RangeVec {
@@ -337,21 +346,17 @@ impl Inner {
     }
 
     /// What a bind or unbind of the group at `key` works with: stage 2,
-    /// the nesting state, and for an IOMMU-backed group its stage-2 domain
-    /// and reserved regions.
-    #[allow(clippy::type_complexity)]
+    /// the nesting state, and for an IOMMU-backed group its stage-2 side.
     pub(crate) fn nest_parts(
         &mut self,
         key: usize,
-    ) -> (
-        &mut RBTree<u64, Dma>,
-        &mut Nest,
-        Option<(&IommuDomain, &[ResvRegion])>,
-    ) {
+    ) -> (&mut RBTree<u64, Dma>, &mut Nest, Option<GroupS2<'_>>) {
         let s2 = self.groups.get(&key).and_then(|g| {
-            self.domains
-                .get(&g.domain)
-                .map(|d| (&d.domain, &g.resv[..]))
+            self.domains.get(&g.domain).map(|d| GroupS2 {
+                domain: &d.domain,
+                resv: &g.resv,
+                enforce_cc: d.enforce_cc,
+            })
         });
         (&mut self.dmas, &mut self.nest, s2)
     }

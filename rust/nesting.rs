@@ -22,8 +22,8 @@
 //! Locking: all of it lives in the container's `Inner` and is used under
 //! its mutex, which also serialises stage-2 changes.
 
-use crate::container::{sw_msi_base, Inner};
-use crate::domain::{Group, IommuDomain, ResvRegion};
+use crate::container::{sw_msi_base, GroupS2, Inner};
+use crate::domain::{Group, IommuDomain};
 use crate::iova::IovaRange;
 use crate::s1_walk::{self, Hole, Table};
 use crate::shadow::{Shadow, Walked};
@@ -364,7 +364,7 @@ pub(crate) fn bind(inner: &mut Inner, args: &BindArgs) -> Result<u32> {
     let shadow = match s2dom {
         None if g.emulated => None,
         None => return Err(EINVAL),
-        Some((s2dom, resv)) => Some(build_and_switch(g, &args.table, &mut s2, s2dom, resv)?),
+        Some(s2side) => Some(build_and_switch(g, &args.table, &mut s2, &s2side)?),
     };
     g.binding = Some(Binding {
         table: args.table,
@@ -381,10 +381,11 @@ fn build_and_switch(
     g: &mut NestGroup,
     table: &Table,
     s2: &mut S2View<'_>,
-    s2dom: &IommuDomain,
-    resv: &[ResvRegion],
+    s2side: &GroupS2<'_>,
 ) -> Result<Shadow> {
-    let mut shadow = Shadow::new(&g.group, resv, sw_msi_base(resv))?;
+    let s2dom = s2side.domain;
+    let resv = s2side.resv;
+    let mut shadow = Shadow::new(&g.group, resv, sw_msi_base(resv), s2side.enforce_cc)?;
     if shadow.rewalk(table, IovaRange::FULL, s2, true)? == Walked::Truncated {
         return Err(E2BIG);
     }
@@ -424,7 +425,7 @@ pub(crate) fn unbind(inner: &mut Inner, group_id: u32) -> Result<bool> {
     if let Some(shadow) = binding.shadow {
         shadow.domain().detach(&g.group);
         match s2dom {
-            Some((s2dom, _)) => reattach(g, s2dom),
+            Some(s2side) => reattach(g, s2side.domain),
             None => g.blocked = true,
         }
         // Freed only now that no group is attached to it.

@@ -159,9 +159,20 @@ impl Visit for Builder<'_, '_> {
 
 impl Shadow {
     /// An empty shadow domain for `group`, which `resv` are the reserved
-    /// regions of (`sw_msi`: the base of its software MSI window).
-    pub(crate) fn new(group: &Group, resv: &[ResvRegion], sw_msi: Option<u64>) -> Result<Self> {
+    /// regions of (`sw_msi`: the base of its software MSI window), enforcing
+    /// cache coherency when its stage-2 domain does (`enforce_cc`), so that
+    /// VFIO_DMA_CC_IOMMU stays true of the container.
+    pub(crate) fn new(
+        group: &Group,
+        resv: &[ResvRegion],
+        sw_msi: Option<u64>,
+        enforce_cc: bool,
+    ) -> Result<Self> {
         let domain = IommuDomain::alloc_for(group)?;
+        // Before anything is mapped (VT-d refuses it afterwards).
+        if enforce_cc && !domain.enforce_cache_coherency() {
+            return Err(EINVAL);
+        }
         if let Some(base) = sw_msi {
             domain.get_msi_cookie(base)?;
         }
