@@ -16,7 +16,7 @@
 use crate::domain::{Group, IommuDomain, ResvRegion};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::s1_walk::{Hole, Leaf, Stop, Table, Visit};
-use crate::shadow_plan::{self, Change, Unit, UnitSink};
+use crate::shadow_plan::{self, NewFate, OldFate, Unit, UnitSink};
 use crate::stage2::S2View;
 use kernel::error::{code::*, Error, Result};
 use kernel::prelude::*;
@@ -89,9 +89,80 @@ impl RangeSink for RangeVec {
     }
 }
 
+/// A vector that keeps its first `N` elements inline: an invalidation of a
+/// leaf or two allocates nothing.
+enum SmallVec<T: Copy + Default, const N: usize> {
+    Inline([T; N], usize),
+    Heap(KVVec<T>),
+}
+
+impl<T: Copy + Default, const N: usize> SmallVec<T, N> {
+    fn new() -> Self {
+        Self::Inline([T::default(); N], 0)
+    }
+
+    fn push(&mut self, v: T) -> Result {
+        match self {
+            Self::Inline(a, n) if *n < N => {
+                a[*n] = v;
+                *n += 1;
+            }
+            Self::Inline(a, n) => {
+                let mut heap = KVVec::with_capacity(2 * N, GFP)?;
+                heap.extend_from_slice(&a[..*n], GFP)?;
+                heap.push(v, GFP)?;
+                *self = Self::Heap(heap);
+            }
+            Self::Heap(h) => h.push(v, GFP)?,
+        }
+        Ok(())
+    }
+
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Self::Inline(a, n) => &a[..*n],
+            Self::Heap(h) => h,
+        }
+    }
+}
+
+/// The table pages one walk entered: the first few inline (a walk of a
+/// small range enters one per level), the rest in a tree.
+struct Visited {
+    inline: [u64; VISITED_INLINE],
+    n: usize,
+    tree: RBTree<u64, ()>,
+}
+
+const VISITED_INLINE: usize = 8;
+
+impl Visited {
+    fn new() -> Self {
+        Self {
+            inline: [0; VISITED_INLINE],
+            n: 0,
+            tree: RBTree::new(),
+        }
+    }
+
+    /// Adds `gpa`; false when it was there already.
+    fn insert(&mut self, gpa: u64) -> Result<bool> {
+        if self.inline[..self.n].contains(&gpa) || self.tree.get(&gpa).is_some() {
+            return Ok(false);
+        }
+        if self.n < VISITED_INLINE {
+            self.inline[self.n] = gpa;
+            self.n += 1;
+        } else {
+            self.tree.try_create_and_insert(gpa, (), GFP)?;
+        }
+        Ok(true)
+    }
+}
+
 /// Units being composed by a walk.
 struct Fresh<'a> {
-    units: KVVec<Unit>,
+    units: SmallVec<Unit, 4>,
     limit: usize,
     misses: &'a mut Option<IovaRange>,
     /// Why the sink stopped the walk.
@@ -100,11 +171,11 @@ struct Fresh<'a> {
 
 impl UnitSink for Fresh<'_> {
     fn unit(&mut self, unit: Unit) -> core::result::Result<(), Stop> {
-        if self.units.len() >= self.limit {
+        if self.units.as_slice().len() >= self.limit {
             self.error = Some(E2BIG);
             return Err(Stop);
         }
-        self.units.push(unit, GFP).map_err(|_| {
+        self.units.push(unit).map_err(|_| {
             self.error = Some(ENOMEM);
             Stop
         })
@@ -120,7 +191,7 @@ struct Builder<'a, 'b> {
     s2: &'a mut S2View<'b>,
     allowed: &'a [IovaRange],
     /// Table pages this walk entered.
-    visited: RBTree<u64, ()>,
+    visited: Visited,
     fresh: Fresh<'a>,
 }
 
@@ -130,16 +201,10 @@ impl Visit for Builder<'_, '_> {
     }
 
     fn enter_table(&mut self, gpa: u64) -> core::result::Result<bool, Stop> {
-        if self.visited.get(&gpa).is_some() {
-            return Ok(false);
-        }
-        match self.visited.try_create_and_insert(gpa, (), GFP) {
-            Ok(_) => Ok(true),
-            Err(_) => {
-                self.fresh.error = Some(ENOMEM);
-                Err(Stop)
-            }
-        }
+        self.visited.insert(gpa).map_err(|_| {
+            self.fresh.error = Some(ENOMEM);
+            Stop
+        })
     }
 
     fn leaf(&mut self, leaf: &Leaf) -> core::result::Result<(), Stop> {
@@ -259,24 +324,16 @@ impl Shadow {
             self.overlapping(q, |u| h = hull(h, u.leaf_range()));
             h
         });
-        let mut old = KVVec::new();
-        let mut error = None;
-        self.overlapping(range, |u| {
-            if error.is_none() && old.push(*u, GFP).is_err() {
-                error = Some(ENOMEM);
-            }
-        });
-        if let Some(e) = error {
-            return Err(e);
-        }
+        let mut in_range = 0;
+        self.overlapping(range, |_| in_range += 1);
         let mut misses = if full { None } else { self.misses };
         let mut b = Builder {
             s2,
             allowed: &self.allowed,
-            visited: RBTree::new(),
+            visited: Visited::new(),
             fresh: Fresh {
-                units: KVVec::new(),
-                limit: MAX_UNITS - (self.count - old.len()),
+                units: SmallVec::new(),
+                limit: MAX_UNITS - (self.count - in_range),
                 misses: &mut misses,
                 error: None,
             },
@@ -296,76 +353,133 @@ impl Shadow {
             }
         }
         let Builder { visited, fresh, .. } = b;
-        let fresh = fresh.units;
-        self.apply(&old, &fresh)?;
-        self.misses = misses;
-        if full {
-            self.tables = visited;
+        // The record of table pages is kept exact or larger, so its nodes
+        // are allocated before anything changes.
+        let mut tables = if full {
+            RBTree::new()
         } else {
-            let mut visited = visited;
-            loop {
-                let Some(k) = visited.keys().next().copied() else {
-                    break;
-                };
-                if let Some(node) = visited.remove_node(&k) {
-                    self.tables.insert(node);
-                }
-            }
+            core::mem::replace(&mut self.tables, RBTree::new())
+        };
+        let result = Self::record_tables(&mut tables, visited);
+        if full && result.is_err() {
+            // Nothing changed: the old record stays.
+            return result.map(|()| walked);
         }
+        if !full || result.is_ok() {
+            self.tables = tables;
+        }
+        result?;
+        self.apply(range, fresh.units.as_slice())?;
+        self.misses = misses;
         Ok(walked)
     }
 
-    /// Replaces the units `old` (the shadow's units in the walked range) by
-    /// `fresh`: unmaps those that changed first (a new unit may overlap
-    /// them), then maps the new ones.
-    fn apply(&mut self, old: &[Unit], fresh: &[Unit]) -> Result {
-        let mut removes = KVVec::new();
-        let mut adds = KVVec::new();
-        let mut failed = false;
-        shadow_plan::diff(old.iter().copied(), fresh.iter().copied(), |c| {
-            let pushed = match c {
-                Change::Keep(_) => Ok(()),
-                Change::Remove(u) => removes.push(u.iova, GFP),
-                Change::Add(u) => adds.push(u, GFP),
-            };
-            failed |= pushed.is_err();
-        });
-        if failed {
-            return Err(ENOMEM);
+    /// Adds the table pages of `visited` to `tables`.
+    fn record_tables(tables: &mut RBTree<u64, ()>, mut visited: Visited) -> Result {
+        for gpa in visited.inline[..visited.n].iter() {
+            if tables.get(gpa).is_none() {
+                tables.try_create_and_insert(*gpa, (), GFP)?;
+            }
         }
-        // Tree nodes for the new units: the removed units' nodes, plus new
-        // ones allocated now, before anything changes.
-        let mut nodes = KVVec::with_capacity(adds.len(), GFP)?;
-        for _ in removes.len()..adds.len() {
-            nodes.push(RBTreeNodeReservation::new(GFP)?, GFP)?;
+        loop {
+            let Some(k) = visited.tree.keys().next().copied() else {
+                return Ok(());
+            };
+            if let Some(node) = visited.tree.remove_node(&k) {
+                tables.insert(node);
+            }
+        }
+    }
+
+    /// The unit at `iova` or the first one after it.
+    fn unit_from(&mut self, iova: u64) -> Option<Unit> {
+        self.units.cursor_lower_bound(&iova).map(|c| *c.current().1)
+    }
+
+    /// Replaces the shadow's units in `range` (which holds them whole) by
+    /// `fresh` (sorted, inside `range`): unmaps the ones that changed first
+    /// (a new unit may overlap them), then maps the new ones. A removed unit
+    /// whose IOVA a new one starts at gives it its tree node; nodes for the
+    /// other new ones are allocated before anything changes, so that in the
+    /// usual retarget of an entry nothing is allocated at all.
+    fn apply(&mut self, range: IovaRange, fresh: &[Unit]) -> Result {
+        let need = fresh
+            .iter()
+            .filter(|u| shadow_plan::new_fate(u, self.units.get(&u.iova)) == NewFate::MapNew)
+            .count();
+        let mut nodes = KVVec::new();
+        if need > 0 {
+            nodes = KVVec::with_capacity(need, GFP)?;
+            for _ in 0..need {
+                nodes.push(RBTreeNodeReservation::new(GFP)?, GFP)?;
+            }
         }
         // Nothing below allocates except the IOMMU's page tables.
-        for iova in removes.iter() {
-            let Some(u) = self.units.get(iova).copied() else {
-                continue;
-            };
-            unmap_unit(&self.domain, &u);
-            if let Some(node) = self.units.remove_node(iova) {
-                self.count -= 1;
-                if nodes.len() < adds.len() {
-                    // Within the capacity reserved above: cannot fail.
-                    let _ = nodes.push(node.into_reservation(), GFP);
-                }
-            }
-        }
-        let mut result = Ok(());
-        for (u, node) in adds.iter().zip(nodes) {
-            // SAFETY: the unit's memory is pinned by a stage-2 mapping (it
-            // was composed from pinned runs under the container's mutex),
-            // and the shadow is zapped before any of it is unpinned.
-            let mapped = unsafe { self.domain.map(u.iova, u.hpa, u.len, prot(u.read, u.write)) };
-            if let Err(e) = mapped {
-                // The rest stays untranslated; the record matches.
-                result = Err(e);
+        let mut from = range.start;
+        while let Some(o) = self.unit_from(from) {
+            if o.iova > range.end {
                 break;
             }
-            self.units.insert(node.into_node(u.iova, *u));
-            self.count += 1;
+            match shadow_plan::old_fate(&o, fresh) {
+                OldFate::Keep => {}
+                // The node holds a stale unit until the loop below
+                // replaces or removes it.
+                OldFate::UnmapReuse => unmap_unit(&self.domain, &o),
+                OldFate::Unmap => {
+                    unmap_unit(&self.domain, &o);
+                    self.units.remove(&o.iova);
+                    self.count -= 1;
+                }
+            }
+            match o.range().end.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        let mut nodes = nodes.into_iter();
+        let mut result = Ok(());
+        for u in fresh {
+            let present = match shadow_plan::new_fate(u, self.units.get(&u.iova)) {
+                NewFate::Keep => continue,
+                NewFate::MapReuse => true,
+                NewFate::MapNew => false,
+            };
+            let mapped = match result {
+                // SAFETY: the unit's memory is pinned by a stage-2 mapping
+                // (it was composed from pinned runs under the container's
+                // mutex), and the shadow is zapped before any of it is
+                // unpinned.
+                Ok(()) => unsafe { self.domain.map(u.iova, u.hpa, u.len, prot(u.read, u.write)) },
+                Err(e) => Err(e),
+            };
+            match (mapped, present) {
+                (Ok(()), true) => {
+                    if let Some(v) = self.units.get_mut(&u.iova) {
+                        *v = *u;
+                    }
+                }
+                (Ok(()), false) => match nodes.next() {
+                    Some(node) => {
+                        self.units.insert(node.into_node(u.iova, *u));
+                        self.count += 1;
+                    }
+                    None => {
+                        // Cannot happen (one node per such unit); never
+                        // leave a mapping the record does not know.
+                        unmap_unit(&self.domain, u);
+                        continue;
+                    }
+                },
+                (Err(e), present) => {
+                    // The rest stays untranslated; the record matches.
+                    if present {
+                        self.units.remove(&u.iova);
+                        self.count -= 1;
+                    }
+                    result = Err(e);
+                    continue;
+                }
+            }
             self.targets = hull(self.targets, u.gpa_range());
         }
         result

@@ -12,12 +12,15 @@
 //! leaves or runs and are only ever unmapped whole, because the IOMMU driver
 //! may have used large pages inside a unit and unmapping part of a large
 //! page unmaps all of it (VT-d does).
+//!
+//! An invalidation replaces the units of a range by those of a new walk of
+//! it: [`old_fate`] and [`new_fate`] say which are kept, unmapped, mapped.
 
 use crate::iova::IovaRange;
 use crate::s1_walk::Leaf;
 
 /// One mapping of the shadow domain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Unit {
     /// Stage-1 IOVA of the first byte.
     pub(crate) iova: u64,
@@ -181,56 +184,68 @@ pub(crate) fn expand(
     r
 }
 
-/// One step of turning a shadow into another.
+/// What becomes of a unit the shadow holds in a range that is replaced by
+/// the units `new` (sorted by IOVA, the walk of that range).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Change {
-    /// The old unit stays as it is (nothing to do).
-    Keep(Unit),
-    /// The old unit must be unmapped.
-    Remove(Unit),
-    /// The new unit must be mapped (after every removal: it may overlap a
-    /// removed one).
-    Add(Unit),
+pub(crate) enum OldFate {
+    /// An identical unit is in `new`: nothing to do.
+    Keep,
+    /// Unmap it and forget it.
+    Unmap,
+    /// Unmap it; a new unit starts at the same IOVA and takes its record.
+    UnmapReuse,
 }
 
-/// Compares `old` (the shadow's units in a range) with `new` (what the walk
-/// of that range produced), both in ascending IOVA order and without
-/// overlaps, and reports every unit of either once: a unit present in both
-/// with identical fields is kept, every other old one is removed and every
-/// other new one added.
-pub(crate) fn diff(
-    old: impl Iterator<Item = Unit>,
-    new: impl Iterator<Item = Unit>,
-    mut f: impl FnMut(Change),
-) {
-    let mut old = old.peekable();
-    let mut new = new.peekable();
-    loop {
-        match (old.peek().copied(), new.peek().copied()) {
-            (None, None) => return,
-            (Some(o), None) => {
-                f(Change::Remove(o));
-                old.next();
-            }
-            (None, Some(n)) => {
-                f(Change::Add(n));
-                new.next();
-            }
-            (Some(o), Some(n)) => {
-                if o == n {
-                    f(Change::Keep(o));
-                    old.next();
-                    new.next();
-                } else if o.iova <= n.iova {
-                    f(Change::Remove(o));
-                    old.next();
-                } else {
-                    f(Change::Add(n));
-                    new.next();
-                }
-            }
-        }
+pub(crate) fn old_fate(old: &Unit, new: &[Unit]) -> OldFate {
+    match new.binary_search_by_key(&old.iova, |u| u.iova) {
+        Ok(i) if new[i] == *old => OldFate::Keep,
+        Ok(_) => OldFate::UnmapReuse,
+        Err(_) => OldFate::Unmap,
     }
+}
+
+/// What a unit of the walk needs, given what the shadow's record held at its
+/// IOVA before anything changed (`at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NewFate {
+    /// It is mapped already, identical.
+    Keep,
+    /// Map it into the record entry an old unit leaves ([`OldFate::UnmapReuse`]).
+    MapReuse,
+    /// Map it into a new record entry.
+    MapNew,
+}
+
+pub(crate) fn new_fate(new: &Unit, at: Option<&Unit>) -> NewFate {
+    match at {
+        Some(u) if u == new => NewFate::Keep,
+        Some(_) => NewFate::MapReuse,
+        None => NewFate::MapNew,
+    }
+}
+
+/// The whole plan, as the shadow carries it out (`shadow.rs`): every old unit
+/// of the range and then every new one, each with its fate, all unmaps before
+/// any map (a new unit may overlap a removed one). Only what differs is
+/// touched.
+#[cfg(test)]
+pub(crate) fn plan(old: &[Unit], new: &[Unit]) -> (std_plan::Olds, std_plan::News) {
+    let olds = old.iter().map(|o| (*o, old_fate(o, new))).collect();
+    let news = new
+        .iter()
+        .map(|n| {
+            let at = old.iter().find(|o| o.iova == n.iova);
+            (*n, new_fate(n, at))
+        })
+        .collect();
+    (olds, news)
+}
+
+#[cfg(test)]
+mod std_plan {
+    extern crate std;
+    pub(crate) type Olds = std::vec::Vec<(super::Unit, super::OldFate)>;
+    pub(crate) type News = std::vec::Vec<(super::Unit, super::NewFate)>;
 }
 
 #[cfg(test)]
@@ -238,6 +253,7 @@ mod tests {
     use super::*;
     use crate::s1_walk::Stop;
     extern crate std;
+    use std::vec;
     use std::vec::Vec;
 
     const K4: u64 = 0x1000;
@@ -514,14 +530,18 @@ mod tests {
         assert_eq!(expand_in(&[], r(7, 9)), r(7, 9));
     }
 
-    fn changes(old: &[Unit], new: &[Unit]) -> Vec<Change> {
-        let mut v = Vec::new();
-        diff(old.iter().copied(), new.iter().copied(), |c| v.push(c));
-        v
+    fn fates(old: &[Unit], new: &[Unit]) -> (Vec<OldFate>, Vec<NewFate>) {
+        let (o, n) = plan(old, new);
+        (
+            o.into_iter().map(|(_, f)| f).collect(),
+            n.into_iter().map(|(_, f)| f).collect(),
+        )
     }
 
     #[test]
-    fn diff_changes_only_what_changed() {
+    fn plan_changes_only_what_changed() {
+        use NewFate as N;
+        use OldFate as O;
         let a = unit(0x1000, K4, 0xa000, 0x10_1000, true, 12);
         let b = unit(0x2000, K4, 0xb000, 0x10_2000, true, 12);
         let c = unit(0x3000, K4, 0xc000, 0x10_3000, true, 12);
@@ -532,43 +552,44 @@ mod tests {
             ..b
         };
         assert_eq!(
-            changes(&[a, b, c], &[a, b, c]),
-            [Change::Keep(a), Change::Keep(b), Change::Keep(c)]
+            fates(&[a, b, c], &[a, b, c]),
+            (
+                vec![O::Keep, O::Keep, O::Keep],
+                vec![N::Keep, N::Keep, N::Keep]
+            )
+        );
+        // A permission or target change: that unit only, its record reused.
+        assert_eq!(
+            fates(&[a, b, c], &[a, b_ro, c]),
+            (
+                vec![O::Keep, O::UnmapReuse, O::Keep],
+                vec![N::Keep, N::MapReuse, N::Keep]
+            )
         );
         assert_eq!(
-            changes(&[a, b, c], &[a, b_ro, c]),
-            [
-                Change::Keep(a),
-                Change::Remove(b),
-                Change::Add(b_ro),
-                Change::Keep(c)
-            ]
+            fates(&[a, b, c], &[a, b_moved, c]),
+            (
+                vec![O::Keep, O::UnmapReuse, O::Keep],
+                vec![N::Keep, N::MapReuse, N::Keep]
+            )
+        );
+        // Present -> not present, and back.
+        assert_eq!(
+            fates(&[a, b, c], &[a, c]),
+            (vec![O::Keep, O::Unmap, O::Keep], vec![N::Keep, N::Keep])
         );
         assert_eq!(
-            changes(&[a, b, c], &[a, b_moved, c]),
-            [
-                Change::Keep(a),
-                Change::Remove(b),
-                Change::Add(b_moved),
-                Change::Keep(c)
-            ]
+            fates(&[a], &[a, b, c]),
+            (vec![O::Keep], vec![N::Keep, N::MapNew, N::MapNew])
         );
-        assert_eq!(
-            changes(&[a, b, c], &[a, c]),
-            [Change::Keep(a), Change::Remove(b), Change::Keep(c)]
-        );
-        assert_eq!(
-            changes(&[a], &[a, b, c]),
-            [Change::Keep(a), Change::Add(b), Change::Add(c)]
-        );
-        assert_eq!(changes(&[], &[b]), [Change::Add(b)]);
-        assert_eq!(changes(&[b], &[]), [Change::Remove(b)]);
+        assert_eq!(fates(&[], &[b]), (vec![], vec![N::MapNew]));
+        assert_eq!(fates(&[b], &[]), (vec![O::Unmap], vec![]));
     }
 
     #[test]
-    fn diff_of_differently_split_units() {
+    fn plan_of_differently_split_units() {
         // Eight 4 KiB leaves replaced by one 2 MiB leaf's piece over the
-        // same memory: everything old goes, the new one comes.
+        // same memory: the first record is reused, the other seven go.
         let old: Vec<Unit> = (0..8)
             .map(|i| {
                 unit(
@@ -582,13 +603,14 @@ mod tests {
             })
             .collect();
         let new = [unit(M2, 8 * K4, 0xa00000, 0x800000, true, 21)];
-        let c = changes(&old, &new);
-        assert_eq!(
-            c.iter().filter(|c| matches!(c, Change::Remove(_))).count(),
-            8
-        );
-        assert_eq!(c.iter().filter(|c| matches!(c, Change::Add(_))).count(), 1);
-        // Each unit is reported exactly once, in IOVA order of its kind.
-        assert_eq!(c.len(), 9);
+        let (o, n) = fates(&old, &new);
+        assert_eq!(o[0], OldFate::UnmapReuse);
+        assert!(o[1..].iter().all(|f| *f == OldFate::Unmap));
+        assert_eq!(n, [NewFate::MapReuse]);
+        // And back: the 2 MiB piece's record goes to the first 4 KiB leaf.
+        let (o, n) = fates(&new, &old);
+        assert_eq!(o, [OldFate::UnmapReuse]);
+        assert_eq!(n[0], NewFate::MapReuse);
+        assert!(n[1..].iter().all(|f| *f == NewFate::MapNew));
     }
 }

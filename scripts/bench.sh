@@ -119,9 +119,9 @@ cmp -s "$out/floor/rvfio_floor.ko" "$out/floor-ko/rvfio_floor.ko" ||
 	cp "$out/floor/rvfio_floor.ko" "$out/floor-ko/rvfio_floor.ko"
 
 client="$out/bin/rvfio_bench"
-if [ ! -x "$client" ] || [ -n "$(find "$top/bench/rvfio_bench.c" "$top/bench/floor/rvfio_floor.h" \
+if [ ! -x "$client" ] || [ -n "$(find "$top/bench/rvfio_bench.c" "$top/bench/floor/rvfio_floor.h" "$top/include/uapi/linux/rvfio.h" \
 	"$kdir/usr/include/linux/vfio.h" -newer "$client" 2>/dev/null)" ]; then
-	gcc -static -O2 -Wall -Werror -Wno-sign-compare -I"$kdir/usr/include" -I"$top/bench" \
+	gcc -static -O2 -Wall -Werror -Wno-sign-compare -I"$kdir/usr/include" -I"$top/include/uapi" -I"$top/bench" \
 		-o "$client.tmp" "$top/bench/rvfio_bench.c"
 	mv "$client.tmp" "$client"
 fi
