@@ -27,6 +27,9 @@ pub(crate) const WALK_BUDGET: u64 = 1 << 22;
 /// Units one shadow may hold.
 pub(crate) const MAX_UNITS: usize = 1 << 21;
 
+/// Tree nodes a shadow keeps for reuse.
+const SPARE_NODES: usize = 32;
+
 /// Allocations of the shadow are charged to the caller's memory cgroup.
 const GFP: kernel::alloc::Flags = GFP_KERNEL_ACCOUNT;
 
@@ -73,6 +76,10 @@ pub(crate) struct Shadow {
     allowed: KVec<IovaRange>,
     units: RBTree<u64, Unit>,
     count: usize,
+    /// Tree nodes of units that went, for the next new units: a guest that
+    /// unmaps and maps an entry costs no allocation.
+    spare: [Option<RBTreeNodeReservation<u64, Unit>>; SPARE_NODES],
+    spare_count: usize,
     tables: RBTree<u64, ()>,
     targets: Option<IovaRange>,
     misses: Option<IovaRange>,
@@ -255,6 +262,8 @@ impl Shadow {
             allowed: allowed.0,
             units: RBTree::new(),
             count: 0,
+            spare: core::array::from_fn(|_| None),
+            spare_count: 0,
             tables: RBTree::new(),
             targets: None,
             misses: None,
@@ -407,10 +416,12 @@ impl Shadow {
             .iter()
             .filter(|u| shadow_plan::new_fate(u, self.units.get(&u.iova)) == NewFate::MapNew)
             .count();
+        // The spare nodes only grow until the new units take them.
         let mut nodes = KVVec::new();
-        if need > 0 {
-            nodes = KVVec::with_capacity(need, GFP)?;
-            for _ in 0..need {
+        if need > self.spare_count {
+            let extra = need - self.spare_count;
+            nodes = KVVec::with_capacity(extra, GFP)?;
+            for _ in 0..extra {
                 nodes.push(RBTreeNodeReservation::new(GFP)?, GFP)?;
             }
         }
@@ -427,8 +438,10 @@ impl Shadow {
                 OldFate::UnmapReuse => unmap_unit(&self.domain, &o),
                 OldFate::Unmap => {
                     unmap_unit(&self.domain, &o);
-                    self.units.remove(&o.iova);
-                    self.count -= 1;
+                    if let Some(node) = self.units.remove_node(&o.iova) {
+                        self.count -= 1;
+                        self.recycle(node.into_reservation());
+                    }
                 }
             }
             match o.range().end.checked_add(1) {
@@ -458,7 +471,7 @@ impl Shadow {
                         *v = *u;
                     }
                 }
-                (Ok(()), false) => match nodes.next() {
+                (Ok(()), false) => match nodes.next().or_else(|| self.take_spare()) {
                     Some(node) => {
                         self.units.insert(node.into_node(u.iova, *u));
                         self.count += 1;
@@ -483,6 +496,19 @@ impl Shadow {
             self.targets = hull(self.targets, u.gpa_range());
         }
         result
+    }
+
+    fn recycle(&mut self, node: RBTreeNodeReservation<u64, Unit>) {
+        if self.spare_count < SPARE_NODES {
+            self.spare[self.spare_count] = Some(node);
+            self.spare_count += 1;
+        }
+    }
+
+    fn take_spare(&mut self) -> Option<RBTreeNodeReservation<u64, Unit>> {
+        let i = self.spare_count.checked_sub(1)?;
+        self.spare_count = i;
+        self.spare[i].take()
     }
 
     /// True when a walk went through a table page in `gpa` (stage-2 IOVAs).

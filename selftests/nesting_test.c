@@ -541,6 +541,77 @@ TEST_F_TIMEOUT(nest, stage2_unmap_of_a_table_page_while_bound, DMA_TEST_TIMEOUT)
 	EXPECT_EQ(-1, check_fill(self->decoy, PAGE_4K, FILL_DECOY));
 }
 
+/*
+ * Stage 2 keeps its type1v2 features while a group is bound: dirty tracking
+ * reports what the bound device wrote (type1's scope: every page of a group
+ * that never pinned), a vaddr update leaves the translation working, and
+ * PFNMAP memory (another edu's BAR) works in stage 2 but a stage-1 leaf
+ * pointing at it is a hole: rvfio's revocation does not reach shadows, so a
+ * shadow never points at such memory (Documentation/rvfio.rst).
+ */
+TEST_F_TIMEOUT(nest, stage2_features_while_bound, DMA_TEST_TIMEOUT)
+{
+	struct {
+		struct vfio_iommu_type1_dirty_bitmap db;
+		struct vfio_iommu_type1_dirty_bitmap_get range;
+	} get = {
+		.db = { .argsz = sizeof(get), .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP },
+		.range = { .iova = D_GPA, .size = PAGE_4K,
+			   .bitmap = { .pgsize = PAGE_4K, .size = 8 } },
+	};
+	struct vfio_iommu_type1_dirty_bitmap ctl = { .argsz = sizeof(ctl) };
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	uint64_t word = 0, n = 0;
+	struct edu other;
+	char err[256] = "";
+	uint32_t id = 0;
+	void *bar;
+
+	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	/* Dirty tracking. */
+	ctl.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
+	ASSERT_EQ(0, vfio_ioctl(self->c, VFIO_IOMMU_DIRTY_PAGES, &ctl));
+	ASSERT_LANDS(S1_SRC, S1_A, self->d);
+	get.range.bitmap.data = (__u64 *)&word;
+	ASSERT_EQ(0, vfio_ioctl(self->c, VFIO_IOMMU_DIRTY_PAGES, &get));
+	EXPECT_EQ(1, word);
+	ctl.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
+	ASSERT_EQ(0, vfio_ioctl(self->c, VFIO_IOMMU_DIRTY_PAGES, &ctl));
+
+	/* Vaddr update of D's mapping: the device keeps writing into D. */
+	RESET_PAGES();
+	EXPECT_EQ(0, vfio_unmap(self->c, D_GPA, PAGE_4K, VFIO_DMA_UNMAP_FLAG_VADDR, &n));
+	ASSERT_LANDS(S1_SRC, S1_A, self->d);
+	ASSERT_EQ(0, vfio_map(self->c, D_GPA, self->d, PAGE_4K, VFIO_DMA_MAP_FLAG_VADDR));
+	RESET_PAGES();
+	ASSERT_LANDS(S1_SRC, S1_A, self->d);
+
+	/* PFNMAP: the second edu's BAR0 at guest-physical 0x9000000. */
+	if (edu_count() < 2)
+		SKIP(return, "the PFNMAP part needs a second edu device");
+	ASSERT_EQ(0, edu_open(&other, edu_bdf(1), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	ASSERT_EQ(0, ioctl(other.device, VFIO_DEVICE_GET_REGION_INFO, &ri));
+	bar = mmap(NULL, PAGE_4K, PROT_READ | PROT_WRITE, MAP_SHARED, other.device, ri.offset);
+	ASSERT_NE(MAP_FAILED, bar);
+	ASSERT_EQ(0, vfio_map(self->c, 0x9000000, bar, PAGE_4K, RW));
+	self->pt[8] = 0x9000000 | E_OK;
+	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0x8000, 1, NULL));
+	/* Through stage 1: a hole, the device reads zeros (not the ID). The
+	 * edu answers 4-byte register reads only: move 4 bytes. */
+	ASSERT_EQ(0, edu_copy(&self->dev, 0x8000, S1_A, 4));
+	memcpy(&id, self->d, sizeof(id));
+	EXPECT_EQ(0, id) TH_LOG("read %#x through a stage-1 leaf to PFNMAP memory", id);
+	/* Unbound, stage 2 reaches the BAR: the edu ID register. */
+	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, edu_copy(&self->dev, 0x9000000, S1_A, 4));
+	memcpy(&id, self->decoy, sizeof(id));
+	EXPECT_EQ(EDU_ID_VALUE, id);
+	ASSERT_EQ(0, vfio_unmap(self->c, 0x9000000, PAGE_4K, 0, &n));
+	munmap(bar, PAGE_4K);
+	edu_close(&other);
+}
+
 /* --- Hostile tables: no oops, no hang, and DMA does not land. --- */
 
 TEST_F_TIMEOUT(nest, hostile_reserved_bits, DMA_TEST_TIMEOUT)
