@@ -19,6 +19,13 @@
  *                             per batch (F_ACCT), for analysis only
  *
  * The case "faults" (bench/fault_bench.c) prints BENCH-FAULT lines instead.
+ * Beside those, the nesting rows (case "nesting"): what a VMM with a virtual
+ * IOMMU pays per guest IOMMU change, by userspace shadowing (shadow_1,
+ * shadow_512: UNMAP_DMA/MAP_DMA of 4 KiB, on the container under test, any
+ * backend) and, on rvfio only, with the guest's table bound to a second edu
+ * device's group in a nesting container (nest_bind_4k/_2m: bind and unbind
+ * of a table covering MIB MiB; nest_inval_1/_512: entries changed and
+ * invalidated).
  *
  * One line per case on stdout, machine readable:
  *   BENCH {"backend":..,"case":..,"map_ms":[..],"unmap_ms":[..],...}
@@ -49,7 +56,7 @@
 
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
-#include <linux/rvfio.h>
+#include <linux/rvfio.h>	/* include/uapi: the nesting container */
 
 #include "floor/rvfio_floor.h"
 #include "fault_bench.h"
@@ -699,6 +706,319 @@ static void case_pfnmap(void)
 	report("pfnmap_64m", map, unmap, reps, l, extra);
 }
 
+
+/* ---- nesting: guest page-table bind against userspace shadowing ---- */
+
+#define E_OK		0x7ULL			/* present, writable, user */
+#define E_PS		(1ULL << 7)
+#define NEST_TBL	0x10000000ULL		/* guest-physical: the tables */
+#define NEST_RAM	0x40000000ULL		/* guest-physical: the memory, 1 GiB */
+#define NEST_OPS	64			/* single invalidations per repetition */
+
+/* Another edu device bound to vfio-pci than @bdf, into @out. */
+static bool second_edu(const char *bdf, char *out, size_t len)
+{
+	const char *base = "/sys/bus/pci/devices";
+	DIR *d = opendir(base);
+	struct dirent *e;
+	bool found = false;
+
+	while (d && !found && (e = readdir(d))) {
+		char path[512], buf[32] = "";
+		unsigned int ven = 0, did = 0;
+		FILE *f;
+
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, bdf))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/vendor", base, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fgets(buf, sizeof(buf), f))
+				ven = strtoul(buf, NULL, 0);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/%s/device", base, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fgets(buf, sizeof(buf), f))
+				did = strtoul(buf, NULL, 0);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/%s/driver/module/drivers/pci:vfio-pci", base,
+			 e->d_name);
+		if (ven == 0x1234 && did == 0x11e8 && !access(path, F_OK)) {
+			snprintf(out, len, "%s", e->d_name);
+			found = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* A nesting container with @bdf's group; *gid its IOMMU group id. */
+static int nest_container(const char *bdf, int *group, int *gid)
+{
+	char path[512], link[256];
+	ssize_t n;
+	int c = open("/dev/vfio/vfio", O_RDWR);
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (c < 0 || n < 0)
+		return -1;
+	link[n] = 0;
+	*gid = atoi(basename(link));
+	snprintf(path, sizeof(path), "/dev/vfio/%d", *gid);
+	*group = open(path, O_RDWR);
+	if (*group < 0 || ioctl(*group, VFIO_GROUP_SET_CONTAINER, &c) ||
+	    ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1_NESTING_IOMMU))
+		return -1;
+	return c;
+}
+
+static int nest_bind(int c, int gid)
+{
+	struct iommu_hwpt_vtd_s1 s1 = { .pgtbl_addr = NEST_TBL, .addr_width = 48 };
+	struct rvfio_nesting_bind b = {
+		.argsz = sizeof(b), .group_id = gid, .data_type = IOMMU_HWPT_DATA_VTD_S1,
+		.data_len = sizeof(s1), .data_uptr = (uintptr_t)&s1,
+	};
+
+	return ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b) ? -errno : 0;
+}
+
+static int nest_unbind(int c, int gid)
+{
+	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = gid };
+
+	return ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u) ? -errno : 0;
+}
+
+static int nest_inval(int c, int gid, uint64_t iova, uint64_t npages)
+{
+	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = iova, .npages = npages };
+	struct rvfio_nesting_invalidate inv = {
+		.argsz = sizeof(inv), .group_id = gid,
+		.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, .data_uptr = (uintptr_t)&e,
+		.entry_len = sizeof(e), .entry_num = 1,
+	};
+
+	return ioctl(c, RVFIO_IOMMU_NESTING_INVALIDATE, &inv) ? -errno : 0;
+}
+
+/*
+ * The guest's table, identity-mapping its memory [NEST_RAM, NEST_RAM + size)
+ * with 4 KiB leaves (PT pages after the PD) or 2 MiB ones. Page 0 is the
+ * PML4, 1 the PDPT, 2 the PD, 3.. the PTs.
+ */
+static void nest_table(uint64_t *t, size_t size, bool huge)
+{
+	size_t n2m = size / HUGE;
+
+	memset(t, 0, (3 + n2m) * PAGE);
+	t[0] = (NEST_TBL + PAGE) | E_OK;
+	t[512 + NEST_RAM / (1ULL << 30)] = (NEST_TBL + 2 * PAGE) | E_OK;
+	for (size_t i = 0; i < n2m; i++) {
+		uint64_t gpa = NEST_RAM + i * HUGE;
+
+		if (huge) {
+			t[1024 + i] = gpa | E_PS | E_OK;
+			continue;
+		}
+		t[1024 + i] = (NEST_TBL + (3 + i) * PAGE) | E_OK;
+		for (size_t k = 0; k < 512; k++)
+			t[(3 + i) * 512 + k] = (gpa + k * PAGE) | E_OK;
+	}
+}
+
+/*
+ * Userspace shadowing, what a VMM does per changed guest IOMMU entry today:
+ * UNMAP_DMA and MAP_DMA of 4 KiB. shadow_1: the time of one call (NEST_OPS
+ * calls timed one by one); shadow_512: 512 maps, then 512 unmaps (totals).
+ */
+static void case_shadow(void)
+{
+	double map[MAXREPS], unmap[MAXREPS], t0 = 0, kms;
+	struct layout l = { .pages = 512 };
+	char *b = map_anon(512 * PAGE, MADV_NOHUGEPAGE);
+	int i, k, ret = 0;
+
+	if (!b)
+		die("mmap");
+	touch(b, 512 * PAGE);
+	for (i = 0; i < reps && !ret; i++) {
+		double tm = 0, tu = 0;
+
+		for (k = 0; k < NEST_OPS && !ret; k++) {
+			t0 = now_ms();
+			ret = be_map((uintptr_t)b + k * PAGE, IOVA_BASE + k * PAGE, PAGE, k, &kms);
+			tm += kms >= 0 ? kms : now_ms() - t0;
+			t0 = now_ms();
+			if (!ret)
+				ret = be_unmap(IOVA_BASE + k * PAGE, PAGE, k, &kms);
+			tu += kms >= 0 ? kms : now_ms() - t0;
+		}
+		map[i] = tm / NEST_OPS;
+		unmap[i] = tu / NEST_OPS;
+	}
+	if (!ret)
+		report("shadow_1", map, unmap, reps, l, NULL);
+	for (i = 0; i < reps && !ret; i++) {
+		double tm = 0, tu = 0;
+
+		t0 = now_ms();
+		for (k = 0; k < 512 && !ret; k++) {
+			ret = be_map((uintptr_t)b + k * PAGE, IOVA_BASE + k * PAGE, PAGE, k, &kms);
+			tm += kms;
+		}
+		map[i] = kms >= 0 ? tm : now_ms() - t0;
+		t0 = now_ms();
+		for (k = 0; k < 512 && !ret; k++) {
+			ret = be_unmap(IOVA_BASE + k * PAGE, PAGE, k, &kms);
+			tu += kms;
+		}
+		unmap[i] = kms >= 0 ? tu : now_ms() - t0;
+	}
+	if (ret)
+		printf("BENCH-ERR shadow rep %d: %s\n", i, strerror(-ret));
+	else
+		report("shadow_512", map, unmap, reps, l, NULL);
+	munmap(b, 512 * PAGE);
+}
+
+static void case_nesting(const char *bdf, size_t size)
+{
+	double map[MAXREPS], unmap[MAXREPS], t0;
+	char other[300], extra[96];
+	struct layout l = { 0 };
+	size_t tsize = (3 + size / HUGE) * PAGE;
+	uint64_t *t;
+	char *ram;
+	bool huge = true;
+	int c, group = -1, gid = -1, i, k, ret = 0;
+
+	case_shadow();
+	if (strcmp(backend, "rvfio")) {
+		printf("BENCH-SKIP nest_bind_4k %s has no stage-1 bind\n", backend);
+		return;
+	}
+	if (!second_edu(bdf, other, sizeof(other))) {
+		printf("BENCH-SKIP nest_bind_4k no second edu device bound to vfio-pci\n");
+		return;
+	}
+	c = nest_container(other, &group, &gid);
+	if (c < 0) {
+		printf("BENCH-ERR nest_bind_4k nesting container on %s: %s\n", other,
+		       strerror(errno));
+		return;
+	}
+	/* The guest's memory: hugetlb like a VMM's, 4 KiB pages if none. */
+	ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+	if (ram == MAP_FAILED) {
+		huge = false;
+		ram = map_anon(size, MADV_NOHUGEPAGE);
+	}
+	t = (uint64_t *)map_anon(tsize, MADV_NOHUGEPAGE);
+	if (!ram || !t)
+		die("mmap");
+	touch(ram, size);
+	nest_table(t, size, false);
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m), .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uintptr_t)t, .iova = NEST_TBL, .size = tsize,
+	};
+	if (ioctl(c, VFIO_IOMMU_MAP_DMA, &m))
+		die("MAP_DMA nesting tables");
+	m.vaddr = (uintptr_t)ram;
+	m.iova = NEST_RAM;
+	m.size = size;
+	if (ioctl(c, VFIO_IOMMU_MAP_DMA, &m))
+		die("MAP_DMA nesting memory");
+	l = layout_of(ram, size);
+	snprintf(extra, sizeof(extra), ",\"stage2\":\"%s\",\"leaves\":%zu",
+		 huge ? "hugetlb" : "4k", size / PAGE);
+
+	/* Bind and unbind, 4 KiB leaves, then 2 MiB leaves. */
+	for (int big = 0; big < 2; big++) {
+		nest_table(t, size, big);
+		for (i = 0; i < reps && !ret; i++) {
+			t0 = now_ms();
+			ret = nest_bind(c, gid);
+			map[i] = now_ms() - t0;
+			t0 = now_ms();
+			if (!ret)
+				ret = nest_unbind(c, gid);
+			unmap[i] = now_ms() - t0;
+		}
+		if (ret) {
+			printf("BENCH-ERR nest_bind: %s\n", strerror(-ret));
+			goto out;
+		}
+		snprintf(extra, sizeof(extra), ",\"stage2\":\"%s\",\"leaves\":%zu",
+			 huge ? "hugetlb" : "4k", big ? size / HUGE : size / PAGE);
+		report(big ? "nest_bind_2m" : "nest_bind_4k", map, unmap, reps, l, extra);
+	}
+
+	/*
+	 * Invalidations on the 4 KiB table: an entry made not present and
+	 * invalidated ("unmap"), made present again and invalidated ("map").
+	 */
+	nest_table(t, size, false);
+	ret = nest_bind(c, gid);
+	for (i = 0; i < reps && !ret; i++) {
+		double tm = 0, tu = 0;
+
+		for (k = 0; k < NEST_OPS && !ret; k++) {
+			uint64_t *pte = &t[3 * 512 + 7 * k];
+			uint64_t iova = NEST_RAM + 7 * k * PAGE, keep = *pte;
+
+			*pte = 0;
+			t0 = now_ms();
+			ret = nest_inval(c, gid, iova, 1);
+			tu += now_ms() - t0;
+			*pte = keep;
+			t0 = now_ms();
+			if (!ret)
+				ret = nest_inval(c, gid, iova, 1);
+			tm += now_ms() - t0;
+		}
+		map[i] = tm / NEST_OPS;
+		unmap[i] = tu / NEST_OPS;
+	}
+	if (ret) {
+		printf("BENCH-ERR nest_inval_1: %s\n", strerror(-ret));
+		goto out;
+	}
+	report("nest_inval_1", map, unmap, reps, l, NULL);
+	/* 512 entries: a whole PT page, one invalidation of 512 pages. */
+	for (i = 0; i < reps && !ret; i++) {
+		uint64_t *pt = &t[(3 + i % (size / HUGE)) * 512];
+		uint64_t iova = NEST_RAM + (i % (size / HUGE)) * HUGE, keep[512];
+
+		memcpy(keep, pt, sizeof(keep));
+		memset(pt, 0, sizeof(keep));
+		t0 = now_ms();
+		ret = nest_inval(c, gid, iova, 512);
+		unmap[i] = now_ms() - t0;
+		memcpy(pt, keep, sizeof(keep));
+		t0 = now_ms();
+		if (!ret)
+			ret = nest_inval(c, gid, iova, 512);
+		map[i] = now_ms() - t0;
+	}
+	if (ret) {
+		printf("BENCH-ERR nest_inval_512: %s\n", strerror(-ret));
+		goto out;
+	}
+	report("nest_inval_512", map, unmap, reps, l, NULL);
+	nest_unbind(c, gid);
+out:
+	close(group);
+	close(c);
+	munmap(t, tsize);
+	munmap(ram, size);
+}
+
 /*
  * DMA owner change (issue 15): the owner of every mapping of a container
  * moves to another live process, which maps the same memfd at its own
@@ -994,6 +1314,7 @@ int main(int argc, char **argv)
 	RUN("owner", case_owner());
 	/* DMA faults through rvfio's ring and iommufd's queue (fault_bench.c). */
 	RUN("faults", case_faults(backend, reps));
+	RUN("nesting", case_nesting(argv[2], size));
 	/* Last: it leaves the page allocator's free lists scattered. */
 	RUN("4k_frag", case_4k_frag(size));
 	printf("BENCH-DONE\n");

@@ -8,7 +8,9 @@ use crate::container::Container;
 use crate::domain::Group;
 use crate::emulated;
 use crate::ioctl;
-use crate::uapi::{VFIO_CHECK_EXTENSION, VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU};
+use crate::uapi::{
+    VFIO_CHECK_EXTENSION, VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1_NESTING_IOMMU,
+};
 use crate::vfio_device::VfioDevice;
 use core::ffi::c_void;
 use core::pin::Pin;
@@ -54,10 +56,11 @@ unsafe fn container<'a>(data: *mut c_void) -> Pin<&'a Container> {
 /// `ops->open`: a new container for IOMMU type `type_`.
 #[no_mangle]
 extern "C" fn rvfio_rs_open(type_: core::ffi::c_ulong, data: *mut *mut c_void) -> i32 {
-    let v2 = match type_ {
-        VFIO_TYPE1_IOMMU => false,
-        VFIO_TYPE1V2_IOMMU => true,
-        // VFIO_TYPE1_NESTING_IOMMU included: not offered yet.
+    let (v2, nesting) = match type_ {
+        VFIO_TYPE1_IOMMU => (false, false),
+        VFIO_TYPE1V2_IOMMU => (true, false),
+        // type1v2 for stage 2, plus stage-1 binds (nesting.rs).
+        VFIO_TYPE1_NESTING_IOMMU => (true, true),
         _ => return EINVAL.to_errno(),
     };
     let revoker = match crate::revoke::Revoker::new() {
@@ -68,7 +71,7 @@ extern "C" fn rvfio_rs_open(type_: core::ffi::c_ulong, data: *mut *mut c_void) -
         Ok(f) => f,
         Err(e) => return e.to_errno(),
     };
-    match KBox::pin_init(Container::new(v2, revoker, faults), GFP_KERNEL) {
+    match KBox::pin_init(Container::new(v2, nesting, revoker, faults), GFP_KERNEL) {
         Ok(b) => {
             // SAFETY: `data` is the valid out-pointer of glue.c's shim.
             unsafe { *data = b.into_foreign().cast_mut() };

@@ -15,6 +15,7 @@
 #include <uapi/linux/vfio.h>
 #include "vfio.h"	/* drivers/vfio/vfio.h: enum vfio_group_type */
 #include "glue.h"
+#include <uapi/linux/iommufd.h>
 #include <linux/rvfio.h>	/* include/uapi/linux/rvfio.h */
 
 /* Function-like macros bindgen cannot evaluate: the kernel's own trick. */
@@ -39,3 +40,11 @@ const unsigned long RUST_CONST_HELPER_VM_SHARED = VM_SHARED;
 const unsigned int RUST_CONST_HELPER_RVFIO_POLL_IN = (__force unsigned int)(EPOLLIN | EPOLLRDNORM);
 const unsigned int RUST_CONST_HELPER_RVFIO_POLL_OUT = (__force unsigned int)(EPOLLOUT | EPOLLWRNORM);
 const unsigned int RUST_CONST_HELPER_RVFIO_POLL_HUP = (__force unsigned int)EPOLLHUP;
+/* Enumerators of <linux/iommufd.h> used by the nesting uapi. */
+const unsigned int RUST_CONST_HELPER_IOMMU_HWPT_DATA_VTD_S1 = IOMMU_HWPT_DATA_VTD_S1;
+const unsigned int RUST_CONST_HELPER_IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 =
+	IOMMU_HWPT_INVALIDATE_DATA_VTD_S1;
+const unsigned int RUST_CONST_HELPER_IOMMU_VTD_S1_SRE = IOMMU_VTD_S1_SRE;
+const unsigned int RUST_CONST_HELPER_IOMMU_VTD_S1_EAFE = IOMMU_VTD_S1_EAFE;
+const unsigned int RUST_CONST_HELPER_IOMMU_VTD_S1_WPE = IOMMU_VTD_S1_WPE;
+const unsigned int RUST_CONST_HELPER_IOMMU_VTD_INV_FLAGS_LEAF = IOMMU_VTD_INV_FLAGS_LEAF;

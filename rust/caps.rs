@@ -8,7 +8,8 @@
 //! following capability and leaves the last `next` at 0, then shifts every
 //! `next` by `sizeof(struct vfio_iommu_type1_info)` (24) because the chain is
 //! copied right after the info struct. Order: MIGRATION (when dirty tracking
-//! is offered), DMA_AVAIL, IOVA_RANGE (only when the valid list is not empty).
+//! is offered), DMA_AVAIL, IOVA_RANGE (only when the valid list is not empty),
+//! then rvfio's own NESTING (nesting containers only).
 
 use crate::iova::IovaRange;
 
@@ -18,6 +19,16 @@ pub(crate) const CAP_IOVA_RANGE: u16 = 1;
 pub(crate) const CAP_MIGRATION: u16 = 2;
 /// `VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL`.
 pub(crate) const CAP_DMA_AVAIL: u16 = 3;
+
+/// `RVFIO_IOMMU_INFO_CAP_NESTING` (include/uapi/linux/rvfio.h).
+pub(crate) const CAP_NESTING: u16 = 0x726e;
+
+/// `struct rvfio_iommu_info_cap_nesting` without its groups: header, u32
+/// flags, nr_groups, data_types, inv_data_types, u64 addr_widths,
+/// vtd_s1_flags, pgsizes.
+pub(crate) const NESTING_SIZE: usize = 48;
+/// `struct rvfio_nesting_group`: u32 group_id, u32 flags.
+pub(crate) const NESTING_GROUP_SIZE: usize = 8;
 
 /// `sizeof(struct vfio_iommu_type1_info)`: where the chain starts.
 pub(crate) const INFO_SIZE: usize = 24;
@@ -44,6 +55,26 @@ pub(crate) struct InfoCaps<'a> {
     pub(crate) dma_avail: u32,
     /// The valid IOVA list; the capability is left out when it is empty.
     pub(crate) iovas: &'a [IovaRange],
+    /// The NESTING capability of a nesting container.
+    pub(crate) nesting: Option<NestingCap<'a>>,
+}
+
+/// The fields of `struct rvfio_iommu_info_cap_nesting`.
+pub(crate) struct NestingCap<'a> {
+    pub(crate) flags: u32,
+    pub(crate) data_types: u32,
+    pub(crate) inv_data_types: u32,
+    pub(crate) addr_widths: u64,
+    pub(crate) vtd_s1_flags: u64,
+    pub(crate) pgsizes: u64,
+    pub(crate) groups: &'a [NestingGroup],
+}
+
+/// `struct rvfio_nesting_group`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NestingGroup {
+    pub(crate) id: u32,
+    pub(crate) flags: u32,
 }
 
 const fn align8(n: usize) -> usize {
@@ -63,6 +94,9 @@ impl InfoCaps<'_> {
         }
         if !self.iovas.is_empty() {
             n += self.iova_cap_size();
+        }
+        if let Some(nest) = &self.nesting {
+            n += NESTING_SIZE + NESTING_GROUP_SIZE * nest.groups.len();
         }
         n
     }
@@ -95,6 +129,22 @@ impl InfoCaps<'_> {
                 w.u64_at(IOVA_RANGE_SIZE + i * IOVA_SIZE + 8, r.end);
             }
             w.advance(self.iova_cap_size());
+        }
+        if let Some(nest) = &self.nesting {
+            w.header(CAP_NESTING);
+            w.u32_at(8, nest.flags);
+            // The groups of one container: a handful.
+            w.u32_at(12, nest.groups.len() as u32);
+            w.u32_at(16, nest.data_types);
+            w.u32_at(20, nest.inv_data_types);
+            w.u64_at(24, nest.addr_widths);
+            w.u64_at(32, nest.vtd_s1_flags);
+            w.u64_at(40, nest.pgsizes);
+            for (i, g) in nest.groups.iter().enumerate() {
+                w.u32_at(NESTING_SIZE + i * NESTING_GROUP_SIZE, g.id);
+                w.u32_at(NESTING_SIZE + i * NESTING_GROUP_SIZE + 4, g.flags);
+            }
+            w.advance(NESTING_SIZE + NESTING_GROUP_SIZE * nest.groups.len());
         }
     }
 }
@@ -166,6 +216,7 @@ mod tests {
             migration_pgsize: None,
             dma_avail: 65534,
             iovas: &iovas,
+            nesting: None,
         };
         assert_eq!(caps.len(), 16 + 16 + 32);
         let mut b = vec![0u8; caps.len()];
@@ -190,6 +241,7 @@ mod tests {
             migration_pgsize: Some(4096),
             dma_avail: 7,
             iovas: &[],
+            nesting: None,
         };
         assert_eq!(caps.len(), 32 + 16);
         let mut b = vec![0u8; caps.len()];
@@ -201,5 +253,52 @@ mod tests {
         assert_eq!(u16_at(&b, 32), CAP_DMA_AVAIL);
         assert_eq!(u32_at(&b, 36), 0);
         assert_eq!(u32_at(&b, 40), 7);
+    }
+
+    #[test]
+    fn nesting_capability_comes_last() {
+        let iovas = [IovaRange {
+            start: 0,
+            end: 0xfedf_ffff,
+        }];
+        let groups = [
+            NestingGroup { id: 7, flags: 1 },
+            NestingGroup { id: 9, flags: 9 },
+        ];
+        let caps = InfoCaps {
+            migration_pgsize: None,
+            dma_avail: 3,
+            iovas: &iovas,
+            nesting: Some(NestingCap {
+                flags: 1,
+                data_types: 2,
+                inv_data_types: 1,
+                addr_widths: (1 << 48) | (1 << 57),
+                vtd_s1_flags: 5,
+                pgsizes: 0x4020_1000,
+                groups: &groups,
+            }),
+        };
+        assert_eq!(caps.len(), 16 + 32 + 48 + 16);
+        let mut b = vec![0u8; caps.len()];
+        caps.write(&mut b);
+        // IOVA_RANGE (at chain offset 16) links to NESTING at 16 + 32.
+        assert_eq!(u16_at(&b, 16), CAP_IOVA_RANGE);
+        assert_eq!(u32_at(&b, 20), (INFO_SIZE + 48) as u32);
+        let n = 48;
+        assert_eq!(u16_at(&b, n), CAP_NESTING);
+        assert_eq!(u16_at(&b, n + 2), 1);
+        assert_eq!(u32_at(&b, n + 4), 0, "last capability ends the chain");
+        assert_eq!(u32_at(&b, n + 8), 1);
+        assert_eq!(u32_at(&b, n + 12), 2);
+        assert_eq!(u32_at(&b, n + 16), 2);
+        assert_eq!(u32_at(&b, n + 20), 1);
+        assert_eq!(u64_at(&b, n + 24), (1 << 48) | (1 << 57));
+        assert_eq!(u64_at(&b, n + 32), 5);
+        assert_eq!(u64_at(&b, n + 40), 0x4020_1000);
+        assert_eq!(u32_at(&b, n + 48), 7);
+        assert_eq!(u32_at(&b, n + 52), 1);
+        assert_eq!(u32_at(&b, n + 56), 9);
+        assert_eq!(u32_at(&b, n + 60), 9);
     }
 }

@@ -19,8 +19,10 @@ use crate::faults::{FaultHandle, FaultHub};
 use crate::instrument::{timed, Stat};
 use crate::iova::{self, IovaRange, NoMem, RangeSink};
 use crate::mm::Owner;
+use crate::nesting::Nest;
 use crate::pin::{self, PAGE_SIZE};
 use crate::revoke::{Revoker, WatchCache};
+use crate::stage2::S2View;
 use crate::user_bitmap::UserBitmap;
 use crate::vfio_device::VfioDevice;
 use kernel::error::{code::*, Result};
@@ -37,6 +39,8 @@ const INLINE_DOMAINS: usize = 4;
 pub(crate) struct Container {
     /// VFIO_TYPE1v2_IOMMU semantics (unmap may not bisect a mapping).
     pub(crate) v2: bool,
+    /// VFIO_TYPE1_NESTING_IOMMU: v2 plus stage-1 binds (`nesting.rs`).
+    pub(crate) nesting: bool,
     #[pin]
     inner: Mutex<Inner>,
     /// Emulated-IOMMU devices with a dma_unmap callback (type1's
@@ -106,9 +110,23 @@ pub(crate) struct Inner {
     /// The owner of the last MAP_DMA: the next one from the same process
     /// shares it (one reference count instead of an mm and a task one).
     last_owner: Option<Arc<Owner>>,
+    /// Stage-1 bindings of a nesting container (`nesting.rs`); their
+    /// shadows point only at pages `dmas` pins.
+    nest: Nest,
     /// Where DMA faults go (faults.rs): the token of every domain's fault
     /// handler. Last, so that it outlives the domains.
     faults: FaultHandle,
+}
+
+/// An IOMMU-backed group's stage-2 side, for a bind (`nesting.rs`).
+pub(crate) struct GroupS2<'a> {
+    /// The stage-2 domain the group is attached to while not bound.
+    pub(crate) domain: &'a IommuDomain,
+    pub(crate) resv: &'a [ResvRegion],
+    /// The stage-2 domain enforces cache coherency (VFIO_DMA_CC_IOMMU).
+    pub(crate) enforce_cc: bool,
+    /// The fault-handler token of a shadow domain (`faults.rs`, stage 1).
+    pub(crate) fault_token: *const core::ffi::c_void,
 }
 
 struct RangeVec(KVec<IovaRange>);
@@ -120,16 +138,20 @@ impl RangeSink for RangeVec {
 }
 
 impl Container {
-    /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1.
+    /// A container for IOMMU type `v2` (VFIO_TYPE1v2_IOMMU) or v1, with
+    /// `nesting` (VFIO_TYPE1_NESTING_IOMMU, which is v2 too).
     pub(crate) fn new(
         v2: bool,
+        nesting: bool,
         revoker: Arc<Revoker>,
         faults: Arc<FaultHub>,
     ) -> impl PinInit<Self> {
         // SAFETY: reads a module parameter.
         let limit = unsafe { bindings::rvfio_param_dma_entry_limit() };
+        let nest = Nest::new(nesting);
         pin_init!(Self {
             v2,
+            nesting,
             inner <- new_mutex!(Inner {
                 domains: RBTree::new(),
                 next_domain_key: 0,
@@ -147,6 +169,7 @@ impl Container {
                 spare_node: None,
                 watch_cache: WatchCache::new(),
                 last_owner: None,
+                nest,
                 faults: FaultHandle::new(faults),
             }),
             devices <- new_mutex!(RBTree::new()),
@@ -372,6 +395,34 @@ impl Inner {
         first.filter(|_| groups.next().is_none())
     }
 
+    // --- Nesting (nesting.rs). ---
+
+    pub(crate) fn nest(&self) -> &Nest {
+        &self.nest
+    }
+
+    pub(crate) fn nest_mut(&mut self) -> &mut Nest {
+        &mut self.nest
+    }
+
+    /// What a bind or unbind of the group at `key` works with: stage 2,
+    /// the nesting state, and for an IOMMU-backed group its stage-2 side.
+    pub(crate) fn nest_parts(
+        &mut self,
+        key: usize,
+    ) -> (&mut RBTree<u64, Dma>, &mut Nest, Option<GroupS2<'_>>) {
+        let fault_token = self.faults.hub().stage1_token();
+        let s2 = self.groups.get(&key).and_then(|g| {
+            self.domains.get(&g.domain).map(|d| GroupS2 {
+                domain: &d.domain,
+                resv: &g.resv,
+                enforce_cc: d.enforce_cc,
+                fault_token,
+            })
+        });
+        (&mut self.dmas, &mut self.nest, s2)
+    }
+
     /// The mapping containing `iova`, as (start, end).
     pub(crate) fn mapping_at(&mut self, iova: u64) -> Option<IovaRange> {
         let at = IovaRange {
@@ -504,6 +555,11 @@ impl Inner {
                 }
             }
         }
+        if result.is_ok() && self.nest.enabled() {
+            // Stage-1 entries that needed this range now translate.
+            self.nest
+                .s2_changed(&mut S2View::new(&mut self.dmas), Some(&range));
+        }
         result
     }
 
@@ -518,6 +574,8 @@ impl Inner {
         if dma.vaddr_invalid() {
             self.vaddr_invalid_count -= 1;
         }
+        // No shadow may point at the pages once they are unpinned.
+        self.nest.s2_unmapping(&dma.range());
         dma.forget_pfnmap();
         for domain in self.domains.values() {
             dma.unmap_from(&domain.domain);
@@ -529,6 +587,9 @@ impl Inner {
             entry.remove_node().into_reservation()
         }));
         self.dma_avail += 1;
+        if self.nest.enabled() {
+            self.nest.s2_changed(&mut S2View::new(&mut self.dmas), None);
+        }
         size
     }
 
@@ -596,6 +657,7 @@ impl Inner {
         let resv = group.reserved_regions()?;
         let group_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let domain_node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let nest_node = self.nest.reserve()?;
 
         let mut domain = IommuDomain::alloc_for(&group)?;
         // SAFETY: the hub outlives every domain of the container (`faults`
@@ -679,6 +741,7 @@ impl Inner {
         self.non_pinned_groups += 1;
         self.valid = valid;
         self.update_pgsize_bitmap();
+        self.nest.attached(nest_node, group, false);
         Ok(())
     }
 
@@ -776,13 +839,19 @@ impl Inner {
         if self.groups.get(&group.key()).is_some() || self.emulated.get(&group.key()).is_some() {
             return Err(EINVAL);
         }
+        self.nest.may_attach_emulated()?;
+        let nest_node = self.nest.reserve()?;
         self.emulated
             .try_create_and_insert(group.key(), group, GFP_KERNEL)?;
+        self.nest.attached(nest_node, group, true);
         Ok(())
     }
 
     /// type1's `vfio_iommu_type1_detach_group()`.
     pub(crate) fn detach_group(&mut self, group: Group) {
+        // A bound group leaves its shadow first (its DMA is blocked from
+        // here on, as it will be once detached).
+        self.nest.detaching(&group);
         if self.emulated.remove(&group.key()).is_some() {
             // Emulated groups were always in pinned scope.
             if !self.has_emulated() && self.domains.iter().next().is_none() {
@@ -845,7 +914,8 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // vfio core detaches every group before release; this only matters
-        // if it did not.
+        // if it did not. Shadows go before the pages they point at.
+        self.nest.teardown();
         self.remove_all_dmas();
         while let Some(key) = self.groups.iter().next().map(|(k, _)| *k) {
             if let Some(g) = self.groups.remove(&key) {
@@ -859,7 +929,7 @@ impl Drop for Inner {
 
 /// The base of a software-managed MSI window, when the group has one and
 /// no hardware MSI window (type1's `vfio_iommu_has_sw_msi()`).
-fn sw_msi_base(resv: &[ResvRegion]) -> Option<u64> {
+pub(crate) fn sw_msi_base(resv: &[ResvRegion]) -> Option<u64> {
     if resv.iter().any(|r| r.is_msi()) {
         return None;
     }

@@ -167,6 +167,19 @@ pub(crate) struct Dma {
     watch: Option<Watch>,
 }
 
+/// Where an IOVA of a mapping lands (see [`Dma::run_at`]).
+#[derive(Clone, Copy)]
+pub(crate) struct RunAt {
+    /// The page frame of the IOVA's page.
+    pub(crate) pfn: u64,
+    /// Bytes from the IOVA to the end of its physically contiguous run.
+    pub(crate) bytes: u64,
+    /// Pinned by the mapping (not a reserved pfn such as the zero page).
+    pub(crate) pinned: bool,
+    /// PFNMAP memory, mapped and revoked by the revoker (`revoke.rs`).
+    pub(crate) pfnmap: bool,
+}
+
 /// One page pinned for an emulated-IOMMU device, with its pin count.
 struct Vpfn {
     pfn: u64,
@@ -202,6 +215,11 @@ impl Dma {
 
     pub(crate) fn prot(&self) -> i32 {
         self.prot
+    }
+
+    /// An emulated-IOMMU device holds a pin at exactly `iova`.
+    pub(crate) fn has_external_pin_at(&self, iova: u64) -> bool {
+        self.vpfns.get(&iova).is_some()
     }
 
     fn external_nonreserved(&self) -> usize {
@@ -311,6 +329,25 @@ impl Dma {
             self.mark_dirty(first, last - first + 1);
         }
         Ok(count as usize)
+    }
+
+    /// The u64 at `iova` (8-byte aligned, inside the mapping) read from the
+    /// owner's memory, for a stage-1 walk of an emulated-IOMMU group (no
+    /// domain pinned the range). `None` when the mapping is not readable or
+    /// the memory cannot be read.
+    pub(crate) fn read_user_u64(&self, iova: u64) -> Option<u64> {
+        if self.prot & PROT_READ == 0 || self.vaddr_invalid {
+            return None;
+        }
+        let mut val = 0u64;
+        let vaddr = self.vaddr + (iova - self.range.start);
+        // SAFETY: `val` is 8 writable bytes of ours.
+        let ret = unsafe {
+            self.owner
+                .mm
+                .copy(vaddr, (&mut val as *mut u64).cast(), 8, false)
+        };
+        ret.is_ok().then_some(val)
     }
 
     // --- Dirty tracking. ---
@@ -449,6 +486,26 @@ impl Dma {
 
     pub(crate) fn range(&self) -> IovaRange {
         self.range
+    }
+
+    /// The pinned run holding `iova` (inside the mapping), for software
+    /// nesting (`stage2.rs`); `None` while no IOMMU domain pinned the range.
+    pub(crate) fn run_at(&self, iova: u64) -> Option<RunAt> {
+        let runs = self.runs.as_slice();
+        // Runs tile the range in IOVA order: the last one starting at or
+        // before `iova` holds it.
+        let i = runs.partition_point(|r| r.iova() <= iova).checked_sub(1)?;
+        let run = &runs[i];
+        let offset = iova.checked_sub(run.iova())?;
+        if offset >= run.bytes() {
+            return None;
+        }
+        Some(RunAt {
+            pfn: run.pfn() + (offset >> PAGE_SHIFT),
+            bytes: run.bytes() - offset,
+            pinned: !run.reserved(),
+            pfnmap: self.deferred(run),
+        })
     }
 
     pub(crate) fn size(&self) -> u64 {

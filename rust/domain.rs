@@ -109,10 +109,22 @@ impl Group {
         Ok(ctx.out)
     }
 
-    /// `iommu_group_id()`: N of /dev/vfio/N.
-    pub(crate) fn id(&self) -> i32 {
+    /// `iommu_group_id()`: the N of /dev/vfio/N.
+    pub(crate) fn id(&self) -> u32 {
         // SAFETY: the group is valid.
-        unsafe { bindings::iommu_group_id(self.0) }
+        let id = unsafe { bindings::iommu_group_id(self.0) };
+        // CAST: group ids are allocated from 0 up (an ida).
+        id as u32
+    }
+
+    /// Whether the group's IOMMU driver offers a nest-parent domain, the
+    /// first step of hardware nesting: `Ok` when it does, `EOPNOTSUPP`
+    /// when it has no `domain_alloc_user` op or refuses (every IOMMU
+    /// without nesting support), another errno when allocating failed.
+    pub(crate) fn probe_nest_parent(&self) -> Result {
+        // SAFETY: the group is valid; the domain the C side may allocate is
+        // freed there, never attached.
+        to_result(unsafe { bindings::rvfio_group_probe_nest_parent(self.0) })
     }
 
     /// `iommu_group_has_isolated_msi()`.

@@ -9,6 +9,7 @@
 use crate::container::{Container, Inner};
 use crate::domain::Group;
 use crate::faults::{self, AccessError, Miss};
+use crate::nesting;
 use crate::pin::PAGE_SHIFT;
 use crate::ring;
 use crate::vfio_device::VfioDevice;
@@ -114,16 +115,22 @@ fn pin_pages_once(
     let pgshift = inner.min_pgshift();
     // (The pins made before a miss are undone below before the miss is
     // reported: user space may unmap while a page request waits.)
+    // A group bound to a stage-1 table pins stage-1 IOVAs (nesting.rs).
+    let s1 = inner.nest().table_of(&group);
     for (i, slot) in pfns.iter_mut().enumerate().take(n) {
         let page_iova = iova + ((i as u64) << PAGE_SHIFT);
-        match pin_one(&mut inner, page_iova, prot, pgshift) {
+        let pinned = match &s1 {
+            Some((table, id)) => pin_s1(&mut inner, table, *id, page_iova, prot, pgshift),
+            // Pins are given back by IOVA: one taken through stage 1 at the
+            // same IOVA would be ambiguous.
+            None if inner.nest().s1_pin(page_iova).is_some() => Err(EBUSY.into()),
+            None => pin_one(&mut inner, page_iova, prot, pgshift),
+        };
+        match pinned {
             Ok(pfn) => *slot = pfn,
             Err(e) => {
                 for j in 0..i {
-                    let done = iova + ((j as u64) << PAGE_SHIFT);
-                    if let Some(dma) = inner.dma_at_mut(done) {
-                        dma.unpin_external(done);
-                    }
+                    unpin_one(&mut inner, iova + ((j as u64) << PAGE_SHIFT));
                 }
                 return Err(e);
             }
@@ -131,6 +138,55 @@ fn pin_pages_once(
     }
     inner.promote_dirty_scope(&group);
     Ok(npage)
+}
+
+/// One pin of stage-1 `iova` by a device of bound group `id`: through the
+/// pin already taken there (the device's IOTLB, until an invalidation asks
+/// for it back), or through a fresh translation.
+fn pin_s1(
+    inner: &mut Inner,
+    table: &crate::s1_walk::Table,
+    id: u32,
+    iova: u64,
+    prot: i32,
+    pgshift: u32,
+) -> Result<u64, AccessError> {
+    let write = prot & crate::dma::PROT_WRITE != 0;
+    let (gpa, writable) = match inner.nest().s1_pin(iova) {
+        Some((gpa, writable)) => (gpa, writable),
+        None => {
+            if inner
+                .dma_at_mut(iova)
+                .is_some_and(|d| d.has_external_pin_at(iova))
+            {
+                return Err(EBUSY.into());
+            }
+            let t = nesting::translate(inner, table, id, iova, write)?;
+            (t.gpa & !((1u64 << PAGE_SHIFT) - 1), t.writable)
+        }
+    };
+    if write && !writable {
+        let access = faults::access_of_prot(prot);
+        return Err(Miss::permission(iova, access).stage1().into());
+    }
+    let pfn = pin_one(inner, gpa, prot, pgshift)?;
+    if let Err(e) = inner.nest_mut().s1_pin_add(iova, gpa, writable) {
+        if let Some(dma) = inner.dma_at_mut(gpa) {
+            dma.unpin_external(gpa);
+        }
+        return Err(e.into());
+    }
+    Ok(pfn)
+}
+
+/// Gives back one pin at `iova`: one taken through stage 1 if there is
+/// one, otherwise a direct one. Returns whether `iova` was pinned.
+fn unpin_one(inner: &mut Inner, iova: u64) -> bool {
+    let gpa = inner.nest_mut().s1_pin_drop(iova).unwrap_or(iova);
+    match inner.dma_at_mut(gpa) {
+        Some(dma) => dma.unpin_external(gpa),
+        None => false,
+    }
 }
 
 fn pin_one(inner: &mut Inner, iova: u64, prot: i32, pgshift: u32) -> Result<u64, AccessError> {
@@ -158,14 +214,9 @@ pub(crate) fn unpin_pages(c: &Container, iova: u64, npage: i32) {
     let mut inner = c.lock();
     for i in 0..u64::try_from(npage).unwrap_or(0) {
         let page_iova = iova + (i << PAGE_SHIFT);
-        match inner.dma_at_mut(page_iova) {
-            Some(dma) => {
-                dma.unpin_external(page_iova);
-            }
-            None => {
-                pr_err!("unpin_pages outside any mapping at {:#x}\n", page_iova);
-                break;
-            }
+        if !unpin_one(&mut inner, page_iova) && inner.dma_at_mut(page_iova).is_none() {
+            pr_err!("unpin_pages outside any mapping at {:#x}\n", page_iova);
+            break;
         }
     }
 }
@@ -223,18 +274,30 @@ unsafe fn dma_rw_once(
     } else {
         ring::ACCESS_READ
     };
+    // A bound emulated-IOMMU group's devices address stage-1 IOVAs; it is
+    // then the container's only emulated group (nesting.rs).
+    let s1 = inner.nest().emulated_table();
     let mut done = 0;
     while done < count {
         let at = iova + done as u64;
+        let (at, chunk) = match &s1 {
+            None => (at, count - done),
+            Some((table, id)) => {
+                let t = nesting::translate(&mut inner, table, *id, at, write)?;
+                let chunk = usize::try_from(t.bytes).unwrap_or(usize::MAX);
+                (t.gpa, chunk.min(count - done))
+            }
+        };
         let dma = inner.dma_at_mut(at).ok_or(Miss::not_mapped(at, access))?;
         // `Dma::rw`'s own check (type1's): reads need READ, writes both.
         let prot = dma.prot();
         if prot & crate::dma::PROT_READ == 0 || (write && prot & crate::dma::PROT_WRITE == 0) {
             return Err(Miss::permission(at, access).into());
         }
-        // SAFETY: `done < count`, so `buf + done` stays inside the caller's
-        // `count` bytes and has `count - done` bytes left (our contract).
-        done += unsafe { dma.rw(at, buf.add(done), count - done, write)? };
+        // SAFETY: `done < count` and `chunk <= count - done`, so `buf + done`
+        // has at least `chunk` bytes left of the caller's `count` (our
+        // contract).
+        done += unsafe { dma.rw(at, buf.add(done), chunk, write)? };
     }
     Ok(())
 }

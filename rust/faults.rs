@@ -52,6 +52,13 @@ impl FaultHub {
         core::ptr::from_ref(self).cast()
     }
 
+    /// The token of a shadow domain's handler (nesting.rs): faults there
+    /// are at stage-1 IOVAs. The hub's address with its lowest bit set
+    /// (the hub is aligned to more than 2 bytes).
+    pub(crate) fn stage1_token(&self) -> *const c_void {
+        self.token().wrapping_byte_add(STAGE1_TAG)
+    }
+
     /// RVFIO_IOMMU_FAULT_RING: creates and publishes the ring and returns
     /// its fd. EBUSY when there is one already; on any error nothing is
     /// left (the eventfd reference is dropped with the ring).
@@ -102,7 +109,7 @@ impl FaultHub {
             kind: ring::KIND_DMA as u16,
             flags: ring::REC_EMULATED,
             access: miss.access,
-            stage: ring::STAGE_2,
+            stage: miss.stage,
             reason: miss.reason,
             iova: miss.iova,
             group_id: -1,
@@ -152,6 +159,10 @@ impl Drop for FaultHandle {
     }
 }
 
+/// The tag of [`FaultHub::stage1_token`].
+const STAGE1_TAG: usize = 1;
+const _: () = assert!(core::mem::align_of::<FaultHub>() > STAGE1_TAG);
+
 /// A translation miss of an emulated-IOMMU access.
 #[derive(Clone, Copy)]
 pub(crate) struct Miss {
@@ -162,6 +173,9 @@ pub(crate) struct Miss {
     pub(crate) reason: u8,
     /// The device's IOMMU group id, when known.
     pub(crate) group: Option<i32>,
+    /// `ring::STAGE_2`, or `ring::STAGE_1` for a hole of a bound guest
+    /// page table (nesting.rs).
+    pub(crate) stage: u8,
     /// What the access fails with (type1's errno: EINVAL, EPERM).
     pub(crate) error: Error,
 }
@@ -174,6 +188,7 @@ impl Miss {
             access,
             reason: ring::REASON_NOT_MAPPED,
             group: None,
+            stage: ring::STAGE_2,
             error: EINVAL,
         }
     }
@@ -190,7 +205,22 @@ impl Miss {
     /// The same miss, by a device of `group` (`None`: unknown).
     pub(crate) fn by(self, group: Option<Group>) -> Self {
         Self {
-            group: group.map(|g| g.id()),
+            group: group.and_then(|g| i32::try_from(g.id()).ok()),
+            ..self
+        }
+    }
+
+    /// The same miss, in a bound guest page table (stage 1): a hole fails
+    /// the access with EFAULT, a read-only entry with EPERM.
+    pub(crate) fn stage1(self) -> Self {
+        let error = if self.reason == ring::REASON_PERMISSION {
+            EPERM
+        } else {
+            EFAULT
+        };
+        Self {
+            stage: ring::STAGE_1,
+            error,
             ..self
         }
     }
@@ -247,8 +277,15 @@ extern "C" fn rvfio_rs_hw_fault(
     pci_segment: i32,
     pci_rid: u16,
 ) -> i32 {
-    // SAFETY: `token` is the hub installed with the handler, which outlives
-    // the domain's use (see the module documentation).
+    // A shadow domain's token is tagged: its faults are at stage-1 IOVAs.
+    let stage = if token as usize & STAGE1_TAG != 0 {
+        ring::STAGE_1
+    } else {
+        ring::STAGE_2
+    };
+    let token = (token as usize & !STAGE1_TAG) as *const c_void;
+    // SAFETY: `token` is the hub installed with the handler (untagged just
+    // now), which outlives the domain's use (see the module documentation).
     let hub = unsafe { &*token.cast::<FaultHub>() };
     let rcu = RcuReadGuard::new();
     let Some(ring) = hub.ring.get(&rcu) else {
@@ -260,7 +297,7 @@ extern "C" fn rvfio_rs_hw_fault(
     let mut rec = Record {
         kind: ring::KIND_DMA as u16,
         access: ring::hw_access(flags),
-        stage: ring::STAGE_2,
+        stage,
         reason: ring::REASON_HW,
         iova,
         group_id: -1,

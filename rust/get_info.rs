@@ -35,10 +35,17 @@ pub(crate) fn get_info(container: &Container, arg: UserPtr) -> Result {
     let chain = {
         let inner = container.lock();
         info.iova_pgsizes = inner.pgsize_bitmap();
+        let groups = match container.nesting {
+            true => inner.nest().cap_groups()?,
+            false => KVec::new(),
+        };
         let caps = InfoCaps {
             migration_pgsize: Some(inner.min_pgsize()),
             dma_avail: inner.dma_avail(),
             iovas: inner.valid_iovas(),
+            nesting: container
+                .nesting
+                .then(|| crate::nesting_ioctl::info_cap(&groups)),
         };
         let mut buf = KVec::new();
         buf.extend_with(caps.len(), 0u8, GFP_KERNEL)?;

@@ -694,3 +694,59 @@ long rvfio_completion_wait_killable(struct completion *c, unsigned int ms)
 {
 	return wait_for_completion_killable_timeout(c, msecs_to_jiffies(ms));
 }
+
+/*
+ * ====================================================================
+ * Nesting (rust/nesting.rs, rust/stage2.rs). Kept apart at the end of
+ * the file: one-call wrappers only, no policy.
+ * ====================================================================
+ */
+#include <linux/highmem.h>
+#include <uapi/linux/iommufd.h>	/* IOMMU_HWPT_ALLOC_NEST_PARENT */
+
+u64 rvfio_pfn_read_u64(u64 pfn, unsigned int offset)
+{
+	void *page = kmap_local_pfn(pfn);
+	/* The guest may write its table while it is read: one read each. */
+	u64 val = READ_ONCE(*(u64 *)(page + (offset & (PAGE_SIZE - 8))));
+
+	kunmap_local(page);
+	return val;
+}
+
+static int rvfio_probe_nest_parent_one(struct device *dev, void *data)
+{
+	const struct iommu_ops *ops;
+	struct iommu_domain *domain;
+	int *ret = data;
+
+	if (!dev->iommu || !dev->iommu->iommu_dev) {
+		*ret = -ENODEV;
+		return 1;
+	}
+	/* dev_iommu_ops() of drivers/iommu/iommu-priv.h. */
+	ops = dev->iommu->iommu_dev->ops;
+	if (!ops->domain_alloc_user) {
+		*ret = -EOPNOTSUPP;
+		return 1;
+	}
+	domain = ops->domain_alloc_user(dev, IOMMU_HWPT_ALLOC_NEST_PARENT,
+					NULL, NULL);
+	if (IS_ERR(domain)) {
+		*ret = PTR_ERR(domain);
+		return 1;
+	}
+	/* As iommufd_hwpt_paging_alloc() does; never attached. */
+	domain->owner = ops;
+	iommu_domain_free(domain);
+	*ret = 0;
+	return 1; /* Only the first device. */
+}
+
+int rvfio_group_probe_nest_parent(struct iommu_group *group)
+{
+	int ret = -ENODEV;
+
+	iommu_group_for_each_dev(group, &ret, rvfio_probe_nest_parent_one);
+	return ret;
+}

@@ -265,5 +265,22 @@ u64 rvfio_ktime_get_ns(void);
  * milliseconds: > 0 completed, 0 timed out, -ERESTARTSYS killed. */
 void rvfio_completion_init(struct completion *c);
 long rvfio_completion_wait_killable(struct completion *c, unsigned int ms);
+/*
+ * ====================================================================
+ * Nesting (rust/nesting.rs, rust/stage2.rs): one-call wrappers, kept
+ * apart at the end of the file.
+ * ====================================================================
+ */
+/* READ_ONCE() of the u64 at byte @offset (8-aligned) of the page @pfn, which
+ * the caller keeps pinned; kmap_local_pfn() around it. */
+u64 rvfio_pfn_read_u64(u64 pfn, unsigned int offset);
+/*
+ * Asks the IOMMU driver of @group's first device for a nest-parent domain
+ * (ops->domain_alloc_user(dev, IOMMU_HWPT_ALLOC_NEST_PARENT, NULL, NULL),
+ * the ops found as drivers/iommu/iommu-priv.h's dev_iommu_ops() finds
+ * them) and frees it at once. 0 when the driver could nest in hardware,
+ * -EOPNOTSUPP when it has no such op or refuses, or another -errno.
+ */
+int rvfio_group_probe_nest_parent(struct iommu_group *group);
 
 #endif /* RVFIO_GLUE_H */

@@ -9,7 +9,10 @@
 use crate::container::Container;
 use crate::instrument::{timed, Stat};
 use crate::uapi::*;
-use crate::{dirty_pages, fault_ioctl, get_info, map_dma, owner_ioctl, pfnmap_ioctl, unmap_dma};
+use crate::{
+    dirty_pages, fault_ioctl, get_info, map_dma, nesting_ioctl, owner_ioctl, pfnmap_ioctl,
+    unmap_dma,
+};
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
 use kernel::types::FromBytes;
@@ -36,10 +39,9 @@ pub(crate) fn check_extension(container: Option<&Container>, ext: u64) -> isize 
         },
         // Emulated-IOMMU devices cannot pin or read while vaddrs change.
         VFIO_UPDATE_VADDR => container.is_some_and(|c| !c.lock().has_emulated()) as isize,
-        // Reserved for the nesting container, not offered yet (6.13+ type1
-        // no longer offers it either; 6.12 type1 does, but every attach
-        // then fails on Intel).
-        VFIO_TYPE1_NESTING_IOMMU => 0,
+        // The nesting container: type1v2 plus stage-1 binds by software
+        // nesting, which needs nothing of the IOMMU (nesting.rs).
+        VFIO_TYPE1_NESTING_IOMMU => 1,
         // PFNMAP mappings are revoked when their memory goes (revoke.rs).
         RVFIO_PFNMAP_REVOKE => 1,
         // DMA faults in a ring user space maps (faults.rs).
@@ -66,6 +68,9 @@ pub(crate) fn dispatch(container: &Container, cmd: u32, arg: usize) -> Result<is
         RVFIO_IOMMU_REVOKE_EVENTFD => pfnmap_ioctl::revoke_eventfd(container, arg).map(|()| 0),
         RVFIO_IOMMU_FAULT_RING => fault_ioctl::create_ring(container, arg),
         RVFIO_IOMMU_CHANGE_DMA_OWNER => owner_ioctl::change_dma_owner(container, arg).map(|()| 0),
+        RVFIO_IOMMU_NESTING_BIND => nesting_ioctl::bind(container, arg).map(|()| 0),
+        RVFIO_IOMMU_NESTING_UNBIND => nesting_ioctl::unbind(container, arg).map(|()| 0),
+        RVFIO_IOMMU_NESTING_INVALIDATE => nesting_ioctl::invalidate(container, arg).map(|()| 0),
         _ => Err(ENOTTY),
     }
 }

@@ -51,6 +51,8 @@ pub(crate) const REC_EMULATED: u16 = 1 << 3;
 pub(crate) const ACCESS_READ: u8 = 1 << 0;
 pub(crate) const ACCESS_WRITE: u8 = 1 << 1;
 
+/// `RVFIO_FAULT_STAGE_1`: a guest page table bound to a nesting container.
+pub(crate) const STAGE_1: u8 = 1;
 /// `RVFIO_FAULT_STAGE_2`: the container's own mappings.
 pub(crate) const STAGE_2: u8 = 2;
 

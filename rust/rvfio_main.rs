@@ -21,6 +21,9 @@
 //!   emulated-IOMMU devices; `emulated.rs`: the mdev pin/dma_rw path.
 //! - `revoke.rs`: PFNMAP revocation; `watch.rs`: the mmu interval notifier.
 //! - `owner_change.rs` (+ `owner_ioctl.rs`): the DMA owner change.
+//! - The nesting container: `nesting.rs` (+ `nesting_ioctl.rs`): stage-1
+//!   binds; `shadow.rs`: a bound group's shadow domain; `stage2.rs`:
+//!   stage 2 as the walker sees it.
 //! - `user_bitmap.rs`: dirty bitmaps in user memory.
 //! - The fault ring: `fault_ioctl.rs` (RVFIO_IOMMU_FAULT_RING),
 //!   `faults.rs` (per container: the IOMMU fault handler, rvfio's own
@@ -29,7 +32,8 @@
 //! - `instrument.rs`: timing for `make bench`'s analysis mode (compiled in
 //!   only with `--cfg rvfio_instrument`).
 //! - Pure logic, also tested on the host (`rust/host`): `iova.rs`,
-//!   `caps.rs`, `dirty.rs`, `runs.rs`, `ring.rs`.
+//!   `caps.rs`, `dirty.rs`, `runs.rs`, `ring.rs`, `s1_walk.rs`,
+//!   `shadow_plan.rs`.
 //! - `bindings.rs` + `glue.c`: the only places that touch C directly
 //!   (`glue.c` says what it holds and why each part must be C).
 
@@ -54,6 +58,8 @@ mod iova;
 mod irq_lock;
 mod map_dma;
 mod mm;
+mod nesting;
+mod nesting_ioctl;
 mod owner_change;
 mod owner_ioctl;
 mod pfnmap;
@@ -63,7 +69,11 @@ mod rcu;
 mod revoke;
 mod ring;
 mod runs;
+mod s1_walk;
 mod sg_map;
+mod shadow;
+mod shadow_plan;
+mod stage2;
 mod uapi;
 mod unmap_dma;
 mod unpin;
@@ -86,7 +96,7 @@ struct Rvfio {
 impl kernel::Module for Rvfio {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let registration = backend::Registration::new()?;
-        pr_info!("registered as a VFIO IOMMU backend (type1, type1v2)\n");
+        pr_info!("registered as a VFIO IOMMU backend (type1, type1v2, nesting)\n");
         Ok(Self {
             _registration: registration,
         })

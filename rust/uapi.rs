@@ -33,6 +33,30 @@ pub(crate) const RVFIO_DMA_QUERY_PFNMAP: u32 = bindings::RVFIO_DMA_QUERY_PFNMAP;
 pub(crate) const RVFIO_DMA_QUERY_REVOKED: u32 = bindings::RVFIO_DMA_QUERY_REVOKED;
 pub(crate) const RVFIO_IOMMU_FAULT_RING: u32 = _IO(VFIO_TYPE, VFIO_BASE + 92);
 pub(crate) const RVFIO_FAULT_RING: u64 = bindings::RVFIO_FAULT_RING as u64;
+pub(crate) const RVFIO_IOMMU_NESTING_BIND: u32 = _IO(VFIO_TYPE, VFIO_BASE + 94);
+pub(crate) const RVFIO_IOMMU_NESTING_UNBIND: u32 = _IO(VFIO_TYPE, VFIO_BASE + 95);
+pub(crate) const RVFIO_IOMMU_NESTING_INVALIDATE: u32 = _IO(VFIO_TYPE, VFIO_BASE + 96);
+pub(crate) const RVFIO_IOMMU_INFO_CAP_NESTING: u16 = bindings::RVFIO_IOMMU_INFO_CAP_NESTING as u16;
+pub(crate) const RVFIO_NESTING_CAP_CACHING_MODE: u32 = bindings::RVFIO_NESTING_CAP_CACHING_MODE;
+pub(crate) const RVFIO_NESTING_GROUP_SOFTWARE: u32 = bindings::RVFIO_NESTING_GROUP_SOFTWARE;
+pub(crate) const RVFIO_NESTING_GROUP_HW_CAPABLE: u32 = bindings::RVFIO_NESTING_GROUP_HW_CAPABLE;
+pub(crate) const RVFIO_NESTING_GROUP_EMULATED: u32 = bindings::RVFIO_NESTING_GROUP_EMULATED;
+pub(crate) const RVFIO_NESTING_GROUP_BOUND: u32 = bindings::RVFIO_NESTING_GROUP_BOUND;
+pub(crate) const RVFIO_NESTING_GROUP_BLOCKED: u32 = bindings::RVFIO_NESTING_GROUP_BLOCKED;
+
+/// EOPNOTSUPP, which the 6.12 kernel crate does not name.
+pub(crate) fn eopnotsupp() -> kernel::error::Error {
+    kernel::error::Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}
+
+// iommufd's payloads (<linux/iommufd.h>).
+pub(crate) const IOMMU_HWPT_DATA_VTD_S1: u32 = bindings::IOMMU_HWPT_DATA_VTD_S1;
+pub(crate) const IOMMU_HWPT_INVALIDATE_DATA_VTD_S1: u32 =
+    bindings::IOMMU_HWPT_INVALIDATE_DATA_VTD_S1;
+pub(crate) const IOMMU_VTD_S1_SRE: u64 = bindings::IOMMU_VTD_S1_SRE as u64;
+pub(crate) const IOMMU_VTD_S1_EAFE: u64 = bindings::IOMMU_VTD_S1_EAFE as u64;
+pub(crate) const IOMMU_VTD_S1_WPE: u64 = bindings::IOMMU_VTD_S1_WPE as u64;
+pub(crate) const IOMMU_VTD_INV_FLAGS_LEAF: u32 = bindings::IOMMU_VTD_INV_FLAGS_LEAF;
 
 // Extension ids (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU).
 pub(crate) const VFIO_TYPE1_IOMMU: u64 = bindings::VFIO_TYPE1_IOMMU as u64;
@@ -160,6 +184,62 @@ pub(crate) struct OwnerEntry {
     pub(crate) vaddr: u64,
 }
 
+/// `struct rvfio_nesting_bind`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct NestingBind {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) group_id: u32,
+    pub(crate) data_type: u32,
+    pub(crate) data_len: u32,
+    pub(crate) out_flags: u32,
+    pub(crate) data_uptr: u64,
+}
+
+/// `struct rvfio_nesting_unbind`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct NestingUnbind {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) group_id: u32,
+    pub(crate) reserved: u32,
+}
+
+/// `struct rvfio_nesting_invalidate`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct NestingInvalidate {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
+    pub(crate) group_id: u32,
+    pub(crate) data_type: u32,
+    pub(crate) data_uptr: u64,
+    pub(crate) entry_len: u32,
+    pub(crate) entry_num: u32,
+}
+
+/// `struct iommu_hwpt_vtd_s1` (iommufd's stage-1 table payload).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct HwptVtdS1 {
+    pub(crate) flags: u64,
+    pub(crate) pgtbl_addr: u64,
+    pub(crate) addr_width: u32,
+    pub(crate) reserved: u32,
+}
+
+/// `struct iommu_hwpt_vtd_s1_invalidate` (one invalidation entry).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct HwptVtdS1Invalidate {
+    pub(crate) addr: u64,
+    pub(crate) npages: u64,
+    pub(crate) flags: u32,
+    pub(crate) reserved: u32,
+}
+
 // SAFETY: plain `repr(C)` integers with no padding (checked below): every
 // bit pattern is valid and every byte is initialised.
 unsafe impl FromBytes for DmaMap {}
@@ -200,6 +280,37 @@ const _: () = assert!(size_of::<ChangeDmaOwner>() == size_of::<bindings::rvfio_c
 const _: () = assert!(size_of::<ChangeDmaOwner>() == 24);
 const _: () = assert!(size_of::<OwnerEntry>() == size_of::<bindings::rvfio_dma_owner_entry>());
 const _: () = assert!(size_of::<OwnerEntry>() == 16);
+// SAFETY: as above.
+unsafe impl FromBytes for NestingBind {}
+// SAFETY: as above.
+unsafe impl AsBytes for NestingBind {}
+// SAFETY: as above.
+unsafe impl FromBytes for NestingUnbind {}
+// SAFETY: as above.
+unsafe impl FromBytes for NestingInvalidate {}
+// SAFETY: as above.
+unsafe impl FromBytes for HwptVtdS1 {}
+// SAFETY: as above.
+unsafe impl FromBytes for HwptVtdS1Invalidate {}
+
+const _: () = assert!(size_of::<NestingBind>() == size_of::<bindings::rvfio_nesting_bind>());
+const _: () = assert!(size_of::<NestingBind>() == 32);
+const _: () = assert!(size_of::<NestingUnbind>() == size_of::<bindings::rvfio_nesting_unbind>());
+const _: () = assert!(size_of::<NestingUnbind>() == 16);
+const _: () =
+    assert!(size_of::<NestingInvalidate>() == size_of::<bindings::rvfio_nesting_invalidate>());
+const _: () = assert!(size_of::<NestingInvalidate>() == 32);
+const _: () = assert!(size_of::<HwptVtdS1>() == size_of::<bindings::iommu_hwpt_vtd_s1>());
+const _: () = assert!(size_of::<HwptVtdS1>() == 24);
+const _: () = assert!(
+    size_of::<HwptVtdS1Invalidate>() == size_of::<bindings::iommu_hwpt_vtd_s1_invalidate>()
+);
+const _: () = assert!(size_of::<HwptVtdS1Invalidate>() == 24);
+const _: () =
+    assert!(size_of::<bindings::rvfio_iommu_info_cap_nesting>() == crate::caps::NESTING_SIZE);
+const _: () =
+    assert!(size_of::<bindings::rvfio_nesting_group>() == crate::caps::NESTING_GROUP_SIZE);
+const _: () = assert!(RVFIO_IOMMU_INFO_CAP_NESTING == crate::caps::CAP_NESTING);
 const _: () = assert!(size_of::<DmaQuery>() == size_of::<bindings::rvfio_dma_query>());
 const _: () = assert!(size_of::<DmaQuery>() == 32);
 const _: () = assert!(size_of::<RevokeEventfd>() == size_of::<bindings::rvfio_revoke_eventfd>());

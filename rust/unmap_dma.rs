@@ -110,6 +110,9 @@ pub(crate) fn unmap_dma(container: &Container, arg: UserPtr) -> Result {
                 continue;
             };
             inner = emulated::notify_dma_unmap(container, inner, r.start, r.end - r.start + 1);
+            // Pins taken through a stage-1 translation are known to their
+            // devices by stage-1 IOVA (nesting containers).
+            inner = crate::nesting_ioctl::drop_s1_pins(container, inner, None, Some(&r));
             continue;
         }
         if let Some((bitmap, _)) = &bitmap {

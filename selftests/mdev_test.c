@@ -39,6 +39,7 @@
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
 #include "../samples/mdev/rvfio_mdev_sample.h"
+#include <linux/rvfio.h>
 
 #define MDEV_BUS_DIR	"/sys/class/mdev_bus"
 #define MDEV_TYPE_DIR	MDEV_BUS_DIR "/" RVFIO_MDEV_SAMPLE_PARENT \
@@ -1452,6 +1453,152 @@ TEST_F(bare, edu_join_conflicts_with_msi_mapping)
 	ASSERT_EQ(0, vfio_unmap(self->c, iova, PAGE_4K, 0, &n));
 	EXPECT_EQ(PAGE_4K, n);
 	EXPECT_EQ(1, mstats(self->m.device).dma_unmap_calls);
+}
+
+/* =========================================================================
+ * Nesting container with a bound mdev group (rvfio only): the device's
+ * pin_pages and dma_rw are translated through the guest's stage-1 table.
+ * ========================================================================= */
+
+#define E_OK	0x7ull		/* present, writable, user */
+#define E_RO	0x5ull		/* present, user */
+#define N_PML4	0x100000ull	/* PML4, PDPT, PD, PT follow: one mapping */
+#define N_D	0x800000ull
+#define N_D2	0x801000ull
+
+static bool backend_is_rvfio(void)
+{
+	const char *be = getenv("VFIO_BACKEND");
+
+	return be && !strcmp(be, "rvfio");
+}
+
+static long nest_bind(int c, int group_id)
+{
+	struct iommu_hwpt_vtd_s1 s1 = { .pgtbl_addr = N_PML4, .addr_width = 48 };
+	struct rvfio_nesting_bind b = {
+		.argsz = sizeof(b), .group_id = group_id,
+		.data_type = IOMMU_HWPT_DATA_VTD_S1, .data_len = sizeof(s1),
+		.data_uptr = (uintptr_t)&s1,
+	};
+	long ret = vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
+
+	return ret ? ret : b.out_flags;
+}
+
+static long nest_inval(int c, int group_id, uint64_t addr, uint64_t npages)
+{
+	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = addr, .npages = npages };
+	struct rvfio_nesting_invalidate inv = {
+		.argsz = sizeof(inv), .group_id = group_id,
+		.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+		.data_uptr = (uintptr_t)&e, .entry_len = sizeof(e), .entry_num = 1,
+	};
+
+	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_INVALIDATE, &inv);
+}
+
+static long nest_unbind(int c, int group_id)
+{
+	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = group_id };
+
+	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
+}
+
+TEST_F(bare, nesting_mdev_translates_through_stage1)
+{
+	uint64_t *t = (uint64_t *)new_buf(&self->bufs, 4 * PAGE_4K, 0);
+	uint8_t *d = new_buf(&self->bufs, PAGE_4K, 0x11);
+	uint8_t *d2 = new_buf(&self->bufs, PAGE_4K, 0x22);
+	uint8_t *decoy = new_buf(&self->bufs, PAGE_4K, 0xdc);
+	uint8_t buf[64], rd[32];
+	struct rvfio_mdev_stats st;
+	struct mdev m2;
+	char err[256] = "";
+	long long pins0;
+	uint64_t n = 0;
+	long flags;
+
+	if (!backend_is_rvfio())
+		SKIP(return, "rvfio only: upstream 6.12 type1 has no stage-1 bind");
+	pins0 = foll_pins_outstanding();
+	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1_NESTING_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	t[0] = (N_PML4 + PAGE_4K) | E_OK;
+	t[512] = (N_PML4 + 2 * PAGE_4K) | E_OK;
+	t[1024] = (N_PML4 + 3 * PAGE_4K) | E_OK;
+	t[1536 + 5] = N_D | E_OK;		/* 0x5000 -> D */
+	t[1536 + 6] = N_D2 | E_RO;		/* 0x6000 -> D2, read-only */
+	ASSERT_EQ(0, vfio_map(self->c, N_PML4, t, 4 * PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, N_D, d, PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, N_D2, d2, PAGE_4K, RW));
+	ASSERT_EQ(0, vfio_map(self->c, 0x5000, decoy, PAGE_4K, RW));
+	flags = nest_bind(self->c, self->m.group_id);
+	ASSERT_GT(flags, 0);
+	EXPECT_TRUE(flags & RVFIO_NESTING_GROUP_EMULATED);
+	EXPECT_TRUE(flags & RVFIO_NESTING_GROUP_BOUND);
+
+	/* A second emulated group cannot join while this one is bound. */
+	mdev_init(&m2);
+	ASSERT_EQ(0, mdev_create(&m2, err, sizeof(err))) TH_LOG("%s", err);
+	EXPECT_EQ(-EBUSY, mdev_attach(&m2, self->c));
+	mdev_destroy(&m2);
+
+	/* dma_rw: stage-1 IOVAs, both directions; a leaf boundary crossed. */
+	memset(buf, 0x5a, sizeof(buf));
+	EXPECT_EQ(0, mdma_rw(self->m.device, 0x5010, buf, sizeof(buf), RW_WRITE));
+	EXPECT_EQ(-1, check_fill(d + 0x10, sizeof(buf), 0x5a));
+	EXPECT_EQ(-1, check_fill(decoy, PAGE_4K, 0xdc));
+	EXPECT_EQ(0, mdma_rw(self->m.device, 0x5ff0, rd, sizeof(rd), RW_KTHREAD));
+	EXPECT_EQ(-1, check_fill(rd, 16, 0x11));
+	EXPECT_EQ(-1, check_fill(rd + 16, 16, 0x22));
+	/* Stage-1 faults: read-only entry written, hole. */
+	EXPECT_EQ(-EPERM, mdma_rw(self->m.device, 0x6000, buf, 8, RW_WRITE));
+	EXPECT_EQ(-1, check_fill(d2, PAGE_4K, 0x22));
+	EXPECT_EQ(-EFAULT, mdma_rw(self->m.device, 0x7000, buf, 8, 0));
+
+	/* pin_pages through stage 1: the page pinned is D. */
+	ASSERT_EQ(1, mpin(self->m.device, 0x5000, 1, PIN_RW));
+	ASSERT_PINS(pins0 + 1);
+	EXPECT_EQ(8, maccess(self->m.device, false, 0x5000, 0x10, rd, 8));
+	EXPECT_EQ(-1, check_fill(rd, 8, 0x5a));
+	EXPECT_EQ(-EPERM, mpin(self->m.device, 0x6000, 1, PIN_W));
+	EXPECT_EQ(-EFAULT, mpin(self->m.device, 0x7000, 1, PIN_R));
+	ASSERT_PINS(pins0 + 1);
+
+	/* An invalidation asks the device for its pins there (by stage-1 IOVA). */
+	t[1536 + 5] = N_D2 | E_OK;
+	ASSERT_EQ(0, nest_inval(self->c, self->m.group_id, 0x5000, 1));
+	st = mstats(self->m.device);
+	EXPECT_EQ(1, st.dma_unmap_calls);
+	EXPECT_EQ(0x5000, st.last_unmap_iova);
+	EXPECT_EQ(0, st.pinned_pages);
+	ASSERT_PINS(pins0);
+	/* Pinned again: D2 now. */
+	ASSERT_EQ(1, mpin(self->m.device, 0x5000, 1, PIN_RW));
+	EXPECT_EQ(8, maccess(self->m.device, false, 0x5000, 0, rd, 8));
+	EXPECT_EQ(-1, check_fill(rd, 8, 0x22));
+
+	/* UNMAP_DMA of D2 while pinned through stage 1: notified by stage-1 IOVA. */
+	ASSERT_EQ(0, vfio_unmap(self->c, N_D2, PAGE_4K, 0, &n));
+	EXPECT_EQ(PAGE_4K, n);
+	st = mstats(self->m.device);
+	EXPECT_EQ(0x5000, st.last_unmap_iova);
+	EXPECT_EQ(0, st.pinned_pages);
+	ASSERT_PINS(pins0);
+	/* D2 is gone from stage 2: a stage-2 fault (EINVAL, as type1's). */
+	EXPECT_EQ(-EINVAL, mpin(self->m.device, 0x5000, 1, PIN_R));
+
+	/* Unbind gives the pins back, and 0x5000 is the decoy's address again. */
+	t[1536 + 5] = N_D | E_OK;
+	ASSERT_EQ(0, nest_inval(self->c, self->m.group_id, 0x5000, 1));
+	ASSERT_EQ(1, mpin(self->m.device, 0x5000, 1, PIN_RW));
+	ASSERT_PINS(pins0 + 1);
+	ASSERT_EQ(0, nest_unbind(self->c, self->m.group_id));
+	EXPECT_EQ(0, mstats(self->m.device).pinned_pages);
+	ASSERT_PINS(pins0);
+	EXPECT_EQ(0, mdma_rw(self->m.device, 0x5000, rd, 8, 0));
+	EXPECT_EQ(-1, check_fill(rd, 8, 0xdc));
 }
 
 TEST_HARNESS_MAIN

@@ -18,3 +18,8 @@ pub mod runs;
 
 #[path = "../../ring.rs"]
 pub mod ring;
+#[path = "../../s1_walk.rs"]
+pub mod s1_walk;
+
+#[path = "../../shadow_plan.rs"]
+pub mod shadow_plan;
