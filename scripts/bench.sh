@@ -47,6 +47,8 @@ kdir="$build/kernel-perf"
 moddir="$build/module-perf"
 python=/usr/bin/python3
 mkdir -p "$out"
+# Absolute: the module build's mirror symlinks into it (scripts/build-module.sh).
+out=$(cd "$out" && pwd)
 say() { echo "bench: $*"; }
 die() { echo "bench: $*" >&2; exit 1; }
 
