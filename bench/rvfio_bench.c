@@ -385,8 +385,8 @@ static void print_list(const char *name, const double *v, int n)
 {
 	printf(",\"%s\":[", name);
 	for (int i = 0; i < n; i++)
-		printf("%s%.4f", i ? "," : "", v[i]);
-	printf("],\"%s_median\":%.4f", name, median(v, n));
+		printf("%s%.6f", i ? "," : "", v[i]);
+	printf("],\"%s_median\":%.6f", name, median(v, n));
 }
 
 static void report(const char *cas, const double *map, const double *unmap, int n,
@@ -636,6 +636,8 @@ static void *map_ivshmem_bar(size_t *size)
 	return bar;
 }
 
+static void stats(const char *cas);
+
 /* BAR0 of the device, mmap'd through its vfio fd: a VM_PFNMAP range. */
 static void case_pfnmap(void)
 {
@@ -672,8 +674,11 @@ static void case_pfnmap(void)
 
 		/* Warm-up (not counted): the first map faults the BAR's PTEs in. */
 		ret = map_unmap_once(bar, size, &m0, &u0, NULL);
+		/* Instrumented runs: each row's own breakdown, without the warm-up. */
+		stats(NULL);
 		for (i = 0; i < reps && !ret; i++)
 			ret = map_unmap_once(bar, size, &map[i], &unmap[i], NULL);
+		stats(cas);
 		if (ret) {
 			printf("BENCH-ERR %s: %s\n", cas, strerror(-ret));
 			continue;
@@ -695,8 +700,10 @@ static void case_pfnmap(void)
 	double m0, u0;
 
 	ret = map_unmap_once(big, big_size, &m0, &u0, NULL);
+	stats(NULL);
 	for (i = 0; i < reps && !ret; i++)
 		ret = map_unmap_once(big, big_size, &map[i], &unmap[i], NULL);
+	stats("pfnmap_64m");
 	if (ret) {
 		printf("BENCH-ERR pfnmap_64m: %s\n", strerror(-ret));
 		return;

@@ -538,10 +538,11 @@ impl Inner {
         if result.is_ok() && self.dirty_tracking {
             result = dma.start_dirty();
             if result.is_err() {
-                dma.forget_pfnmap();
+                // As in `remove_dma`: the container's runs, then the watch's.
                 for d in domains.iter() {
                     dma.unmap_from(d);
                 }
+                dma.forget_pfnmap();
                 dma.release_pages();
             }
         }
@@ -576,10 +577,14 @@ impl Inner {
         }
         // No shadow may point at the pages once they are unpinned.
         self.nest.s2_unmapping(&dma.range());
-        dma.forget_pfnmap();
+        // The container's runs first, while the watch still tells which runs
+        // the revoker maps; dropping the watch then unmaps those from every
+        // domain (the revoker's domains are the container's). The other way
+        // round, every PFNMAP run was unmapped twice (two IOTLB flushes).
         for domain in self.domains.values() {
             dma.unmap_from(&domain.domain);
         }
+        dma.forget_pfnmap();
         dma.release_pages();
         let size = dma.size();
         // The mapping is dropped in place; its node is kept for the next.
@@ -884,9 +889,11 @@ impl Inner {
                 } else {
                     // Emulated groups remain: mappings stay, unpinned except
                     // for the devices' own pins, which are charged now.
+                    // The revoker unmapped its runs from the domain above;
+                    // `unmap_from` skips them while the watch is there.
                     for dma in self.dmas.values_mut() {
-                        dma.forget_pfnmap();
                         dma.unmap_from(&d.domain);
+                        dma.forget_pfnmap();
                         dma.release_pages();
                     }
                 }

@@ -57,6 +57,65 @@ struct WatchedRun {
     revoked: bool,
 }
 
+/// A watched mapping's runs. The single run of a one-page (or physically
+/// contiguous) BAR mapping is kept inline: no allocation per small map.
+enum WatchedRuns {
+    One(WatchedRun),
+    Many(KVec<WatchedRun>),
+}
+
+impl WatchedRuns {
+    const fn new() -> Self {
+        Self::Many(KVec::new())
+    }
+
+    /// `runs` as a list; allocates (before the caller locks) only for more
+    /// than one run.
+    fn collect(mut runs: impl Iterator<Item = PfnRun> + Clone) -> Result<Self> {
+        let watched = |run| WatchedRun {
+            run,
+            revoked: false,
+        };
+        if runs.clone().count() == 1 {
+            if let Some(run) = runs.next() {
+                return Ok(Self::One(watched(run)));
+            }
+        }
+        let mut list = KVec::with_capacity(runs.clone().count(), GFP_KERNEL)?;
+        for run in runs {
+            // Capacity is there: no allocation.
+            list.push(watched(run), GFP_NOWAIT)?;
+        }
+        Ok(Self::Many(list))
+    }
+
+    fn as_slice(&self) -> &[WatchedRun] {
+        match self {
+            Self::One(run) => core::slice::from_ref(run),
+            Self::Many(runs) => runs,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [WatchedRun] {
+        match self {
+            Self::One(run) => core::slice::from_mut(run),
+            Self::Many(runs) => runs,
+        }
+    }
+
+    fn iter(&self) -> core::slice::Iter<'_, WatchedRun> {
+        self.as_slice().iter()
+    }
+
+    fn iter_mut(&mut self) -> core::slice::IterMut<'_, WatchedRun> {
+        self.as_mut_slice().iter_mut()
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+}
+
 /// The revoker's view of one watched mapping.
 ///
 /// # Invariants
@@ -69,7 +128,7 @@ struct WatchState {
     vaddr: u64,
     iova: u64,
     prot: i32,
-    runs: KVec<WatchedRun>,
+    runs: WatchedRuns,
 }
 
 impl WatchState {
@@ -96,6 +155,9 @@ pub(crate) struct RevokeState {
     watches: RBTree<WatchKey, WatchState>,
     revocations: u64,
     eventfd: Option<EventFd>,
+    /// The tree node of the last watch dropped, for the next one: a small
+    /// PFNMAP map and unmap then allocate nothing here.
+    spare: Option<RBTreeNodeReservation<WatchKey, WatchState>>,
 }
 
 /// The PFNMAP revocation state of one container, shared with its watches.
@@ -114,6 +176,7 @@ impl Revoker {
                     watches: RBTree::new(),
                     revocations: 0,
                     eventfd: None,
+                    spare: None,
                 }),
             }),
             GFP_KERNEL,
@@ -193,6 +256,7 @@ impl Revoker {
             watches,
             revocations,
             eventfd,
+            spare: _,
         } = &mut *guard;
         let mut revoked = false;
         let mut cursor = watches.cursor_lower_bound(&(key, 0));
@@ -406,21 +470,29 @@ impl Watch {
     /// Watches the mapping at `iova`, whose user range starts at `vaddr`,
     /// through `shared`, which covers it.
     pub(crate) fn new(shared: Arc<RangeWatch>, vaddr: u64, iova: u64, prot: i32) -> Result<Self> {
-        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let state = WatchState {
             active: false,
             vaddr,
             iova,
             prot,
-            runs: KVec::new(),
+            runs: WatchedRuns::new(),
         };
-        shared
-            .notifier
-            .revoker()
-            .state
-            .lock()
+        let revoker = shared.notifier.revoker();
+        let mut guard = revoker.state.lock();
+        let node = match guard.spare.take() {
+            Some(node) => node,
+            None => {
+                // Allocated outside the lock (see the module comment).
+                drop(guard);
+                let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+                guard = revoker.state.lock();
+                node
+            }
+        };
+        guard
             .watches
             .insert(node.into_node((shared.key(), iova), state));
+        drop(guard);
         // INVARIANT: inserted under the watch's key just now.
         Ok(Self { shared, iova })
     }
@@ -450,17 +522,7 @@ impl Watch {
     }
 
     fn publish_inner(&self, seq: u64, runs: impl Iterator<Item = PfnRun> + Clone) -> Result<bool> {
-        let mut watched = KVec::with_capacity(runs.clone().count(), GFP_KERNEL)?;
-        for run in runs {
-            // Capacity is there: no allocation.
-            watched.push(
-                WatchedRun {
-                    run,
-                    revoked: false,
-                },
-                GFP_NOWAIT,
-            )?;
-        }
+        let watched = WatchedRuns::collect(runs)?;
         let mut guard = self.shared.notifier.revoker().state.lock();
         if self.shared.notifier.read_retry(seq) {
             return Ok(false);
@@ -512,23 +574,34 @@ impl Drop for Watch {
     fn drop(&mut self) {
         // Unmap what is still mapped and forget the watch, under one hold
         // of the lock.
-        let removed = {
+        let extra = {
             let mut guard = self.shared.notifier.revoker().state.lock();
             let st = &mut *guard;
-            let mut removed = st.watches.remove(&self.state_key());
-            if let Some(ws) = removed.as_mut().filter(|ws| ws.active) {
+            let Some(mut entry) = st.watches.find_mut(&self.state_key()) else {
+                return;
+            };
+            let ws = entry.get_mut();
+            if ws.active {
                 for d in st.domains.values() {
                     ws.unmap_live(d);
                 }
                 ws.active = false;
             }
-            removed
+            // The state is dropped in its node (freeing a run list frees
+            // without reclaim); the node is kept for the next watch.
+            let node = entry.remove_node().into_reservation();
+            match st.spare {
+                None => {
+                    st.spare = Some(node);
+                    None
+                }
+                Some(_) => Some(node),
+            }
         };
-        // Freed outside the lock (the watch's run list). When this was the
-        // notifier's last user (and the cache let it go), the notifier is
-        // removed after this, outside the lock too: removal waits for a
-        // running callback, which takes the lock.
-        drop(removed);
+        // When this was the notifier's last user (and the cache let it go),
+        // the notifier is removed after this, outside the lock: removal
+        // waits for a running callback, which takes the lock.
+        drop(extra);
     }
 }
 
