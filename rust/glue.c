@@ -22,7 +22,7 @@
  * 5. Loops that are pure mechanism, no decisions, each over a batch Rust
  *    chose, because a call into C per page costs more than the page's own
  *    work under the emulated CPUs this is measured on (the A/B table in
- *    bench/results/2026-12-06-notes.md):
+ *    bench/results/2026-12-07-notes.md):
  *    - rvfio_pages_to_runs(): a pinned batch as physically contiguous runs
  *      (one struct page read per folio); rust/runs.rs splits them when
  *      disable_hugepages asks;

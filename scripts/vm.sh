@@ -5,8 +5,9 @@
 #                         the main boot, then unsafe_intr_test against each
 #                         backend in a second, short boot without interrupt
 #                         remapping; parse TAP and the kernel logs of both;
-#                         last line "N passed, N failed, N skipped" (both
-#                         boots); exit 1 iff failed > 0
+#                         "N skipped", each with its reason, then the last
+#                         line "N passed, N failed" (all boots); exit 1 iff
+#                         failed > 0
 #   scripts/vm.sh run     run /samples/edu_dma against one backend, console shown
 #   scripts/vm.sh shell   interactive shell on the console (Ctrl-A x quits QEMU)
 #   scripts/vm.sh real-clients
