@@ -60,6 +60,7 @@
 #include "vfio_edu.h"
 #include "fault_inject.h"
 #include "mdev_dev.h"
+#include "vfio_util.h"
 
 #define RW		(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
 
@@ -81,22 +82,6 @@
 #define MAX_QUERIES	3
 #define MAX_STEPS	8
 #define SWEEP_TIMEOUT	900
-
-/* ---- backend ------------------------------------------------------------ */
-
-static const char *backend_name(void)
-{
-	const char *be = getenv("VFIO_BACKEND");
-
-	if (be && be[0])
-		return be;
-	return access("/sys/module/rvfio", F_OK) == 0 ? "rvfio" : "vfio_iommu_type1";
-}
-
-static bool backend_is_rvfio(void)
-{
-	return !strcmp(backend_name(), "rvfio");
-}
 
 static double now_s(void)
 {
@@ -271,31 +256,6 @@ static long dma_avail(int c)
 	return ret;
 }
 
-static int dirty_ctl(int c, uint32_t flag)
-{
-	struct vfio_iommu_type1_dirty_bitmap db = { .argsz = sizeof(db), .flags = flag };
-
-	return (int)vfio_ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &db);
-}
-
-/* GET_BITMAP of [iova, iova + size) in 4 KiB pages into *word (<= 64 pages). */
-static int dirty_get(int c, uint64_t iova, uint64_t size, uint64_t *word)
-{
-	struct {
-		struct vfio_iommu_type1_dirty_bitmap db;
-		struct vfio_iommu_type1_dirty_bitmap_get range;
-	} req = {
-		.db = { .argsz = sizeof(req), .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP },
-		.range = {
-			.iova = iova, .size = size,
-			.bitmap = { .pgsize = PAGE_4K, .size = sizeof(*word), .data = (__u64 *)word },
-		},
-	};
-
-	*word = 0;
-	return (int)vfio_ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &req);
-}
-
 /* UNMAP_DMA with GET_DIRTY_BITMAP of [iova, iova + size) into *word. */
 static int unmap_dirty(int c, uint64_t iova, uint64_t size, uint64_t *word, uint64_t *n)
 {
@@ -312,24 +272,6 @@ static int unmap_dirty(int c, uint64_t iova, uint64_t size, uint64_t *word, uint
 	*word = 0;
 	ret = (int)vfio_ioctl(c, VFIO_IOMMU_UNMAP_DMA, &req);
 	*n = req.u.size;
-	return ret;
-}
-
-static int dma_query(int c, uint64_t iova, struct rvfio_dma_query *q)
-{
-	memset(q, 0, sizeof(*q));
-	q->argsz = sizeof(*q);
-	q->iova = iova;
-	return (int)vfio_ioctl(c, RVFIO_IOMMU_DMA_QUERY, q);
-}
-
-static int revoke_eventfd(int c, int fd, uint64_t *revocations)
-{
-	struct rvfio_revoke_eventfd r = { .argsz = sizeof(r), .fd = fd };
-	int ret = (int)vfio_ioctl(c, RVFIO_IOMMU_REVOKE_EVENTFD, &r);
-
-	if (revocations)
-		*revocations = r.revocations;
 	return ret;
 }
 
@@ -398,7 +340,7 @@ static void take_snap(FIXTURE_DATA(fnth) *self, struct snap *s)
 		uint64_t w;
 
 		/* C stays mapped throughout: GET_BITMAP of it works iff tracking is on. */
-		s->dirty = dirty_get(self->c, IOVA_C, PAGE_4K, &w) == 0;
+		s->dirty = vfio_dirty_get(self->c, IOVA_C, PAGE_4K, &w, 1) == 0;
 	}
 	if (self->ask_vaddr)
 		s->vaddr = vaddr_valid(self->c, self->bufs[0].p);
@@ -681,14 +623,12 @@ static void __open_peer(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *s
 #define map_bar() __map_bar(_metadata, self)
 static void __map_bar(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
 {
-	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	void *p;
+	uint64_t size = 0;
+	void *p = vfio_bar0_mmap(self->peer.device, PROT_READ | PROT_WRITE, &size);
 
-	ASSERT_EQ(0, ioctl(self->peer.device, VFIO_DEVICE_GET_REGION_INFO, &ri));
-	p = mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, self->peer.device, ri.offset);
-	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_NE(MAP_FAILED, p) TH_LOG("BAR0 of %s: %s", self->peer.bdf, strerror(errno));
 	self->bar = p;
-	self->bar_size = ri.size;
+	self->bar_size = size;
 }
 
 #define buf(i) ((uint8_t *)self->bufs[i].p)
@@ -719,18 +659,6 @@ static void reset_run(FIXTURE_DATA(fnth) *self)
 	self->ask_mdev = self->ask_mem = false;
 	self->step = 0;
 	self->info_len = 0;
-}
-
-/* Waits (2 s) for the FOLL_PIN count to come back to the baseline. */
-static long long pins_settle(long long want)
-{
-	long long p = foll_pins_outstanding();
-
-	for (int i = 0; i < 40 && p != want; i++) {
-		usleep(50000);
-		p = foll_pins_outstanding();
-	}
-	return p;
 }
 
 static void run_sweep(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self,
@@ -807,7 +735,7 @@ static void run_sweep(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *sel
 		run_close(self);
 		ASSERT_EQ(self->lck0, vmlck_kb())
 			TH_LOG("n=%u: VmLck after closing the container", self->n);
-		ASSERT_EQ(self->pins0, pins_settle(self->pins0))
+		ASSERT_EQ(self->pins0, pins_settle(self->pins0, 2000))
 			TH_LOG("n=%u: FOLL_PIN pins after closing the container", self->n);
 		ASSERT_FALSE(kernel_warned_since(self->taint0))
 			TH_LOG("n=%u: the kernel WARNed (taint W) in this run: see dmesg", self->n);
@@ -925,34 +853,27 @@ static int body_unmap_all(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) 
 	load_pattern(); \
 } while (0)
 
+/* The whole of a test that is one sweep of a sequence over PREP(nbufs_4k)'s buffers. */
+#define SWEEP(seq_name, nbufs_4k, ...) do { \
+	const struct seq __s = { .name = (seq_name), __VA_ARGS__ }; \
+	\
+	PREP(nbufs_4k); \
+	run_sweep(_metadata, self, &__s); \
+} while (0)
+
 TEST_F_TIMEOUT(fnth, map_4k, SWEEP_TIMEOUT)
 {
-	const struct seq s = {
-		.name = "map_4k", .setup = setup_e1_probes_ab, .body = body_map_4k,
-	};
-
-	PREP(2);
-	run_sweep(_metadata, self, &s);
+	SWEEP("map_4k", 2, .setup = setup_e1_probes_ab, .body = body_map_4k);
 }
 
 TEST_F_TIMEOUT(fnth, unmap, SWEEP_TIMEOUT)
 {
-	const struct seq s = {
-		.name = "unmap", .setup = setup_mapped_abc, .body = body_unmap,
-	};
-
-	PREP(3);
-	run_sweep(_metadata, self, &s);
+	SWEEP("unmap", 3, .setup = setup_mapped_abc, .body = body_unmap);
 }
 
 TEST_F_TIMEOUT(fnth, unmap_all, SWEEP_TIMEOUT)
 {
-	const struct seq s = {
-		.name = "unmap_all", .setup = setup_mapped_abc, .body = body_unmap_all,
-	};
-
-	PREP(3);
-	run_sweep(_metadata, self, &s);
+	SWEEP("unmap_all", 3, .setup = setup_mapped_abc, .body = body_unmap_all);
 }
 
 /* ---- THP and hugetlbfs ------------------------------------------------------------ */
@@ -1110,12 +1031,7 @@ static int body_get_info(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *
 
 TEST_F_TIMEOUT(fnth, get_info, SWEEP_TIMEOUT)
 {
-	const struct seq s = {
-		.name = "get_info", .setup = setup_mapped_abc, .body = body_get_info,
-	};
-
-	PREP(3);
-	run_sweep(_metadata, self, &s);
+	SWEEP("get_info", 3, .setup = setup_mapped_abc, .body = body_get_info);
 }
 
 /* ---- dirty tracking ------------------------------------------------------------------ */
@@ -1130,25 +1046,20 @@ static int body_dirty(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *sel
 {
 	uint64_t w = 0, n = 0;
 
-	STEP("dirty start", dirty_ctl(self->c, VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
-	STEP("dirty get bitmap", dirty_get(self->c, IOVA_A, A_SIZE, &w));
+	STEP("dirty start", vfio_dirty_ctl(self->c, VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+	STEP("dirty get bitmap", vfio_dirty_get(self->c, IOVA_A, A_SIZE, &w, 1));
 	/* An IOMMU-backed group: every mapped page is dirty. */
 	ASSERT_EQ((1ull << A_PAGES) - 1, w);
 	STEP_WB("unmap B with bitmap", unmap_dirty(self->c, IOVA_B, PAGE_4K, &w, &n));
 	ASSERT_EQ(PAGE_4K, n);
 	ASSERT_EQ(1, w);
-	STEP("dirty stop", dirty_ctl(self->c, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
+	STEP("dirty stop", vfio_dirty_ctl(self->c, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
 	return 0;
 }
 
 TEST_F_TIMEOUT(fnth, dirty, SWEEP_TIMEOUT)
 {
-	const struct seq s = {
-		.name = "dirty", .setup = setup_dirty, .body = body_dirty,
-	};
-
-	PREP(3);
-	run_sweep(_metadata, self, &s);
+	SWEEP("dirty", 3, .setup = setup_dirty, .body = body_dirty);
 }
 
 /* ---- vaddr invalidate and restore ------------------------------------------------------ */
@@ -1232,12 +1143,8 @@ static void done_attach2(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *
 
 TEST_F_TIMEOUT(fnth, attach_second_group, SWEEP_TIMEOUT)
 {
-	const struct seq s = {
-		.name = "attach_second_group", .setup = setup_attach2, .body = body_attach2, .done = done_attach2,
-	};
-
-	PREP(3);
-	run_sweep(_metadata, self, &s);
+	SWEEP("attach_second_group", 3, .setup = setup_attach2, .body = body_attach2,
+	      .done = done_attach2);
 }
 
 /* ---- replay: the first IOMMU group joins a container that only had an mdev ---------- */

@@ -40,6 +40,7 @@
 #include "kselftest_harness.h"
 #include "edu_fixture.h"
 #include "mdev_dev.h"
+#include "vfio_util.h"
 
 #define KINDS_DMA	RVFIO_FAULT_KIND_DMA
 #define KINDS_ALL	(RVFIO_FAULT_KIND_DMA | RVFIO_FAULT_KIND_PAGE_REQ)
@@ -51,22 +52,6 @@
 #define HW_FAULT_MS	5000
 /* How long to wait for a record that must not come. */
 #define QUIET_MS	500
-
-/* ---- backend ---------------------------------------------------------- */
-
-static const char *backend_name(void)
-{
-	const char *be = getenv("VFIO_BACKEND");
-
-	if (be && be[0])
-		return be;
-	return access("/sys/module/rvfio", F_OK) == 0 ? "rvfio" : "vfio_iommu_type1";
-}
-
-static long check_ext(int c, long ext)
-{
-	return vfio_ioctl(c, VFIO_CHECK_EXTENSION, (void *)ext);
-}
 
 /* RVFIO_IOMMU_FAULT_RING; the ring fd or -errno. */
 static int ring_create(int c, uint32_t flags, uint32_t entries, int efd, uint32_t kinds,
@@ -85,7 +70,7 @@ static int ring_create(int c, uint32_t flags, uint32_t entries, int efd, uint32_
  * that it says so the documented way (extension 0, ENOTTY) and skip.
  */
 #define REQUIRE_RING(c) do { \
-	long __ext = check_ext((c), RVFIO_FAULT_RING); \
+	long __ext = vfio_check_ext((c), RVFIO_FAULT_RING); \
 	if (__ext != 1) { \
 		ASSERT_STRNE("rvfio", backend_name()) \
 			TH_LOG("rvfio answers %ld to RVFIO_FAULT_RING", __ext); \
@@ -137,6 +122,18 @@ static int ring_map(struct ring *r, int fd)
 	r->rec = (void *)((char *)r->hdr + r->hdr->records_offset);
 	r->cons = r->hdr->consumer;
 	return 0;
+}
+
+/* ring_create() and ring_map() into *r, both asserted: the ring's fd. */
+#define ring_open(r, c, ...) __ring_open(_metadata, (r), (c), __VA_ARGS__)
+static int __ring_open(struct __test_metadata *_metadata, struct ring *r, int c, uint32_t flags,
+		       uint32_t entries, int efd, uint32_t kinds, uint32_t timeout_ms)
+{
+	int fd = ring_create(c, flags, entries, efd, kinds, timeout_ms);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ring_map(r, fd));
+	return fd;
 }
 
 static void ring_close(struct ring *r)
@@ -252,58 +249,6 @@ static uint64_t now_ns(void)
 
 /* ---- the mdev (lib/mdev_dev.h) --------------------------------------- */
 
-/*
- * Creates an mdev and puts it into *container (a new one if < 0, then
- * SET_IOMMU(iommu_type) unless 0), opens its device. On failure what was
- * made is undone and err says why.
- */
-static int mdev_up(struct mdev_dev *m, int *container, int iommu_type, char *err,
-		   size_t errlen)
-{
-	bool own = *container < 0;
-	const char *what;
-	int ret;
-
-	mdev_dev_init(m);
-	what = "open /dev/vfio/vfio";
-	ret = own ? vfio_container_open() : *container;
-	if (ret < 0)
-		goto fail;
-	*container = ret;
-	what = "create the mdev";
-	ret = mdev_dev_create(m);
-	if (ret)
-		goto fail;
-	what = "attach its group";
-	ret = mdev_dev_attach(m, *container);
-	if (ret)
-		goto fail;
-	what = "VFIO_SET_IOMMU";
-	ret = iommu_type ? vfio_set_iommu(*container, iommu_type) : 0;
-	if (ret)
-		goto fail;
-	what = "VFIO_GROUP_GET_DEVICE_FD";
-	ret = mdev_dev_open(m);
-	if (!ret)
-		return 0;
-fail:
-	snprintf(err, errlen, "%s: %s", what, strerror(-ret));
-	mdev_dev_destroy(m);
-	if (own && *container >= 0)
-		close(*container);
-	if (own)
-		*container = -1;
-	return ret;
-}
-
-/* RVFIO_MDEV_READ_PINNED: the pinned page's bytes, seen by the device. */
-static long mdev_read_pinned(int dev, uint64_t iova, void *buf, uint32_t len)
-{
-	struct rvfio_mdev_access a = { .iova = iova, .len = len, .data = (uintptr_t)buf };
-
-	return vfio_ioctl(dev, RVFIO_MDEV_READ_PINNED, &a);
-}
-
 static uint64_t mdev_pinned_pages(int dev)
 {
 	struct rvfio_mdev_stats st;
@@ -328,9 +273,9 @@ TEST(uapi_probe)
 	ASSERT_LE(0, c);
 	/* Before SET_IOMMU vfio core asks the backends: the same answer. */
 	if (strcmp(backend_name(), "rvfio")) {
-		EXPECT_EQ(0, check_ext(c, RVFIO_FAULT_RING));
+		EXPECT_EQ(0, vfio_check_ext(c, RVFIO_FAULT_RING));
 	} else {
-		EXPECT_EQ(1, check_ext(c, RVFIO_FAULT_RING));
+		EXPECT_EQ(1, vfio_check_ext(c, RVFIO_FAULT_RING));
 	}
 	close(c);
 	if (edu_count() < 1)
@@ -339,10 +284,10 @@ TEST(uapi_probe)
 		TH_LOG("%s", err);
 	fd = ring_create(e.container, 0, 8, -1, KINDS_DMA, 0);
 	if (strcmp(backend_name(), "rvfio")) {
-		EXPECT_EQ(0, check_ext(e.container, RVFIO_FAULT_RING));
+		EXPECT_EQ(0, vfio_check_ext(e.container, RVFIO_FAULT_RING));
 		EXPECT_EQ(-ENOTTY, fd);
 	} else {
-		EXPECT_EQ(1, check_ext(e.container, RVFIO_FAULT_RING));
+		EXPECT_EQ(1, vfio_check_ext(e.container, RVFIO_FAULT_RING));
 		EXPECT_LE(0, fd);
 		/* O_CLOEXEC, as documented. */
 		if (fd >= 0) {
@@ -373,9 +318,7 @@ static void hw_fault_once(struct __test_metadata *_metadata, FIXTURE_DATA(edu) *
 
 	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ASSERT_LE(0, efd);
-	fd = ring_create(self->c, 0, 16, efd, KINDS_DMA, 0);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, 0, 16, efd, KINDS_DMA, 0);
 	EXPECT_EQ(16, r.hdr->entries);
 	EXPECT_EQ(sizeof(struct rvfio_fault), r.hdr->entry_size);
 	EXPECT_EQ(KINDS_DMA, r.hdr->kinds);
@@ -452,7 +395,6 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 	uint8_t *ro = edu_buf(PAGE_4K, 0x77);
 	struct rvfio_fault f;
 	struct ring r;
-	int fd;
 
 	REQUIRE_RING(self->c);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_MAP, ro, PAGE_4K, RO));
@@ -463,9 +405,7 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 	 */
 	ASSERT_EQ(0, edu_dma_to_dev(&self->dev, IOVA_HOLE, 0, 8));
 	usleep(QUIET_MS * 1000);
-	fd = ring_create(self->c, 0, 4, -1, KINDS_DMA, 0);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	ring_open(&r, self->c, 0, 4, -1, KINDS_DMA, 0);
 	usleep(QUIET_MS * 1000);
 	EXPECT_EQ(0, ring_ready(&r));
 	for (int i = 0; i < 3; i++) {
@@ -485,9 +425,7 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 	ring_close(&r);
 
 	/* Page requests only: hardware faults are not reported. */
-	fd = ring_create(self->c, PR, 4, -1, RVFIO_FAULT_KIND_PAGE_REQ, 0);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	ring_open(&r, self->c, PR, 4, -1, RVFIO_FAULT_KIND_PAGE_REQ, 0);
 	ASSERT_EQ(0, edu_dma_to_dev(&self->dev, IOVA_HOLE, 0, 8));
 	usleep(QUIET_MS * 1000);
 	EXPECT_EQ(0, ring_ready(&r));
@@ -508,9 +446,7 @@ TEST_F_TIMEOUT(edu, ring_outlives_container, DMA_TEST_TIMEOUT)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, 0, 4, -1, KINDS_DMA, 0);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, 0, 4, -1, KINDS_DMA, 0);
 	ASSERT_EQ(0, edu_dma_to_dev(&self->dev, IOVA_HOLE, 0, 8));
 	ASSERT_EQ(1, ring_wait(&r, 1, HW_FAULT_MS));
 	EXPECT_EQ(0, r.hdr->state);
@@ -548,13 +484,10 @@ TEST_F_TIMEOUT(edu, teardown_with_fault_in_flight, DMA_TEST_TIMEOUT)
 		char err[256] = "";
 		struct edu e;
 		struct ring r;
-		int fd;
 
 		ASSERT_EQ(0, edu_open(&e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 			TH_LOG("%s", err);
-		fd = ring_create(e.container, 0, 8, -1, KINDS_DMA, 0);
-		ASSERT_LE(0, fd);
-		ASSERT_EQ(0, ring_map(&r, fd));
+		ring_open(&r, e.container, 0, 8, -1, KINDS_DMA, 0);
 		edu_dma_start(&e, IOVA_HOLE);
 		usleep((i % 4) * 30000);	/* before, around, after the fault */
 		if (i % 2) {
@@ -590,7 +523,7 @@ FIXTURE_SETUP(mdev)
 	mdev_dev_init(&self->m);
 	if (why)
 		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+	ASSERT_EQ(0, mdev_dev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 		TH_LOG("setup: %s", err);
 	self->dev = self->m.device;
 	self->buf = alloc_pages_4k(4 * PAGE_4K, 0);
@@ -620,9 +553,7 @@ TEST_F(mdev, emulated_faults_recorded)
 	REQUIRE_RING(self->c);
 	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ASSERT_LE(0, efd);
-	fd = ring_create(self->c, 0, 8, efd, KINDS_DMA, 0);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, 0, 8, efd, KINDS_DMA, 0);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_MAP, self->buf, PAGE_4K, RO));
 
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 3, tmp, sizeof(tmp), 0));
@@ -676,12 +607,9 @@ TEST_F(mdev, overflow_counts_lost)
 	uint8_t tmp[8];
 	struct rvfio_fault f;
 	struct ring r;
-	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, 0, entries, -1, KINDS_DMA, 0);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	ring_open(&r, self->c, 0, entries, -1, KINDS_DMA, 0);
 	for (uint32_t i = 0; i < entries + extra; i++)
 		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + i * PAGE_4K, tmp, 8, 0));
 	EXPECT_EQ(entries, ring_producer(&r));
@@ -714,9 +642,7 @@ TEST_F(mdev, bad_consumer_ignored)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, 0, 4, -1, KINDS_DMA, 0);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, 0, 4, -1, KINDS_DMA, 0);
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE, tmp, 8, 0));
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + PAGE_4K, tmp, 8, 0));
 	ASSERT_EQ(2, ring_producer(&r));
@@ -836,9 +762,7 @@ static void page_request_success(struct __test_metadata *_metadata, FIXTURE_DATA
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, PR, 8, -1, KINDS_ALL, 20000);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, PR, 8, -1, KINDS_ALL, 20000);
 	fill_pattern(mem, PAGE_4K, seed);
 	ASSERT_EQ(0, access_start(&a, self->dev, op, IOVA_HOLE + (op == OP_PIN ? 0 : 0x10)));
 	ASSERT_PAGE_REQUEST(&r, &f, a.iova, access, self->m.group_id);
@@ -863,7 +787,7 @@ static void page_request_success(struct __test_metadata *_metadata, FIXTURE_DATA
 		uint8_t got[64];
 
 		EXPECT_EQ(1, a.ret);
-		EXPECT_EQ(sizeof(got), mdev_read_pinned(self->dev, IOVA_HOLE, got, sizeof(got)));
+		EXPECT_EQ(sizeof(got), mdev_dev_access(self->dev, false, IOVA_HOLE, 0, got, sizeof(got)));
 		EXPECT_EQ(0, memcmp(got, mem, sizeof(got)));
 		EXPECT_EQ(1, mdev_dev_unpin(self->dev, IOVA_HOLE, 1));
 		break;
@@ -902,9 +826,7 @@ TEST_F(mdev, page_request_refused)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, PR, 8, -1, KINDS_ALL, 20000);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, PR, 8, -1, KINDS_ALL, 20000);
 	for (int i = 0; i < 3; i++) {
 		enum access_op op = i == 1 ? OP_PIN : OP_READ;
 
@@ -938,9 +860,7 @@ TEST_F(mdev, page_request_timeout)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, PR, 8, -1, KINDS_ALL, 300);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, PR, 8, -1, KINDS_ALL, 300);
 	ASSERT_EQ(0, access_start(&a, self->dev, OP_READ, IOVA_HOLE));
 	ASSERT_PAGE_REQUEST(&r, &f, IOVA_HOLE, RVFIO_FAULT_ACCESS_READ, self->m.group_id);
 	ASSERT_EQ(0, access_join(&a, 10000));
@@ -960,9 +880,7 @@ TEST_F(mdev, close_ring_releases_waiter)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, PR, 8, -1, KINDS_ALL, RVFIO_FAULT_RING_MAX_TIMEOUT_MS);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, PR, 8, -1, KINDS_ALL, RVFIO_FAULT_RING_MAX_TIMEOUT_MS);
 	ASSERT_EQ(0, access_start(&a, self->dev, OP_PIN, IOVA_HOLE));
 	ASSERT_PAGE_REQUEST(&r, &f, IOVA_HOLE, RVFIO_FAULT_ACCESS_READ | RVFIO_FAULT_ACCESS_WRITE,
 			    self->m.group_id);
@@ -987,9 +905,7 @@ TEST_F(mdev, page_request_ring_full)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, PR, 1, -1, KINDS_ALL, RVFIO_FAULT_RING_MAX_TIMEOUT_MS);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, PR, 1, -1, KINDS_ALL, RVFIO_FAULT_RING_MAX_TIMEOUT_MS);
 	/* Fill the one slot with a request nobody answers (a thread waits). */
 	{
 		struct access a;
@@ -1135,9 +1051,7 @@ TEST_F(mdev, response_bad_input)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, PR, 8, -1, KINDS_ALL, 20000);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(&r, fd));
+	fd = ring_open(&r, self->c, PR, 8, -1, KINDS_ALL, 20000);
 	EXPECT_EQ(-ENOENT, respond(fd, 0, RVFIO_FAULT_RESPONSE_SUCCESS));
 	EXPECT_EQ(-ENOENT, respond(fd, 12345, RVFIO_FAULT_RESPONSE_SUCCESS));
 	EXPECT_EQ(-EINVAL, respond(fd, 1, 3));
@@ -1194,7 +1108,7 @@ FIXTURE_SETUP(mixed)
 	ret = edu_open(&self->e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err));
 	ASSERT_EQ(0, ret) TH_LOG("setup: %s", err);
 	self->c = self->e.container;
-	ret = mdev_up(&self->m, &self->c, 0, err, sizeof(err));
+	ret = mdev_dev_up(&self->m, &self->c, 0, err, sizeof(err));
 	if (ret)
 		edu_close(&self->e);
 	ASSERT_EQ(0, ret) TH_LOG("setup: %s", err);

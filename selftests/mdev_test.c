@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,12 +37,9 @@
 
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
-#include "../samples/mdev/rvfio_mdev_sample.h"
+#include "mdev_dev.h"
+#include "vfio_util.h"
 #include <linux/rvfio.h>
-
-#define MDEV_BUS_DIR	"/sys/class/mdev_bus"
-#define MDEV_TYPE_DIR	MDEV_BUS_DIR "/" RVFIO_MDEV_SAMPLE_PARENT \
-			"/mdev_supported_types/" RVFIO_MDEV_SAMPLE_TYPE
 
 #define RO		VFIO_DMA_MAP_FLAG_READ
 #define WO		VFIO_DMA_MAP_FLAG_WRITE
@@ -62,270 +58,18 @@
 #define DSTART		VFIO_IOMMU_DIRTY_PAGES_FLAG_START
 #define DSTOP		VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP
 
-/* ---- the mdev: create through sysfs, attach its group, open the device ---- */
-
-struct mdev {
-	char uuid[40];
-	int group_id;
-	int group;		/* /dev/vfio/<group_id> */
-	int device;		/* vfio device fd */
-	bool created;
-};
-
-static void mdev_init(struct mdev *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->group = m->device = -1;
-}
-
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	n = n < 0 ? -errno : 0;
-	close(fd);
-	return n;
-}
-
-/* Why mdev tests cannot run here, or NULL. */
-static const char *mdev_missing(void)
-{
-	if (access("/dev/vfio/vfio", F_OK))
-		return "/dev/vfio/vfio does not exist: vfio is not loaded";
-	if (access(MDEV_BUS_DIR, F_OK))
-		return MDEV_BUS_DIR " does not exist: mdev.ko is not loaded";
-	if (access(MDEV_TYPE_DIR, F_OK))
-		return MDEV_TYPE_DIR " does not exist: rvfio_mdev_sample.ko is not loaded";
-	return NULL;
-}
-
-/* echo <new uuid> > .../create; find /dev/vfio/N through the iommu_group link. */
-static int mdev_create(struct mdev *m, char *err, size_t errlen)
-{
-	char path[256], link[256];
-	uint8_t b[16];
-	const char *base;
-	ssize_t n;
-	int ret, i;
-
-	if (getrandom(b, sizeof(b), 0) != sizeof(b)) {
-		uint64_t t = random_seed() * 0x9e3779b97f4a7c15ull ^ getpid();
-
-		for (i = 0; i < 16; i++)
-			b[i] = t >> (8 * (i % 8)) ^ i * 37;
-	}
-	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
-	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
-	snprintf(m->uuid, sizeof(m->uuid),
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
-	ret = write_str(MDEV_TYPE_DIR "/create", m->uuid);
-	if (ret) {
-		snprintf(err, errlen, "create mdev %s: %s", m->uuid, strerror(-ret));
-		return ret;
-	}
-	m->created = true;
-	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/iommu_group", m->uuid);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "readlink of mdev %s iommu_group: %s", m->uuid,
-			 strerror(errno));
-		return ret;
-	}
-	link[n] = '\0';
-	base = strrchr(link, '/');
-	m->group_id = atoi(base ? base + 1 : link);
-	snprintf(path, sizeof(path), "/dev/vfio/%d", m->group_id);
-	for (i = 0; i < 50 && access(path, F_OK); i++)
-		usleep(100 * 1000);
-	if (access(path, F_OK)) {
-		snprintf(err, errlen, "/dev/vfio/%d did not appear", m->group_id);
-		return -ENOENT;
-	}
-	return 0;
-}
-
-/* Open the mdev's group and add it to container. 0 or -errno. */
-static int mdev_attach(struct mdev *m, int container)
-{
-	struct vfio_group_status st = { .argsz = sizeof(st) };
-	char path[64];
-
-	snprintf(path, sizeof(path), "/dev/vfio/%d", m->group_id);
-	m->group = open(path, O_RDWR | O_CLOEXEC);
-	if (m->group < 0)
-		return -errno;
-	if (ioctl(m->group, VFIO_GROUP_GET_STATUS, &st))
-		return -errno;
-	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE))
-		return -EPERM;
-	if (ioctl(m->group, VFIO_GROUP_SET_CONTAINER, &container))
-		return -errno;
-	return 0;
-}
-
-static int mdev_open_device(struct mdev *m)
-{
-	m->device = ioctl(m->group, VFIO_GROUP_GET_DEVICE_FD, m->uuid);
-	return m->device < 0 ? -errno : 0;
-}
-
-static void mdev_close_device(struct mdev *m)
-{
-	if (m->device >= 0)
-		close(m->device);
-	m->device = -1;
-}
-
-/* Close the fds, then remove the mdev (which waits for its fds to close). */
-static void mdev_destroy(struct mdev *m)
-{
-	char path[128];
-
-	mdev_close_device(m);
-	if (m->group >= 0)
-		close(m->group);
-	m->group = -1;
-	if (m->created) {
-		snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", m->uuid);
-		write_str(path, "1");
-		m->created = false;
-	}
-}
-
-/*
- * Create an mdev and put it into container (a new one if *container < 0,
- * then SET_IOMMU(iommu_type) unless iommu_type is 0), open its device.
- * On failure everything made here is undone and err says why.
- */
-static int mdev_up(struct mdev *m, int *container, int iommu_type,
-		      char *err, size_t errlen)
-{
-	bool own = *container < 0;
-	int ret;
-
-	mdev_init(m);
-	if (own) {
-		*container = vfio_container_open();
-		if (*container < 0) {
-			ret = *container;
-			snprintf(err, errlen, "open /dev/vfio/vfio: %s", strerror(-ret));
-			return ret;
-		}
-	}
-	ret = mdev_create(m, err, errlen);
-	if (ret)
-		goto fail;
-	ret = mdev_attach(m, *container);
-	if (ret) {
-		snprintf(err, errlen, "attach group %d of mdev %s: %s", m->group_id,
-			 m->uuid, strerror(-ret));
-		goto fail;
-	}
-	if (iommu_type) {
-		ret = vfio_set_iommu(*container, iommu_type);
-		if (ret) {
-			snprintf(err, errlen, "VFIO_SET_IOMMU(%d) with only the mdev group: %s",
-				 iommu_type, strerror(-ret));
-			goto fail;
-		}
-	}
-	ret = mdev_open_device(m);
-	if (ret) {
-		snprintf(err, errlen, "VFIO_GROUP_GET_DEVICE_FD(%s): %s", m->uuid,
-			 strerror(-ret));
-		goto fail;
-	}
-	return 0;
-fail:
-	mdev_destroy(m);
-	if (own) {
-		close(*container);
-		*container = -1;
-	}
-	return ret;
-}
-
 /* ---- the sample's ioctls; each returns the ioctl's result or -errno ---- */
-
-static long mpin(int dev, uint64_t iova, uint32_t npages, uint32_t prot)
-{
-	struct rvfio_mdev_pin p = { .iova = iova, .npages = npages, .prot = prot };
-
-	return vfio_ioctl(dev, RVFIO_MDEV_PIN, &p);
-}
-
-static long munpin(int dev, uint64_t iova, uint32_t npages)
-{
-	struct rvfio_mdev_pin p = { .iova = iova, .npages = npages };
-
-	return vfio_ioctl(dev, RVFIO_MDEV_UNPIN, &p);
-}
-
-static long maccess(int dev, bool write, uint64_t iova, uint32_t off, void *buf,
-		    uint32_t len)
-{
-	struct rvfio_mdev_access a = {
-		.iova = iova, .offset = off, .len = len, .data = (uintptr_t)buf,
-	};
-
-	return vfio_ioctl(dev, write ? RVFIO_MDEV_WRITE_PINNED : RVFIO_MDEV_READ_PINNED, &a);
-}
-
-static long mdma_rw(int dev, uint64_t iova, void *buf, uint32_t len, uint32_t flags)
-{
-	struct rvfio_mdev_dma_rw r = {
-		.iova = iova, .data = (uintptr_t)buf, .len = len, .flags = flags,
-	};
-
-	return vfio_ioctl(dev, RVFIO_MDEV_DMA_RW, &r);
-}
 
 static struct rvfio_mdev_stats mstats(int dev)
 {
 	struct rvfio_mdev_stats st;
 
-	memset(&st, 0xff, sizeof(st));	/* impossible values if the ioctl fails */
-	vfio_ioctl(dev, RVFIO_MDEV_GET_STATS, &st);
+	if (mdev_dev_stats(dev, &st))
+		memset(&st, 0xff, sizeof(st));	/* impossible values if the ioctl fails */
 	return st;
 }
 
 /* ---- dirty tracking ---- */
-
-static int dirty_ctl(int c, uint32_t flag)
-{
-	struct vfio_iommu_type1_dirty_bitmap db = { .argsz = sizeof(db), .flags = flag };
-
-	return (int)vfio_ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &db);
-}
-
-/* GET_BITMAP of [iova, iova + size) in 4 KiB pages into one zeroed u64. */
-static int dirty_get(int c, uint64_t iova, uint64_t size, uint64_t *word)
-{
-	struct {
-		struct vfio_iommu_type1_dirty_bitmap db;
-		struct vfio_iommu_type1_dirty_bitmap_get range;
-	} req = {
-		.db = {
-			.argsz = sizeof(req),
-			.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
-		},
-		.range = {
-			.iova = iova, .size = size,
-			.bitmap = { .pgsize = PAGE_4K, .size = sizeof(*word),
-				    .data = (__u64 *)word },
-		},
-	};
-
-	*word = 0;
-	return (int)vfio_ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &req);
-}
 
 /* ---- accounting witnesses ---- */
 
@@ -371,39 +115,36 @@ static void free_bufs(struct bufs *bufs)
 
 FIXTURE(mdev) {
 	int c;
-	struct mdev m;
+	struct mdev_dev m;
 	int dev;		/* == m.device */
-	struct mdev m2;		/* a second mdev, for tests that want one */
+	struct mdev_dev m2;		/* a second mdev, for tests that want one */
 	struct bufs bufs;
 };
 
 FIXTURE_SETUP(mdev)
 {
-	const char *why = mdev_missing();
+	const char *why = mdev_dev_missing();
 	char err[256] = "";
 
 	self->c = -1;
 	self->bufs.n = 0;
-	mdev_init(&self->m);
-	mdev_init(&self->m2);
+	mdev_dev_init(&self->m);
+	mdev_dev_init(&self->m2);
 	if (why)
 		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+	ASSERT_EQ(0, mdev_dev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 		TH_LOG("setup: %s", err);
 	self->dev = self->m.device;
 }
 
 FIXTURE_TEARDOWN(mdev)
 {
-	mdev_destroy(&self->m2);
-	mdev_close_device(&self->m);
-	if (self->m.group >= 0)
-		close(self->m.group);
-	self->m.group = -1;
+	mdev_dev_destroy(&self->m2);
+	mdev_dev_close(&self->m);
 	if (self->c >= 0)
 		close(self->c);
 	self->c = -1;
-	mdev_destroy(&self->m);
+	mdev_dev_destroy(&self->m);
 	free_bufs(&self->bufs);
 }
 
@@ -487,9 +228,9 @@ TEST_F(mdev, map_unbacked_then_pin_efault)
 	ASSERT_NE(MAP_FAILED, buf);
 	ASSERT_EQ(0, munmap(buf, size));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	EXPECT_EQ(-EFAULT, mpin(self->dev, IOVA_A, 1, PIN_RW));
-	EXPECT_EQ(-EFAULT, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
-	EXPECT_EQ(-EFAULT, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD));
+	EXPECT_EQ(-EFAULT, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(-EFAULT, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-EFAULT, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
@@ -513,8 +254,8 @@ TEST_F(mdev, update_vaddr_refused_with_mdev)
 	/* On error type1 does not copy the struct back: size is still the input. */
 	EXPECT_EQ(4 * PAGE_4K, n);
 	/* Still mapped and usable. */
-	EXPECT_EQ(1, mpin(self->dev, IOVA_A, 1, PIN_RW));
-	EXPECT_EQ(1, munpin(self->dev, IOVA_A, 1));
+	EXPECT_EQ(1, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A, 1));
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 4 * PAGE_4K, 0, &n));
 	EXPECT_EQ(4 * PAGE_4K, n);
 }
@@ -533,19 +274,19 @@ TEST_F(mdev, pin_charges_vmlck_exactly)
 	struct rvfio_mdev_stats st;
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(4, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 4, PIN_RW));
+	ASSERT_EQ(4, mdev_dev_pin(self->dev, IOVA_A + 2 * PAGE_4K, 4, PIN_RW));
 	ASSERT_VMLCK(lck0 + 4 * KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 4);
 	st = mstats(self->dev);
 	EXPECT_EQ(4, st.pinned_pages);
 	EXPECT_EQ(4, st.pinned_refs);
 
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 15 * PAGE_4K, 1, PIN_R));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + 15 * PAGE_4K, 1, PIN_R));
 	ASSERT_VMLCK(lck0 + 5 * KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 5);
 
-	ASSERT_EQ(4, munpin(self->dev, IOVA_A + 2 * PAGE_4K, 4));
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + 15 * PAGE_4K, 1));
+	ASSERT_EQ(4, mdev_dev_unpin(self->dev, IOVA_A + 2 * PAGE_4K, 4));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + 15 * PAGE_4K, 1));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
@@ -560,12 +301,12 @@ TEST_F(mdev, pin_max_entries)
 	long long pins0 = foll_pins_outstanding();
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	EXPECT_EQ(-E2BIG, mpin(self->dev, IOVA_A, 513, PIN_RW));
+	EXPECT_EQ(-E2BIG, mdev_dev_pin(self->dev, IOVA_A, 513, PIN_RW));
 	ASSERT_VMLCK(lck0);
-	ASSERT_EQ(512, mpin(self->dev, IOVA_A, 512, PIN_RW));
+	ASSERT_EQ(512, mdev_dev_pin(self->dev, IOVA_A, 512, PIN_RW));
 	ASSERT_VMLCK(lck0 + 512 * KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 512);
-	ASSERT_EQ(512, munpin(self->dev, IOVA_A, 512));
+	ASSERT_EQ(512, mdev_dev_unpin(self->dev, IOVA_A, 512));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 }
@@ -584,15 +325,15 @@ TEST_F(mdev, pinned_page_is_user_memory)
 
 	fill_pattern(buf, size, seed);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(2, mpin(self->dev, IOVA_A + PAGE_4K, 2, PIN_RW));
+	ASSERT_EQ(2, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 2, PIN_RW));
 
-	ASSERT_EQ(PAGE_4K, maccess(self->dev, false, IOVA_A + PAGE_4K, 0, got, PAGE_4K));
+	ASSERT_EQ(PAGE_4K, mdev_dev_access(self->dev, false, IOVA_A + PAGE_4K, 0, got, PAGE_4K));
 	EXPECT_EQ(0, memcmp(got, buf + PAGE_4K, PAGE_4K));
-	ASSERT_EQ(200, maccess(self->dev, false, IOVA_A + 2 * PAGE_4K, 3000, got, 200));
+	ASSERT_EQ(200, mdev_dev_access(self->dev, false, IOVA_A + 2 * PAGE_4K, 3000, got, 200));
 	EXPECT_EQ(0, memcmp(got, buf + 2 * PAGE_4K + 3000, 200));
 
 	memset(data, 0xc3, sizeof(data));
-	ASSERT_EQ(sizeof(data), maccess(self->dev, true, IOVA_A + 2 * PAGE_4K, 100, data,
+	ASSERT_EQ(sizeof(data), mdev_dev_access(self->dev, true, IOVA_A + 2 * PAGE_4K, 100, data,
 					sizeof(data)));
 	EXPECT_EQ(-1, check_fill(buf + 2 * PAGE_4K + 100, sizeof(data), 0xc3));
 	/* Everything around it is untouched. */
@@ -607,8 +348,8 @@ TEST_F(mdev, pinned_page_is_user_memory)
 		free(ref);
 	}
 	/* Unpinned pages cannot be accessed through the driver. */
-	EXPECT_EQ(-ENOENT, maccess(self->dev, false, IOVA_A, 0, got, 16));
-	ASSERT_EQ(2, munpin(self->dev, IOVA_A + PAGE_4K, 2));
+	EXPECT_EQ(-ENOENT, mdev_dev_access(self->dev, false, IOVA_A, 0, got, 16));
+	ASSERT_EQ(2, mdev_dev_unpin(self->dev, IOVA_A + PAGE_4K, 2));
 }
 
 /*
@@ -628,18 +369,18 @@ TEST_F(mdev, pin_twice_unpin_once_stays_pinned)
 	uint64_t n = 0;
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
 	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 1);
 	st = mstats(self->dev);
 	EXPECT_EQ(1, st.pinned_pages);
 	EXPECT_EQ(2, st.pinned_refs);
 
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + PAGE_4K, 1));
 	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 1);
-	ASSERT_EQ(sizeof(got), maccess(self->dev, false, IOVA_A + PAGE_4K, 0, got, sizeof(got)));
+	ASSERT_EQ(sizeof(got), mdev_dev_access(self->dev, false, IOVA_A + PAGE_4K, 0, got, sizeof(got)));
 	EXPECT_EQ(-1, check_fill(got, sizeof(got), 0x7e));
 
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
@@ -664,11 +405,11 @@ TEST_F(mdev, pin_outside_mapping_einval)
 	long lck0 = vmlck_kb();
 	long long pins0 = foll_pins_outstanding();
 
-	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A, 1, PIN_RW));	/* nothing mapped */
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_RW));	/* nothing mapped */
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A - PAGE_4K, 1, PIN_RW));
-	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A + size, 1, PIN_RW));
-	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 3, PIN_RW));
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->dev, IOVA_A - PAGE_4K, 1, PIN_RW));
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->dev, IOVA_A + size, 1, PIN_RW));
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->dev, IOVA_A + 2 * PAGE_4K, 3, PIN_RW));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
@@ -686,18 +427,18 @@ TEST_F(mdev, pin_prot_exceeds_mapping_eperm)
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, PAGE_4K, RO));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + PAGE_4K, buf + PAGE_4K, PAGE_4K, WO));
-	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A, 1, PIN_W));
-	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A, 1, PIN_RW));
-	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_R));
+	EXPECT_EQ(-EPERM, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_W));
+	EXPECT_EQ(-EPERM, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(-EPERM, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_R));
 	/* Page 0 pinned, page 1 refused: unwound. */
-	EXPECT_EQ(-EPERM, mpin(self->dev, IOVA_A, 2, PIN_R));
+	EXPECT_EQ(-EPERM, mdev_dev_pin(self->dev, IOVA_A, 2, PIN_R));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A, 1, PIN_R));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_W));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_R));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_W));
 	ASSERT_VMLCK(lck0 + 2 * KB_PER_PAGE);
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A, 1));
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A, 1));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + PAGE_4K, 1));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 }
@@ -717,8 +458,8 @@ TEST_F(mdev, unmap_with_pins_notifies)
 	uint64_t n = 0;
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(2, mpin(self->dev, IOVA_A + 3 * PAGE_4K, 2, PIN_RW));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 9 * PAGE_4K, 1, PIN_R));
+	ASSERT_EQ(2, mdev_dev_pin(self->dev, IOVA_A + 3 * PAGE_4K, 2, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + 9 * PAGE_4K, 1, PIN_R));
 	ASSERT_VMLCK(lck0 + 3 * KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 3);
 
@@ -733,7 +474,7 @@ TEST_F(mdev, unmap_with_pins_notifies)
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 	/* The IOVA is free again. */
-	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A + 3 * PAGE_4K, 1, PIN_R));
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->dev, IOVA_A + 3 * PAGE_4K, 1, PIN_R));
 }
 
 /*
@@ -752,8 +493,8 @@ TEST_F(mdev, unmap_notifies_each_mapping_with_pins)
 
 	for (int i = 0; i < 3; i++)
 		ASSERT_EQ(0, vfio_map(self->c, IOVA_A + i * seg, buf + i * seg, seg, RW));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
-	ASSERT_EQ(2, mpin(self->dev, IOVA_A + 2 * seg, 2, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(2, mdev_dev_pin(self->dev, IOVA_A + 2 * seg, 2, PIN_RW));
 
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 3 * seg, 0, &n));
 	EXPECT_EQ(3 * seg, n);
@@ -778,7 +519,7 @@ TEST_F(mdev, unmap_all_with_pins_notifies)
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 4 * PAGE_4K, RW));
 	ASSERT_EQ(0, vfio_map(self->c, 1ull << 32, buf + 4 * PAGE_4K, 4 * PAGE_4K, RW));
-	ASSERT_EQ(4, mpin(self->dev, 1ull << 32, 4, PIN_RW));
+	ASSERT_EQ(4, mdev_dev_pin(self->dev, 1ull << 32, 4, PIN_RW));
 	ASSERT_EQ(0, vfio_unmap_all(self->c, &n));
 	EXPECT_EQ(8 * PAGE_4K, n);
 	st = mstats(self->dev);
@@ -802,12 +543,12 @@ TEST_F(mdev, close_device_releases_pins)
 	uint64_t n = 0;
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 8 * PAGE_4K, RW));
-	ASSERT_EQ(8, mpin(self->dev, IOVA_A, 8, PIN_RW));
+	ASSERT_EQ(8, mdev_dev_pin(self->dev, IOVA_A, 8, PIN_RW));
 	ASSERT_VMLCK(lck0 + 8 * KB_PER_PAGE);
-	mdev_close_device(&self->m);
+	mdev_dev_close_device(&self->m);
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
-	ASSERT_EQ(0, mdev_open_device(&self->m));
+	ASSERT_EQ(0, mdev_dev_open(&self->m));
 	self->dev = self->m.device;
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 8 * PAGE_4K, 0, &n));
 	EXPECT_EQ(8 * PAGE_4K, n);
@@ -833,17 +574,17 @@ TEST_F(mdev, pin_over_memlock_enomem)
 	ASSERT_EQ(0, setrlimit(RLIMIT_MEMLOCK, &rl));
 	ASSERT_EQ(0, drop_cap_ipc_lock());
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 8 * PAGE_4K, RW));
-	EXPECT_EQ(-ENOMEM, mpin(self->dev, IOVA_A, 3, PIN_RW));
+	EXPECT_EQ(-ENOMEM, mdev_dev_pin(self->dev, IOVA_A, 3, PIN_RW));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
-	ASSERT_EQ(2, mpin(self->dev, IOVA_A, 2, PIN_RW));
+	ASSERT_EQ(2, mdev_dev_pin(self->dev, IOVA_A, 2, PIN_RW));
 	ASSERT_VMLCK(lck0 + 2 * KB_PER_PAGE);
-	EXPECT_EQ(-ENOMEM, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 1, PIN_RW));
+	EXPECT_EQ(-ENOMEM, mdev_dev_pin(self->dev, IOVA_A + 2 * PAGE_4K, 1, PIN_RW));
 	/* A page pinned already costs nothing more. */
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
 	ASSERT_VMLCK(lck0 + 2 * KB_PER_PAGE);
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
-	ASSERT_EQ(2, munpin(self->dev, IOVA_A, 2));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(2, mdev_dev_unpin(self->dev, IOVA_A, 2));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 }
@@ -861,7 +602,7 @@ TEST_F(mdev, pin_mmio_einval)
 		TH_LOG("%s", err);
 	/* The edu stays in its own container; ours maps its BAR by vaddr. */
 	EXPECT_EQ(0, vfio_map(self->c, IOVA_A, (void *)e.bar0, PAGE_4K, RW));
-	EXPECT_EQ(-EINVAL, mpin(self->dev, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_RW));
 	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
 	EXPECT_EQ(lck0, vmlck_kb());
 	EXPECT_EQ(0, vfio_unmap(self->c, IOVA_A, PAGE_4K, 0, NULL));
@@ -889,15 +630,15 @@ static void dma_rw_roundtrip(struct __test_metadata *_metadata,
 	memcpy(ref, buf, size);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
 
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 1000, tmp, 3000 + PAGE_4K, ctx));
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A + 1000, tmp, 3000 + PAGE_4K, ctx));
 	EXPECT_EQ(0, memcmp(tmp, ref + 1000, 3000 + PAGE_4K));
 
 	memset(tmp, 0xe7, size);
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 2000, tmp, 5000, ctx | RW_WRITE));
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A + 2000, tmp, 5000, ctx | RW_WRITE));
 	memset(ref + 2000, 0xe7, 5000);
 	EXPECT_EQ(0, memcmp(buf, ref, size));
 
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A, tmp, size, ctx));
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, size, ctx));
 	EXPECT_EQ(0, memcmp(tmp, ref, size));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
@@ -924,11 +665,11 @@ TEST_F(mdev, dma_rw_across_mappings)
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, a, PAGE_4K, RW));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + PAGE_4K, b, PAGE_4K, RW));
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + PAGE_4K - 256, tmp, sizeof(tmp), 0));
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A + PAGE_4K - 256, tmp, sizeof(tmp), 0));
 	EXPECT_EQ(-1, check_fill(tmp, 256, 0xaa));
 	EXPECT_EQ(-1, check_fill(tmp + 256, 256, 0xbb));
 	memset(tmp, 0x11, sizeof(tmp));
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + PAGE_4K - 256, tmp, sizeof(tmp),
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A + PAGE_4K - 256, tmp, sizeof(tmp),
 			     RW_WRITE | RW_KTHREAD));
 	EXPECT_EQ(-1, check_fill(a + PAGE_4K - 256, 256, 0x11));
 	EXPECT_EQ(-1, check_fill(b, 256, 0x11));
@@ -946,18 +687,18 @@ TEST_F(mdev, dma_rw_outside_mapping_einval)
 	uint8_t tmp[512];
 
 	memset(tmp, 0x99, sizeof(tmp));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 2 * PAGE_4K, RW));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A + 2 * PAGE_4K, tmp, 16, RW_WRITE));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A - 16, tmp, 16, RW_WRITE | RW_KTHREAD));
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A + 2 * PAGE_4K - 256, tmp, sizeof(tmp),
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_A + 2 * PAGE_4K, tmp, 16, RW_WRITE));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_A - 16, tmp, 16, RW_WRITE | RW_KTHREAD));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_A + 2 * PAGE_4K - 256, tmp, sizeof(tmp),
 				   RW_WRITE));
 	EXPECT_EQ(-1, check_fill(buf + 2 * PAGE_4K - 256, 256, 0x99))
 		TH_LOG("type1 writes the part of the request inside the mapping");
 	EXPECT_EQ(-1, check_fill(buf, 2 * PAGE_4K - 256, 0x5a));
 	/* Length 0 is refused by vfio_dma_rw() itself. */
-	EXPECT_EQ(-EINVAL, mdma_rw(self->dev, IOVA_A, tmp, 0, 0));
+	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, 0, 0));
 }
 
 /*
@@ -972,11 +713,11 @@ TEST_F(mdev, dma_rw_prot_eperm)
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, PAGE_4K, RO));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + PAGE_4K, buf + PAGE_4K, PAGE_4K, WO));
 	memset(tmp, 0, sizeof(tmp));
-	EXPECT_EQ(0, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0));
 	EXPECT_EQ(-1, check_fill(tmp, sizeof(tmp), 0x6b));
-	EXPECT_EQ(-EPERM, mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_WRITE));
-	EXPECT_EQ(-EPERM, mdma_rw(self->dev, IOVA_A + PAGE_4K, tmp, sizeof(tmp), RW_WRITE));
-	EXPECT_EQ(-EPERM, mdma_rw(self->dev, IOVA_A + PAGE_4K, tmp, sizeof(tmp),
+	EXPECT_EQ(-EPERM, mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_WRITE));
+	EXPECT_EQ(-EPERM, mdev_dev_dma_rw(self->dev, IOVA_A + PAGE_4K, tmp, sizeof(tmp), RW_WRITE));
+	EXPECT_EQ(-EPERM, mdev_dev_dma_rw(self->dev, IOVA_A + PAGE_4K, tmp, sizeof(tmp),
 				  RW_KTHREAD));
 	EXPECT_EQ(-1, check_fill(buf, 2 * PAGE_4K, 0x6b));
 }
@@ -1004,10 +745,10 @@ TEST_F(mdev, other_process_dma_rw_and_pin)
 		uint8_t tmp[32];
 
 		memset(tmp, 0, sizeof(tmp));
-		res[0] = mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0);
-		res[1] = mdma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD);
+		res[0] = mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), 0);
+		res[1] = mdev_dev_dma_rw(self->dev, IOVA_A, tmp, sizeof(tmp), RW_KTHREAD);
 		res[2] = check_fill(tmp, sizeof(tmp), 0x3c);
-		res[3] = mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW);
+		res[3] = mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW);
 		_exit(0);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
@@ -1017,7 +758,7 @@ TEST_F(mdev, other_process_dma_rw_and_pin)
 	EXPECT_EQ(-1, res[2]);
 	EXPECT_EQ(1, res[3]);
 	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + PAGE_4K, 1));
 	ASSERT_VMLCK(lck0);
 	munmap(res, PAGE_4K);
 }
@@ -1037,32 +778,32 @@ TEST_F(mdev, dirty_pinned_scope)
 	uint64_t w;
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 6 * PAGE_4K, 1, PIN_R));	/* before START */
-	ASSERT_EQ(0, dirty_ctl(self->c, DSTART));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + 6 * PAGE_4K, 1, PIN_R));	/* before START */
+	ASSERT_EQ(0, vfio_dirty_ctl(self->c, DSTART));
 
-	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	ASSERT_EQ(0, vfio_dirty_get(self->c, IOVA_A, size, &w, 1));
 	EXPECT_EQ(1ull << 6, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
 
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 3 * PAGE_4K + 10, tmp, sizeof(tmp), RW_WRITE));
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 4 * PAGE_4K, tmp, sizeof(tmp),
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A + 3 * PAGE_4K + 10, tmp, sizeof(tmp), RW_WRITE));
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A + 4 * PAGE_4K, tmp, sizeof(tmp),
 			     RW_WRITE | RW_KTHREAD));
-	ASSERT_EQ(0, mdma_rw(self->dev, IOVA_A + 5 * PAGE_4K, tmp, sizeof(tmp), 0));
-	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	ASSERT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_A + 5 * PAGE_4K, tmp, sizeof(tmp), 0));
+	ASSERT_EQ(0, vfio_dirty_get(self->c, IOVA_A, size, &w, 1));
 	EXPECT_EQ((1ull << 1) | (1ull << 3) | (1ull << 4) | (1ull << 6), w)
 		TH_LOG("bitmap 0x%llx", (unsigned long long)w);
 
-	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	ASSERT_EQ(0, vfio_dirty_get(self->c, IOVA_A, size, &w, 1));
 	EXPECT_EQ((1ull << 1) | (1ull << 6), w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
 
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
-	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(0, vfio_dirty_get(self->c, IOVA_A, size, &w, 1));
 	EXPECT_EQ((1ull << 1) | (1ull << 6), w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
-	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	ASSERT_EQ(0, vfio_dirty_get(self->c, IOVA_A, size, &w, 1));
 	EXPECT_EQ(1ull << 6, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
 
-	ASSERT_EQ(0, dirty_ctl(self->c, DSTOP));
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + 6 * PAGE_4K, 1));
+	ASSERT_EQ(0, vfio_dirty_ctl(self->c, DSTOP));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + 6 * PAGE_4K, 1));
 }
 
 /*
@@ -1087,14 +828,14 @@ TEST_F(mdev, dirty_unmap_bitmap_reports_pinned)
 	};
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(0, dirty_ctl(self->c, DSTART));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(0, vfio_dirty_ctl(self->c, DSTART));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + 2 * PAGE_4K, 1, PIN_RW));
 	ASSERT_EQ(0, vfio_ioctl(self->c, VFIO_IOMMU_UNMAP_DMA, &req));
 	EXPECT_EQ(size, req.u.size);
 	EXPECT_EQ(1ull << 2, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
 	EXPECT_EQ(1, mstats(self->dev).dma_unmap_calls);
 	EXPECT_EQ(0, mstats(self->dev).pinned_pages);
-	ASSERT_EQ(0, dirty_ctl(self->c, DSTOP));
+	ASSERT_EQ(0, vfio_dirty_ctl(self->c, DSTOP));
 }
 
 /*
@@ -1108,17 +849,17 @@ TEST_F(mdev, two_mdevs_both_notified)
 	long lck0 = vmlck_kb();
 	long long pins0 = foll_pins_outstanding();
 	struct rvfio_mdev_stats s1, s2;
-	struct mdev *m2 = &self->m2;
+	struct mdev_dev *m2 = &self->m2;
 	char err[256] = "";
 	uint64_t n = 0;
 	int ret;
 
-	ret = mdev_up(m2, &self->c, 0, err, sizeof(err));
+	ret = mdev_dev_up(m2, &self->c, 0, err, sizeof(err));
 	ASSERT_EQ(0, ret) TH_LOG("second mdev: %s", err);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 4 * PAGE_4K, RW));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A + SZ_1M, buf, PAGE_4K, RW));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
-	ASSERT_EQ(1, mpin(m2->device, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(m2->device, IOVA_A + PAGE_4K, 1, PIN_RW));
 	ASSERT_VMLCK(lck0 + KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 1);
 
@@ -1136,7 +877,7 @@ TEST_F(mdev, two_mdevs_both_notified)
 	ASSERT_PINS(pins0);
 
 	/* Only m2 pins now: both are still told. */
-	ASSERT_EQ(1, mpin(m2->device, IOVA_A + SZ_1M, 1, PIN_R));
+	ASSERT_EQ(1, mdev_dev_pin(m2->device, IOVA_A + SZ_1M, 1, PIN_R));
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A + SZ_1M, PAGE_4K, 0, &n));
 	EXPECT_EQ(PAGE_4K, n);
 	EXPECT_EQ(2, mstats(self->dev).dma_unmap_calls);
@@ -1151,18 +892,18 @@ TEST_F(mdev, two_mdevs_both_notified)
 
 FIXTURE(bare) {
 	int c;			/* container */
-	struct mdev m;
+	struct mdev_dev m;
 	struct edu e;		/* joins c; c stays owned by the fixture */
 	struct bufs bufs;
 };
 
 FIXTURE_SETUP(bare)
 {
-	const char *why = mdev_missing();
+	const char *why = mdev_dev_missing();
 
 	self->c = -1;
 	self->bufs.n = 0;
-	mdev_init(&self->m);
+	mdev_dev_init(&self->m);
 	memset(&self->e, 0, sizeof(self->e));
 	self->e.container = self->e.group = self->e.device = -1;
 	if (why)
@@ -1172,14 +913,11 @@ FIXTURE_SETUP(bare)
 FIXTURE_TEARDOWN(bare)
 {
 	edu_close(&self->e);
-	mdev_close_device(&self->m);
-	if (self->m.group >= 0)
-		close(self->m.group);
-	self->m.group = -1;
+	mdev_dev_close(&self->m);
 	if (self->c >= 0)
 		close(self->c);
 	self->c = -1;
-	mdev_destroy(&self->m);
+	mdev_dev_destroy(&self->m);
 	free_bufs(&self->bufs);
 }
 
@@ -1191,12 +929,12 @@ TEST_F(bare, v1_container_pin_eacces)
 	uint8_t tmp[16];
 	uint64_t n = 0;
 
-	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1_IOMMU, err, sizeof(err)))
+	ASSERT_EQ(0, mdev_dev_up(&self->m, &self->c, VFIO_TYPE1_IOMMU, err, sizeof(err)))
 		TH_LOG("%s", err);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, 2 * PAGE_4K, RW));
-	EXPECT_EQ(-EACCES, mpin(self->m.device, IOVA_A, 1, PIN_RW));
+	EXPECT_EQ(-EACCES, mdev_dev_pin(self->m.device, IOVA_A, 1, PIN_RW));
 	EXPECT_EQ(0, mstats(self->m.device).pinned_pages);
-	EXPECT_EQ(0, mdma_rw(self->m.device, IOVA_A, tmp, sizeof(tmp), 0));
+	EXPECT_EQ(0, mdev_dev_dma_rw(self->m.device, IOVA_A, tmp, sizeof(tmp), 0));
 	EXPECT_EQ(-1, check_fill(tmp, sizeof(tmp), 0x44));
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, 2 * PAGE_4K, 0, &n));
 	EXPECT_EQ(2 * PAGE_4K, n);
@@ -1209,20 +947,20 @@ TEST_F(bare, v1_container_pin_eacces)
 FIXTURE(mixed) {
 	struct edu e;
 	int c;
-	struct mdev m;
+	struct mdev_dev m;
 	int dev;
 	struct bufs bufs;
 };
 
 FIXTURE_SETUP(mixed)
 {
-	const char *why = mdev_missing();
+	const char *why = mdev_dev_missing();
 	char err[256] = "";
 	int ret;
 
 	self->bufs.n = 0;
 	self->c = -1;
-	mdev_init(&self->m);
+	mdev_dev_init(&self->m);
 	memset(&self->e, 0, sizeof(self->e));
 	self->e.container = self->e.group = self->e.device = -1;
 	if (why)
@@ -1232,7 +970,7 @@ FIXTURE_SETUP(mixed)
 	ret = edu_open(&self->e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err));
 	ASSERT_EQ(0, ret) TH_LOG("setup: %s", err);
 	self->c = self->e.container;
-	ret = mdev_up(&self->m, &self->c, 0, err, sizeof(err));
+	ret = mdev_dev_up(&self->m, &self->c, 0, err, sizeof(err));
 	if (ret)
 		edu_close(&self->e);
 	ASSERT_EQ(0, ret) TH_LOG("setup: %s", err);
@@ -1241,12 +979,9 @@ FIXTURE_SETUP(mixed)
 
 FIXTURE_TEARDOWN(mixed)
 {
-	mdev_close_device(&self->m);
-	if (self->m.group >= 0)
-		close(self->m.group);
-	self->m.group = -1;
+	mdev_dev_close(&self->m);
 	edu_close(&self->e);		/* closes the container */
-	mdev_destroy(&self->m);
+	mdev_dev_destroy(&self->m);
 	free_bufs(&self->bufs);
 }
 
@@ -1272,7 +1007,7 @@ TEST_F_TIMEOUT(mixed, map_charges_once_and_edu_works, DMA_TEST_TIMEOUT)
 	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 16);
 
-	ASSERT_EQ(4, mpin(self->dev, IOVA_A, 4, PIN_RW));
+	ASSERT_EQ(4, mdev_dev_pin(self->dev, IOVA_A, 4, PIN_RW));
 	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
 	pins_pin = foll_pins_outstanding();
 	TH_LOG("FOLL_PIN pins after the mdev PIN of 4 mapped pages: +%lld",
@@ -1280,17 +1015,18 @@ TEST_F_TIMEOUT(mixed, map_charges_once_and_edu_works, DMA_TEST_TIMEOUT)
 
 	/* The mdev writes page 1 through its struct page; the edu reads it. */
 	memset(data, 0x5d, sizeof(data));
-	ASSERT_EQ(sizeof(data), maccess(self->dev, true, IOVA_A + PAGE_4K, 0, data, sizeof(data)));
+	ASSERT_EQ(sizeof(data), mdev_dev_access(self->dev, true, IOVA_A + PAGE_4K, 0, data, sizeof(data)));
 	ASSERT_EQ(0, edu_dma_to_dev(&self->e, IOVA_A + PAGE_4K, 0, sizeof(data)));
 	ASSERT_EQ(0, edu_dma_to_ram(&self->e, 0, IOVA_A + 8 * PAGE_4K, sizeof(data)));
 	EXPECT_EQ(-1, check_fill(buf + 8 * PAGE_4K, sizeof(data), 0x5d));
 	/* The edu writes page 3 (pinned by the mdev); the mdev reads it. */
 	ASSERT_EQ(0, edu_copy(&self->e, IOVA_A + 12 * PAGE_4K, IOVA_A + 3 * PAGE_4K, sizeof(got)));
-	ASSERT_EQ(sizeof(got), maccess(self->dev, false, IOVA_A + 3 * PAGE_4K, 0, got, sizeof(got)));
+	ASSERT_EQ(sizeof(got),
+		  mdev_dev_access(self->dev, false, IOVA_A + 3 * PAGE_4K, 0, got, sizeof(got)));
 	EXPECT_EQ(0, memcmp(got, buf + 12 * PAGE_4K, sizeof(got)));
 	EXPECT_EQ(0, memcmp(buf + 3 * PAGE_4K, buf + 12 * PAGE_4K, sizeof(got)));
 
-	ASSERT_EQ(4, munpin(self->dev, IOVA_A, 4));
+	ASSERT_EQ(4, mdev_dev_unpin(self->dev, IOVA_A, 4));
 	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 16);
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
@@ -1310,7 +1046,7 @@ TEST_F(mixed, unmap_with_pins_notifies)
 	uint64_t n = 0;
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(3, mpin(self->dev, IOVA_A + 2 * PAGE_4K, 3, PIN_RW));
+	ASSERT_EQ(3, mdev_dev_pin(self->dev, IOVA_A + 2 * PAGE_4K, 3, PIN_RW));
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
 	EXPECT_EQ(size, n);
 	st = mstats(self->dev);
@@ -1337,7 +1073,7 @@ TEST_F(mixed, edu_leaves_reaccounts_mdev_pins)
 	int c = self->c;
 
 	ASSERT_EQ(0, vfio_map(c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(3, mpin(self->dev, IOVA_A + 5 * PAGE_4K, 3, PIN_RW));
+	ASSERT_EQ(3, mdev_dev_pin(self->dev, IOVA_A + 5 * PAGE_4K, 3, PIN_RW));
 	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
 
 	/* Keep the container: take it from the edu, then close the edu. */
@@ -1347,13 +1083,14 @@ TEST_F(mixed, edu_leaves_reaccounts_mdev_pins)
 	self->e.own_container = true;
 	ASSERT_VMLCK(lck0 + 3 * KB_PER_PAGE);
 	ASSERT_PINS(pins0 + 3);
-	ASSERT_EQ(sizeof(got), maccess(self->dev, false, IOVA_A + 6 * PAGE_4K, 0, got, sizeof(got)));
+	ASSERT_EQ(sizeof(got),
+		  mdev_dev_access(self->dev, false, IOVA_A + 6 * PAGE_4K, 0, got, sizeof(got)));
 	EXPECT_EQ(-1, check_fill(got, sizeof(got), 0x2a));
 	/* Now pins are charged one by one again. */
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A, 1, PIN_RW));
 	ASSERT_VMLCK(lck0 + 4 * KB_PER_PAGE);
-	ASSERT_EQ(3, munpin(self->dev, IOVA_A + 5 * PAGE_4K, 3));
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A, 1));
+	ASSERT_EQ(3, mdev_dev_unpin(self->dev, IOVA_A + 5 * PAGE_4K, 3));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A, 1));
 	ASSERT_VMLCK(lck0);
 	ASSERT_PINS(pins0);
 }
@@ -1370,14 +1107,14 @@ TEST_F(mixed, dirty_all_pages_while_edu_never_pins)
 	uint64_t w;
 
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(0, dirty_ctl(self->c, DSTART));
-	ASSERT_EQ(1, mpin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
-	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	ASSERT_EQ(0, vfio_dirty_ctl(self->c, DSTART));
+	ASSERT_EQ(1, mdev_dev_pin(self->dev, IOVA_A + PAGE_4K, 1, PIN_RW));
+	ASSERT_EQ(0, vfio_dirty_get(self->c, IOVA_A, size, &w, 1));
 	EXPECT_EQ(0xffffull, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
-	ASSERT_EQ(0, dirty_get(self->c, IOVA_A, size, &w));
+	ASSERT_EQ(0, vfio_dirty_get(self->c, IOVA_A, size, &w, 1));
 	EXPECT_EQ(0xffffull, w) TH_LOG("bitmap 0x%llx", (unsigned long long)w);
-	ASSERT_EQ(0, dirty_ctl(self->c, DSTOP));
-	ASSERT_EQ(1, munpin(self->dev, IOVA_A + PAGE_4K, 1));
+	ASSERT_EQ(0, vfio_dirty_ctl(self->c, DSTOP));
+	ASSERT_EQ(1, mdev_dev_unpin(self->dev, IOVA_A + PAGE_4K, 1));
 }
 
 /*
@@ -1407,11 +1144,11 @@ TEST_F_TIMEOUT(bare, edu_joins_after_mdev_pins, DMA_TEST_TIMEOUT)
 
 	lck0 = vmlck_kb();
 	pins0 = foll_pins_outstanding();
-	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+	ASSERT_EQ(0, mdev_dev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 		TH_LOG("%s", err);
 	EXPECT_EQ(0, ioctl(self->c, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, buf, size, RW));
-	ASSERT_EQ(4, mpin(self->m.device, IOVA_A + 4 * PAGE_4K, 4, PIN_RW));
+	ASSERT_EQ(4, mdev_dev_pin(self->m.device, IOVA_A + 4 * PAGE_4K, 4, PIN_RW));
 	ASSERT_VMLCK(lck0 + 4 * KB_PER_PAGE);
 
 	ret = edu_open(&self->e, edu_bdf(0), self->c, 0, err, sizeof(err));
@@ -1421,7 +1158,7 @@ TEST_F_TIMEOUT(bare, edu_joins_after_mdev_pins, DMA_TEST_TIMEOUT)
 	/* The new domain maps the old mapping: the edu can DMA through it. */
 	ASSERT_EQ(0, edu_copy(&self->e, IOVA_A, IOVA_A + 10 * PAGE_4K, 64));
 	EXPECT_EQ(-1, check_fill(buf + 10 * PAGE_4K, 64, 0x66));
-	ASSERT_EQ(4, munpin(self->m.device, IOVA_A + 4 * PAGE_4K, 4));
+	ASSERT_EQ(4, mdev_dev_unpin(self->m.device, IOVA_A + 4 * PAGE_4K, 4));
 	ASSERT_VMLCK(lck0 + 16 * KB_PER_PAGE);
 	ASSERT_EQ(0, vfio_unmap(self->c, IOVA_A, size, 0, &n));
 	EXPECT_EQ(size, n);
@@ -1444,12 +1181,12 @@ TEST_F(bare, edu_join_conflicts_with_msi_mapping)
 
 	if (edu_count() < 1)
 		SKIP(return, "needs an edu device in EDU_BDFS");
-	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+	ASSERT_EQ(0, mdev_dev_up(&self->m, &self->c, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 		TH_LOG("%s", err);
 	ASSERT_EQ(0, vfio_map(self->c, iova, buf, PAGE_4K, RW));
 	ret = edu_open(&self->e, edu_bdf(0), self->c, 0, err, sizeof(err));
 	EXPECT_EQ(-EINVAL, ret) TH_LOG("edu joining: %s", err);
-	ASSERT_EQ(1, mpin(self->m.device, iova, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->m.device, iova, 1, PIN_RW));
 	ASSERT_EQ(0, vfio_unmap(self->c, iova, PAGE_4K, 0, &n));
 	EXPECT_EQ(PAGE_4K, n);
 	EXPECT_EQ(1, mstats(self->m.device).dma_unmap_calls);
@@ -1466,7 +1203,8 @@ TEST_F(bare, edu_join_conflicts_with_msi_mapping)
 #define N_D	0x800000ull
 #define N_D2	0x801000ull
 
-static bool backend_is_rvfio(void)
+/* VFIO_BACKEND says rvfio (not only that rvfio is loaded). */
+static bool backend_env_is_rvfio(void)
 {
 	const char *be = getenv("VFIO_BACKEND");
 
@@ -1513,16 +1251,16 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 	uint8_t *decoy = new_buf(&self->bufs, PAGE_4K, 0xdc);
 	uint8_t buf[64], rd[32];
 	struct rvfio_mdev_stats st;
-	struct mdev m2;
+	struct mdev_dev m2;
 	char err[256] = "";
 	long long pins0;
 	uint64_t n = 0;
 	long flags;
 
-	if (!backend_is_rvfio())
+	if (!backend_env_is_rvfio())
 		SKIP(return, "rvfio only: upstream 6.12 type1 has no stage-1 bind");
 	pins0 = foll_pins_outstanding();
-	ASSERT_EQ(0, mdev_up(&self->m, &self->c, VFIO_TYPE1_NESTING_IOMMU, err, sizeof(err)))
+	ASSERT_EQ(0, mdev_dev_up(&self->m, &self->c, VFIO_TYPE1_NESTING_IOMMU, err, sizeof(err)))
 		TH_LOG("%s", err);
 	t[0] = (N_PML4 + PAGE_4K) | E_OK;
 	t[512] = (N_PML4 + 2 * PAGE_4K) | E_OK;
@@ -1539,31 +1277,31 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 	EXPECT_TRUE(flags & RVFIO_NESTING_GROUP_BOUND);
 
 	/* A second emulated group cannot join while this one is bound. */
-	mdev_init(&m2);
-	ASSERT_EQ(0, mdev_create(&m2, err, sizeof(err))) TH_LOG("%s", err);
-	EXPECT_EQ(-EBUSY, mdev_attach(&m2, self->c));
-	mdev_destroy(&m2);
+	mdev_dev_init(&m2);
+	ASSERT_EQ(0, mdev_dev_create(&m2)) TH_LOG("create mdev %s", m2.uuid);
+	EXPECT_EQ(-EBUSY, mdev_dev_attach(&m2, self->c));
+	mdev_dev_destroy(&m2);
 
 	/* dma_rw: stage-1 IOVAs, both directions; a leaf boundary crossed. */
 	memset(buf, 0x5a, sizeof(buf));
-	EXPECT_EQ(0, mdma_rw(self->m.device, 0x5010, buf, sizeof(buf), RW_WRITE));
+	EXPECT_EQ(0, mdev_dev_dma_rw(self->m.device, 0x5010, buf, sizeof(buf), RW_WRITE));
 	EXPECT_EQ(-1, check_fill(d + 0x10, sizeof(buf), 0x5a));
 	EXPECT_EQ(-1, check_fill(decoy, PAGE_4K, 0xdc));
-	EXPECT_EQ(0, mdma_rw(self->m.device, 0x5ff0, rd, sizeof(rd), RW_KTHREAD));
+	EXPECT_EQ(0, mdev_dev_dma_rw(self->m.device, 0x5ff0, rd, sizeof(rd), RW_KTHREAD));
 	EXPECT_EQ(-1, check_fill(rd, 16, 0x11));
 	EXPECT_EQ(-1, check_fill(rd + 16, 16, 0x22));
 	/* Stage-1 faults: read-only entry written, hole. */
-	EXPECT_EQ(-EPERM, mdma_rw(self->m.device, 0x6000, buf, 8, RW_WRITE));
+	EXPECT_EQ(-EPERM, mdev_dev_dma_rw(self->m.device, 0x6000, buf, 8, RW_WRITE));
 	EXPECT_EQ(-1, check_fill(d2, PAGE_4K, 0x22));
-	EXPECT_EQ(-EFAULT, mdma_rw(self->m.device, 0x7000, buf, 8, 0));
+	EXPECT_EQ(-EFAULT, mdev_dev_dma_rw(self->m.device, 0x7000, buf, 8, 0));
 
 	/* pin_pages through stage 1: the page pinned is D. */
-	ASSERT_EQ(1, mpin(self->m.device, 0x5000, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->m.device, 0x5000, 1, PIN_RW));
 	ASSERT_PINS(pins0 + 1);
-	EXPECT_EQ(8, maccess(self->m.device, false, 0x5000, 0x10, rd, 8));
+	EXPECT_EQ(8, mdev_dev_access(self->m.device, false, 0x5000, 0x10, rd, 8));
 	EXPECT_EQ(-1, check_fill(rd, 8, 0x5a));
-	EXPECT_EQ(-EPERM, mpin(self->m.device, 0x6000, 1, PIN_W));
-	EXPECT_EQ(-EFAULT, mpin(self->m.device, 0x7000, 1, PIN_R));
+	EXPECT_EQ(-EPERM, mdev_dev_pin(self->m.device, 0x6000, 1, PIN_W));
+	EXPECT_EQ(-EFAULT, mdev_dev_pin(self->m.device, 0x7000, 1, PIN_R));
 	ASSERT_PINS(pins0 + 1);
 
 	/* An invalidation asks the device for its pins there (by stage-1 IOVA). */
@@ -1575,8 +1313,8 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 	EXPECT_EQ(0, st.pinned_pages);
 	ASSERT_PINS(pins0);
 	/* Pinned again: D2 now. */
-	ASSERT_EQ(1, mpin(self->m.device, 0x5000, 1, PIN_RW));
-	EXPECT_EQ(8, maccess(self->m.device, false, 0x5000, 0, rd, 8));
+	ASSERT_EQ(1, mdev_dev_pin(self->m.device, 0x5000, 1, PIN_RW));
+	EXPECT_EQ(8, mdev_dev_access(self->m.device, false, 0x5000, 0, rd, 8));
 	EXPECT_EQ(-1, check_fill(rd, 8, 0x22));
 
 	/* UNMAP_DMA of D2 while pinned through stage 1: notified by stage-1 IOVA. */
@@ -1587,17 +1325,17 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 	EXPECT_EQ(0, st.pinned_pages);
 	ASSERT_PINS(pins0);
 	/* D2 is gone from stage 2: a stage-2 fault (EINVAL, as type1's). */
-	EXPECT_EQ(-EINVAL, mpin(self->m.device, 0x5000, 1, PIN_R));
+	EXPECT_EQ(-EINVAL, mdev_dev_pin(self->m.device, 0x5000, 1, PIN_R));
 
 	/* Unbind gives the pins back, and 0x5000 is the decoy's address again. */
 	t[1536 + 5] = N_D | E_OK;
 	ASSERT_EQ(0, nest_inval(self->c, self->m.group_id, 0x5000, 1));
-	ASSERT_EQ(1, mpin(self->m.device, 0x5000, 1, PIN_RW));
+	ASSERT_EQ(1, mdev_dev_pin(self->m.device, 0x5000, 1, PIN_RW));
 	ASSERT_PINS(pins0 + 1);
 	ASSERT_EQ(0, nest_unbind(self->c, self->m.group_id));
 	EXPECT_EQ(0, mstats(self->m.device).pinned_pages);
 	ASSERT_PINS(pins0);
-	EXPECT_EQ(0, mdma_rw(self->m.device, 0x5000, rd, 8, 0));
+	EXPECT_EQ(0, mdev_dev_dma_rw(self->m.device, 0x5000, rd, 8, 0));
 	EXPECT_EQ(-1, check_fill(rd, 8, 0xdc));
 }
 

@@ -34,7 +34,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -47,35 +46,13 @@
 
 #include "kselftest_harness.h"
 #include "edu_fixture.h"
-#include "../samples/mdev/rvfio_mdev_sample.h"
-
-#ifndef MFD_HUGETLB
-#define MFD_HUGETLB	0x0004u
-#endif
-#ifndef MFD_HUGE_2MB
-#define MFD_HUGE_2MB	(21u << 26)
-#endif
+#include "mdev_dev.h"
+#include "vfio_util.h"
 
 #define NO_ENTRY	RVFIO_DMA_OWNER_NO_ENTRY
 #define SERVER_ARG	"--owner-server"
 #define FLOW_TIMEOUT	600
 #define PAIR_TIMEOUT	180
-
-/* ---- backend --------------------------------------------------------- */
-
-static const char *backend_name(void)
-{
-	const char *be = getenv("VFIO_BACKEND");
-
-	if (be && be[0])
-		return be;
-	return access("/sys/module/rvfio", F_OK) == 0 ? "rvfio" : "vfio_iommu_type1";
-}
-
-static long check_ext(int c, long ext)
-{
-	return vfio_ioctl(c, VFIO_CHECK_EXTENSION, (void *)ext);
-}
 
 /* The call with every field given; 0 or -errno. */
 static int change_raw(int c, struct rvfio_change_dma_owner *arg)
@@ -106,33 +83,16 @@ static int change_owner(int c, const struct rvfio_dma_owner_entry *e, uint32_t c
 #define REQUIRE_OWNER(c) do { \
 	if (strcmp(backend_name(), "rvfio")) { \
 		struct rvfio_change_dma_owner __a = { .argsz = sizeof(__a) }; \
-		ASSERT_EQ(0, check_ext((c), RVFIO_DMA_OWNER)); \
+		ASSERT_EQ(0, vfio_check_ext((c), RVFIO_DMA_OWNER)); \
 		ASSERT_EQ(-ENOTTY, change_raw((c), &__a)); \
 		SKIP(return, "%s has no RVFIO_IOMMU_CHANGE_DMA_OWNER (ENOTTY, " \
 		     "CHECK_EXTENSION(RVFIO_DMA_OWNER) 0)", backend_name()); \
 	} \
-	ASSERT_EQ(1, check_ext((c), RVFIO_DMA_OWNER)) \
+	ASSERT_EQ(1, vfio_check_ext((c), RVFIO_DMA_OWNER)) \
 		TH_LOG("rvfio container does not offer RVFIO_DMA_OWNER"); \
 } while (0)
 
 /* ---- memory ------------------------------------------------------------ */
-
-/* A memfd of len bytes (hugetlbfs 2 MiB pages with huge); fd or -errno. */
-static int memfd_new(size_t len, bool huge)
-{
-	unsigned int flags = MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0);
-	int fd = memfd_create(huge ? "owner_test_huge" : "owner_test", flags);
-
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, len)) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	return fd;
-}
 
 static void *map_shared(int fd, size_t len, off_t off, int prot)
 {
@@ -140,21 +100,6 @@ static void *map_shared(int fd, size_t len, off_t off, int prot)
 }
 
 /* ---- a second edu whose BAR0 is the PFNMAP range ------------------------ */
-
-static int bar0_region(int device, uint64_t *offset, uint64_t *size)
-{
-	struct vfio_region_info ri = {
-		.argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX,
-	};
-
-	if (ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &ri))
-		return -errno;
-	if (!(ri.flags & VFIO_REGION_INFO_FLAG_MMAP) || ri.size < PAGE_4K)
-		return -ENODEV;
-	*offset = ri.offset;
-	*size = ri.size;
-	return 0;
-}
 
 /*
  * Attach bdf's group to container c, open the device, enable its memory
@@ -236,138 +181,6 @@ static int copy_checked(struct edu *e, uint64_t si, uint8_t *sv, uint64_t di, ui
 		return -EIO;
 	}
 	return 0;
-}
-
-/* ---- the mdev sample ------------------------------------------------------ */
-
-#define MDEV_BUS_DIR	"/sys/class/mdev_bus"
-#define MDEV_TYPE_DIR	MDEV_BUS_DIR "/" RVFIO_MDEV_SAMPLE_PARENT \
-			"/mdev_supported_types/" RVFIO_MDEV_SAMPLE_TYPE
-
-struct mdev {
-	char uuid[40];
-	int group_id;
-	bool created;
-};
-
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	n = n < 0 ? -errno : 0;
-	close(fd);
-	return (int)n;
-}
-
-/* Why the mdev part cannot run here, or NULL. */
-static const char *mdev_missing(void)
-{
-	if (access(MDEV_BUS_DIR, F_OK))
-		return MDEV_BUS_DIR " does not exist: mdev.ko is not loaded";
-	if (access(MDEV_TYPE_DIR, F_OK))
-		return MDEV_TYPE_DIR " does not exist: rvfio_mdev_sample.ko is not loaded";
-	return NULL;
-}
-
-/* Creates an mdev and waits for /dev/vfio/<its group>. 0 or -errno. */
-static int mdev_create(struct mdev *m)
-{
-	char path[256], link[256];
-	const char *base;
-	uint8_t b[16];
-	ssize_t n;
-	int i, ret;
-
-	if (getrandom(b, sizeof(b), 0) != sizeof(b))
-		return -EIO;
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(m->uuid, sizeof(m->uuid),
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
-	ret = write_str(MDEV_TYPE_DIR "/create", m->uuid);
-	if (ret)
-		return ret;
-	m->created = true;
-	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/iommu_group", m->uuid);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return -errno;
-	link[n] = '\0';
-	base = strrchr(link, '/');
-	m->group_id = atoi(base ? base + 1 : link);
-	snprintf(path, sizeof(path), "/dev/vfio/%d", m->group_id);
-	for (i = 0; i < 50 && access(path, F_OK); i++)
-		usleep(100 * 1000);
-	return access(path, F_OK) ? -ENOENT : 0;
-}
-
-/*
- * Puts the mdev's group into container c, sets the IOMMU type when type is
- * not 0 (a container of its own), and opens the device. 0 or -errno.
- */
-static int mdev_open(struct mdev *m, int c, int type, int *group, int *device)
-{
-	struct vfio_group_status st = { .argsz = sizeof(st) };
-	char path[64];
-	int ret;
-
-	*device = -1;
-	snprintf(path, sizeof(path), "/dev/vfio/%d", m->group_id);
-	*group = open(path, O_RDWR | O_CLOEXEC);
-	if (*group < 0)
-		return -errno;
-	if (ioctl(*group, VFIO_GROUP_GET_STATUS, &st))
-		return -errno;
-	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE))
-		return -EPERM;
-	if (ioctl(*group, VFIO_GROUP_SET_CONTAINER, &c))
-		return -errno;
-	ret = type ? vfio_set_iommu(c, type) : 0;
-	if (ret)
-		return ret;
-	*device = ioctl(*group, VFIO_GROUP_GET_DEVICE_FD, m->uuid);
-	return *device < 0 ? -errno : 0;
-}
-
-/* Removes the mdev (once every fd of it is closed). */
-static void mdev_remove(struct mdev *m)
-{
-	char path[128];
-
-	if (!m->created)
-		return;
-	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", m->uuid);
-	write_str(path, "1");
-	m->created = false;
-}
-
-static int mdma_rw(int dev, uint64_t iova, void *buf, uint32_t len, uint32_t flags)
-{
-	struct rvfio_mdev_dma_rw r = {
-		.iova = iova, .data = (uintptr_t)buf, .len = len, .flags = flags,
-	};
-
-	return (int)vfio_ioctl(dev, RVFIO_MDEV_DMA_RW, &r);
-}
-
-static long mpin(int dev, uint64_t iova, uint32_t npages, uint32_t prot)
-{
-	struct rvfio_mdev_pin p = { .iova = iova, .npages = npages, .prot = prot };
-
-	return vfio_ioctl(dev, RVFIO_MDEV_PIN, &p);
-}
-
-static long munpin(int dev, uint64_t iova, uint32_t npages)
-{
-	struct rvfio_mdev_pin p = { .iova = iova, .npages = npages };
-
-	return vfio_ioctl(dev, RVFIO_MDEV_UNPIN, &p);
 }
 
 /* ==========================================================================
@@ -563,7 +376,7 @@ static void srv_mdev_rw(struct srv *s, const struct req *q, struct rep *r)
 
 	fill_pattern(buf, len, seed);
 	memset(va, 0xd1, len);
-	r->ret = mdma_rw(s->mdev, q->a, buf, len, RVFIO_MDEV_DMA_RW_WRITE | q->flags);
+	r->ret = mdev_dev_dma_rw(s->mdev, q->a, buf, len, RVFIO_MDEV_DMA_RW_WRITE | q->flags);
 	if (r->ret) {
 		snprintf(r->why, sizeof(r->why), "dma_rw write: %s", strerror(-r->ret));
 		return;
@@ -575,7 +388,7 @@ static void srv_mdev_rw(struct srv *s, const struct req *q, struct rep *r)
 	}
 	fill_pattern(va, len, seed + 1);
 	memset(buf, 0, len);
-	r->ret = mdma_rw(s->mdev, q->a, buf, len, q->flags);
+	r->ret = mdev_dev_dma_rw(s->mdev, q->a, buf, len, q->flags);
 	if (r->ret)
 		snprintf(r->why, sizeof(r->why), "dma_rw read: %s", strerror(-r->ret));
 	else if (check_pattern(buf, len, seed + 1) != -1) {
@@ -622,7 +435,7 @@ static void srv_handle(struct srv *s, const struct req *q, struct rep *r)
 		uint64_t off = 0, size = 0;
 		void *p;
 
-		r->ret = bar0_region(s->e.device, &off, &size);
+		r->ret = vfio_bar0_region(s->e.device, &off, &size);
 		if (r->ret)
 			break;
 		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->e.device, off);
@@ -673,7 +486,7 @@ static void srv_handle(struct srv *s, const struct req *q, struct rep *r)
 	case OP_MDEV_PROBE: {
 		uint8_t tmp[16];
 
-		r->ret = mdma_rw(s->mdev, q->a, tmp, sizeof(tmp), 0);
+		r->ret = mdev_dev_dma_rw(s->mdev, q->a, tmp, sizeof(tmp), 0);
 		break;
 	}
 	case OP_CAP:
@@ -902,12 +715,12 @@ TEST_F(edu, uapi_probe)
 	struct rvfio_change_dma_owner a = { .argsz = sizeof(a), .failed = 7 };
 
 	if (strcmp(backend_name(), "rvfio")) {
-		EXPECT_EQ(0, check_ext(self->c, RVFIO_DMA_OWNER));
+		EXPECT_EQ(0, vfio_check_ext(self->c, RVFIO_DMA_OWNER));
 		EXPECT_EQ(-ENOTTY, change_raw(self->c, &a));
 		EXPECT_EQ(7, a.failed);
 		return;
 	}
-	EXPECT_EQ(1, check_ext(self->c, RVFIO_DMA_OWNER));
+	EXPECT_EQ(1, vfio_check_ext(self->c, RVFIO_DMA_OWNER));
 	/* No mappings: count 0 succeeds and says no entry failed. */
 	EXPECT_EQ(0, change_raw(self->c, &a));
 	EXPECT_EQ(NO_ENTRY, a.failed);
@@ -929,7 +742,7 @@ struct bi {
 #define bi_setup(b) __bi_setup(_metadata, self, (b))
 static void __bi_setup(struct __test_metadata *_metadata, FIXTURE_DATA(edu) *self, struct bi *b)
 {
-	b->fd = memfd_new(BI_PAGES * PAGE_4K, false);
+	b->fd = memfd_new("owner_test", BI_PAGES * PAGE_4K, false);
 	ASSERT_GE(b->fd, 0);
 	b->m = map_shared(b->fd, BI_PAGES * PAGE_4K, 0, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, b->m);
@@ -1217,15 +1030,14 @@ FIXTURE(pair) {
 	long lck0, lck1, nlck0;
 	long long pins1;
 	/* mdev_only_container's own container */
-	struct mdev m;
+	struct mdev_dev m;
 	struct conn k;
-	int mc, mg, md;
+	int mc;
 };
 
 FIXTURE_SETUP(pair)
 {
 	char err[256] = "";
-	uint64_t off = 0;
 	struct rep r;
 	void *p;
 
@@ -1234,8 +1046,8 @@ FIXTURE_SETUP(pair)
 	self->bar = self->mem = self->anon = NULL;
 	conn_init(&self->n);
 	conn_init(&self->k);
-	memset(&self->m, 0, sizeof(self->m));
-	self->mc = self->mg = self->md = -1;
+	mdev_dev_init(&self->m);
+	self->mc = -1;
 	SKIP_IF_NO_EDU(2);
 	ASSERT_EQ(0, edu_open(&self->e1, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 		TH_LOG("setup: %s", err);
@@ -1243,12 +1055,11 @@ FIXTURE_SETUP(pair)
 	REQUIRE_OWNER(self->c);
 	ASSERT_EQ(0, peer_open(self->c, edu_bdf(edu_count() - 1), &self->g2, &self->d2, err,
 			       sizeof(err))) TH_LOG("setup: %s", err);
-	ASSERT_EQ(0, bar0_region(self->d2, &off, &self->bar_size));
-	p = mmap(NULL, self->bar_size, PROT_READ | PROT_WRITE, MAP_SHARED, self->d2, off);
-	ASSERT_NE(MAP_FAILED, p);
+	p = vfio_bar0_mmap(self->d2, PROT_READ | PROT_WRITE, &self->bar_size);
+	ASSERT_NE(MAP_FAILED, p) TH_LOG("BAR0 of the peer: %s", strerror(errno));
 	self->bar = p;
 	ASSERT_EQ(self->bar_size, self->e1.bar0_size) TH_LOG("the two edus' BAR0 differ in size");
-	self->memfd = memfd_new(PAIR_MEM_PAGES * PAGE_4K, false);
+	self->memfd = memfd_new("owner_test", PAIR_MEM_PAGES * PAGE_4K, false);
 	ASSERT_GE(self->memfd, 0);
 	p = map_shared(self->memfd, PAIR_MEM_PAGES * PAGE_4K, 0, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, p);
@@ -1286,13 +1097,10 @@ FIXTURE_SETUP(pair)
 FIXTURE_TEARDOWN(pair)
 {
 	conn_kill(&self->k);
-	if (self->md >= 0)
-		close(self->md);
-	if (self->mg >= 0)
-		close(self->mg);
+	mdev_dev_close(&self->m);
 	if (self->mc >= 0)
 		close(self->mc);
-	mdev_remove(&self->m);
+	mdev_dev_destroy(&self->m);
 	conn_kill(&self->n);
 	if (self->c >= 0)
 		vfio_unmap_all(self->c, NULL);
@@ -1627,26 +1435,25 @@ TEST_F_TIMEOUT(pair, pfnmap_invalidated_during_call, PAIR_TIMEOUT)
  */
 TEST_F_TIMEOUT(pair, mdev_only_container, PAIR_TIMEOUT)
 {
-	const char *why = mdev_missing();
+	const char *why = mdev_dev_missing();
 	const uint64_t iova = 0x100000ull;
 	const uint32_t prw = RVFIO_MDEV_PROT_READ | RVFIO_MDEV_PROT_WRITE;
 	struct rvfio_dma_owner_entry e;
 	long lck0 = vmlck_kb(), klck0;
 	uint8_t tmp[16];
+	char err[256] = "";
 	struct rep r;
 
 	if (why)
 		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_create(&self->m));
-	self->mc = vfio_container_open();
-	ASSERT_GE(self->mc, 0);
-	ASSERT_EQ(0, mdev_open(&self->m, self->mc, VFIO_TYPE1v2_IOMMU, &self->mg, &self->md));
-	ASSERT_EQ(1, check_ext(self->mc, RVFIO_DMA_OWNER));
+	ASSERT_EQ(0, mdev_dev_up(&self->m, &self->mc, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	ASSERT_EQ(1, vfio_check_ext(self->mc, RVFIO_DMA_OWNER));
 	ASSERT_EQ(0, vfio_map(self->mc, iova, self->mem, 8 * PAGE_4K, RW));
 	EXPECT_EQ(lck0, vmlck_kb()) TH_LOG("an mdev-only MAP_DMA pins nothing");
-	ASSERT_EQ(2, mpin(self->md, iova + 2 * PAGE_4K, 2, prw));
+	ASSERT_EQ(2, mdev_dev_pin(self->m.device, iova + 2 * PAGE_4K, 2, prw));
 	EXPECT_EQ(lck0 + 8, vmlck_kb());
-	ASSERT_EQ(0, fork_server(&self->k, self->mc, NULL, self->md));
+	ASSERT_EQ(0, fork_server(&self->k, self->mc, NULL, self->m.device));
 	r = R_VMLCK(&self->k);
 	ASSERT_OK(r);
 	klck0 = r.vmlck;
@@ -1660,16 +1467,17 @@ TEST_F_TIMEOUT(pair, mdev_only_container, PAIR_TIMEOUT)
 	EXPECT_EQ(klck0 + 8, r.vmlck);
 	EXPECT_EQ(lck0, vmlck_kb());
 	/* A new pin, asked for by T: N's mm, N's charge. */
-	ASSERT_EQ(1, mpin(self->md, iova + 5 * PAGE_4K, 1, RVFIO_MDEV_PROT_READ));
+	ASSERT_EQ(1, mdev_dev_pin(self->m.device, iova + 5 * PAGE_4K, 1, RVFIO_MDEV_PROT_READ));
 	r = R_VMLCK(&self->k);
 	EXPECT_EQ(klck0 + 12, r.vmlck);
 	EXPECT_EQ(lck0, vmlck_kb());
-	EXPECT_EQ(-EFAULT, mdma_rw(self->md, iova, tmp, sizeof(tmp), 0)) TH_LOG("T is not the owner");
+	EXPECT_EQ(-EFAULT, mdev_dev_dma_rw(self->m.device, iova, tmp, sizeof(tmp), 0))
+		TH_LOG("T is not the owner");
 	r = call(&self->k, (struct req){ .op = OP_MDEV_RW, .a = iova + 6 * PAGE_4K + 8,
 					 .b = (uintptr_t)self->mem + 6 * PAGE_4K + 8, .c = 64 });
 	EXPECT_EQ(0, r.ret) TH_LOG("%s", r.why);
-	EXPECT_EQ(2, munpin(self->md, iova + 2 * PAGE_4K, 2));
-	EXPECT_EQ(1, munpin(self->md, iova + 5 * PAGE_4K, 1));
+	EXPECT_EQ(2, mdev_dev_unpin(self->m.device, iova + 2 * PAGE_4K, 2));
+	EXPECT_EQ(1, mdev_dev_unpin(self->m.device, iova + 5 * PAGE_4K, 1));
 	r = R_VMLCK(&self->k);
 	EXPECT_EQ(klck0, r.vmlck);
 	EXPECT_EQ(0, vfio_unmap_all(self->mc, NULL));
@@ -1694,7 +1502,7 @@ TEST_F_TIMEOUT(pair, mdev_only_container, PAIR_TIMEOUT)
 
 FIXTURE(flow) {
 	struct conn a, n;
-	struct mdev m;
+	struct mdev_dev m;
 	int fds[SRV_MAX_FDS];
 	int nfds;
 };
@@ -1703,7 +1511,7 @@ FIXTURE_SETUP(flow)
 {
 	conn_init(&self->a);
 	conn_init(&self->n);
-	memset(&self->m, 0, sizeof(self->m));
+	mdev_dev_init(&self->m);
 	self->nfds = 0;
 	if (access("/dev/vfio/vfio", F_OK))
 		SKIP(return, "/dev/vfio/vfio does not exist: vfio is not loaded");
@@ -1720,7 +1528,7 @@ FIXTURE_TEARDOWN(flow)
 	for (int i = 0; i < self->nfds; i++)
 		if (self->fds[i] >= 0)
 			close(self->fds[i]);
-	mdev_remove(&self->m);
+	mdev_dev_destroy(&self->m);
 }
 
 /* A's or N's memory, in its own address space. */
@@ -1779,7 +1587,7 @@ TEST_F_TIMEOUT(flow, exec_successor_takes_over, FLOW_TIMEOUT)
 {
 	int ta[2], at[2], tn[2], nt[2], g1, d1, g2, d2, mg = -1, md = -1, memfd, hugefd;
 	uint64_t bar_off = 0, bar_size = 0, extra = 0;
-	const char *no_mdev = mdev_missing();
+	const char *no_mdev = mdev_dev_missing();
 	long long pins0, pins_mapped;
 	struct where wa, wn;
 	long lck_t0, lck_a0, lck_n0, trips;
@@ -1807,11 +1615,11 @@ TEST_F_TIMEOUT(flow, exec_successor_takes_over, FLOW_TIMEOUT)
 		TH_LOG("%s", err);
 	self->fds[self->nfds++] = g2;
 	self->fds[self->nfds++] = d2;
-	ASSERT_EQ(0, bar0_region(d2, &bar_off, &bar_size));
-	memfd = memfd_new(FL_MEM_LEN, false);
+	ASSERT_EQ(0, vfio_bar0_region(d2, &bar_off, &bar_size));
+	memfd = memfd_new("owner_test", FL_MEM_LEN, false);
 	ASSERT_GE(memfd, 0);
 	self->fds[self->nfds++] = memfd;
-	hugefd = memfd_new(FL_HUGE_LEN, true);
+	hugefd = memfd_new("owner_test_huge", FL_HUGE_LEN, true);
 	if (hugefd < 0)
 		SKIP(return, "no hugetlbfs memfd (%s): the flow maps 2 MiB pages", strerror(-hugefd));
 	self->fds[self->nfds++] = hugefd;
@@ -1823,9 +1631,11 @@ TEST_F_TIMEOUT(flow, exec_successor_takes_over, FLOW_TIMEOUT)
 	if (no_mdev) {
 		TH_LOG("mdev part skipped: %s", no_mdev);
 	} else {
-		ASSERT_EQ(0, mdev_create(&self->m)) TH_LOG("creating an mdev");
-		ASSERT_EQ(0, mdev_open(&self->m, c, 0, &mg, &md)) TH_LOG("mdev group %d",
-								      self->m.group_id);
+		ASSERT_EQ(0, mdev_dev_up(&self->m, &c, 0, err, sizeof(err))) TH_LOG("%s", err);
+		/* self->fds closes them: mdev_dev_destroy() only removes the mdev. */
+		mg = self->m.group;
+		md = self->m.device;
+		self->m.group = self->m.device = -1;
 		self->fds[self->nfds++] = mg;
 		self->fds[self->nfds++] = md;
 	}
@@ -2032,7 +1842,7 @@ TEST_F_TIMEOUT(flow, exec_successor_takes_over, FLOW_TIMEOUT)
 	ASSERT_EQ(0, status) TH_LOG("N's exit status (was it reparented to us?)");
 	ASSERT_PINS(pins0);
 	EXPECT_EQ(lck_t0, vmlck_kb());
-	mdev_remove(&self->m);
+	mdev_dev_destroy(&self->m);
 }
 
 int main(int argc, char **argv)

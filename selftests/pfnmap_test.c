@@ -43,6 +43,7 @@
 
 #include "kselftest_harness.h"
 #include "edu_fixture.h"
+#include "vfio_util.h"
 
 #define PEER_IOVA	0x40000000ull	/* edu #2's BAR0 (2 MiB aligned) */
 #define RAM_IOVA	0x10000000ull	/* one page of process memory, RW */
@@ -52,25 +53,6 @@
 
 /* ---- backend ---------------------------------------------------------- */
 
-static const char *backend_name(void)
-{
-	const char *be = getenv("VFIO_BACKEND");
-
-	if (be && be[0])
-		return be;
-	return access("/sys/module/rvfio", F_OK) == 0 ? "rvfio" : "vfio_iommu_type1";
-}
-
-static bool backend_is_rvfio(void)
-{
-	return !strcmp(backend_name(), "rvfio");
-}
-
-static long check_ext(int c, long ext)
-{
-	return vfio_ioctl(c, VFIO_CHECK_EXTENSION, (void *)ext);
-}
-
 /*
  * Revocation tests: skip on type1 (with the reason), fail on rvfio when the
  * container does not offer RVFIO_PFNMAP_REVOKE.
@@ -78,31 +60,11 @@ static long check_ext(int c, long ext)
 #define REQUIRE_REVOKE(c) do { \
 	if (!backend_is_rvfio()) \
 		SKIP(return, "%s does not revoke PFNMAP mappings", backend_name()); \
-	ASSERT_EQ(1, check_ext((c), RVFIO_PFNMAP_REVOKE)) \
+	ASSERT_EQ(1, vfio_check_ext((c), RVFIO_PFNMAP_REVOKE)) \
 		TH_LOG("rvfio container does not offer RVFIO_PFNMAP_REVOKE"); \
 } while (0)
 
 /* ---- uapi wrappers ------------------------------------------------------ */
-
-/* RVFIO_IOMMU_DMA_QUERY for iova; 0 or -errno. */
-static int dma_query(int c, uint64_t iova, struct rvfio_dma_query *q)
-{
-	memset(q, 0, sizeof(*q));
-	q->argsz = sizeof(*q);
-	q->iova = iova;
-	return (int)vfio_ioctl(c, RVFIO_IOMMU_DMA_QUERY, q);
-}
-
-/* RVFIO_IOMMU_REVOKE_EVENTFD; 0 or -errno; *revocations gets the count. */
-static int revoke_eventfd(int c, int fd, uint64_t *revocations)
-{
-	struct rvfio_revoke_eventfd r = { .argsz = sizeof(r), .fd = fd };
-	int ret = (int)vfio_ioctl(c, RVFIO_IOMMU_REVOKE_EVENTFD, &r);
-
-	if (revocations)
-		*revocations = r.revocations;
-	return ret;
-}
 
 /* Waits up to ms for the eventfd and reads it: the count, 0 on timeout, or -errno. */
 static long long eventfd_wait(int efd, int ms)
@@ -122,43 +84,12 @@ static long long eventfd_wait(int efd, int ms)
 
 /* ---- sysfs -------------------------------------------------------------- */
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-/* Name of the driver bdf is bound to ("" if none). */
-static void pci_driver(const char *bdf, char *buf, size_t len)
-{
-	char path[128], link[256];
-	const char *base;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	buf[0] = '\0';
-	if (n < 0)
-		return;
-	link[n] = '\0';
-	base = strrchr(link, '/');
-	base = base ? base + 1 : link;
-	if (strlen(base) < len)
-		memcpy(buf, base, strlen(base) + 1);
-}
-
 static int pci_unbind(const char *bdf)
 {
 	char path[128];
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
-	return write_str(path, bdf);
+	return sysfs_write_str(path, bdf);
 }
 
 /*
@@ -174,7 +105,7 @@ static int pci_bind_vfio(const char *bdf)
 	if (strcmp(drv, "vfio-pci")) {
 		if (drv[0])
 			return -EBUSY;
-		ret = write_str("/sys/bus/pci/drivers/vfio-pci/bind", bdf);
+		ret = sysfs_write_str("/sys/bus/pci/drivers/vfio-pci/bind", bdf);
 		if (ret)
 			return ret;
 	}
@@ -191,22 +122,6 @@ static int pci_bind_vfio(const char *bdf)
 }
 
 /* ---- edu #2 without touching its BAR ------------------------------------ */
-
-/* BAR0 region of a vfio-pci device fd: 0 or -errno. */
-static int bar0_region(int device, uint64_t *offset, uint64_t *size)
-{
-	struct vfio_region_info ri = {
-		.argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX,
-	};
-
-	if (ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &ri))
-		return -errno;
-	if (!(ri.flags & VFIO_REGION_INFO_FLAG_MMAP) || ri.size < PAGE_4K)
-		return -ENODEV;
-	*offset = ri.offset;
-	*size = ri.size;
-	return 0;
-}
 
 /* mmap of BAR0 with prot (MAP_SHARED); nothing is touched. MAP_FAILED + errno. */
 static void *bar0_mmap(int device, uint64_t offset, uint64_t size, int prot)
@@ -262,7 +177,7 @@ static int peer_open(int c, const char *bdf, int *group, int *device, uint64_t *
 		snprintf(err, errlen, "enabling memory space of %s: %s", bdf, strerror(-ret));
 		return ret;
 	}
-	ret = bar0_region(*device, bar_off, bar_size);
+	ret = vfio_bar0_region(*device, bar_off, bar_size);
 	if (ret)
 		snprintf(err, errlen, "BAR0 region of %s: %s", bdf, strerror(-ret));
 	return ret;
@@ -670,7 +585,7 @@ TEST_F(p2p, prot_none_bar_after_populate_refused_efault)
 TEST_F(p2p, revoke_uapi_probe)
 {
 	struct rvfio_dma_query q;
-	long ext = check_ext(self->c, RVFIO_PFNMAP_REVOKE);
+	long ext = vfio_check_ext(self->c, RVFIO_PFNMAP_REVOKE);
 
 	if (!backend_is_rvfio()) {
 		EXPECT_EQ(0, ext);
@@ -1138,7 +1053,7 @@ TEST_F_TIMEOUT(p2p, revoke_on_mm_owner_exit, P2P_TIMEOUT)
 	self->g2 = fds[FD_GROUP2];
 	self->d2 = fds[FD_DEVICE2];
 	self->bar_size = msg.bar_size;
-	ASSERT_EQ(0, bar0_region(self->e1.device, &bar_off, &bar_size));
+	ASSERT_EQ(0, vfio_bar0_region(self->e1.device, &bar_off, &bar_size));
 	m = bar0_mmap(self->e1.device, bar_off, bar_size, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, m);
 	self->e1.bar0 = m;
@@ -1161,7 +1076,7 @@ TEST_F_TIMEOUT(p2p, revoke_on_mm_owner_exit, P2P_TIMEOUT)
 
 	EXPECT_PEER_CUT(PEER_IOVA, "mm owner exited");
 	/* edu #2 itself is fine: its BAR answers through our own mmap, not through the IOVA. */
-	ASSERT_EQ(0, bar0_region(self->d2, &self->bar_off, &bar_size));
+	ASSERT_EQ(0, vfio_bar0_region(self->d2, &self->bar_off, &bar_size));
 	m = bar0_mmap(self->d2, self->bar_off, self->bar_size, PROT_READ | PROT_WRITE);
 	ASSERT_NE(MAP_FAILED, m);
 	self->bar = mine = m;

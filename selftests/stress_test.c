@@ -42,6 +42,7 @@
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
 #include "fault_inject.h"
+#include "vfio_util.h"
 
 #define RW		(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
 #define NTHREADS	8
@@ -62,27 +63,6 @@ static long env_long(const char *name, long dflt)
 	const char *v = getenv(name);
 
 	return v && *v ? strtol(v, NULL, 0) : dflt;
-}
-
-static const char *backend_name(void)
-{
-	const char *be = getenv("VFIO_BACKEND");
-
-	if (be && be[0])
-		return be;
-	return access("/sys/module/rvfio", F_OK) == 0 ? "rvfio" : "vfio_iommu_type1";
-}
-
-/* Waits (3 s) for the FOLL_PIN count to reach want; returns the last count. */
-static long long pins_settle(long long want)
-{
-	long long p = foll_pins_outstanding();
-
-	for (int i = 0; i < 60 && p != want; i++) {
-		usleep(50000);
-		p = foll_pins_outstanding();
-	}
-	return p;
 }
 
 static uint64_t xorshift(uint64_t *s)
@@ -111,23 +91,6 @@ struct sthread {
 	unsigned long maps, bitmaps, copies, unmaps;
 	char bad[256];
 };
-
-static int dirty_get(int c, uint64_t iova, uint64_t size, uint64_t *bits, size_t words)
-{
-	struct {
-		struct vfio_iommu_type1_dirty_bitmap db;
-		struct vfio_iommu_type1_dirty_bitmap_get range;
-	} req = {
-		.db = { .argsz = sizeof(req), .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP },
-		.range = {
-			.iova = iova, .size = size,
-			.bitmap = { .pgsize = PAGE_4K, .size = words * 8, .data = (__u64 *)bits },
-		},
-	};
-
-	memset(bits, 0, words * 8);
-	return (int)vfio_ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &req);
-}
 
 /* Ones for the first n bits, zero after them. */
 static bool bits_ok(const uint64_t *bits, size_t words, unsigned int n)
@@ -168,7 +131,7 @@ static void *stress_main(void *arg)
 			BAD(t, "thread %d: map %#llx + %u pages: %s", t->idx,
 			    (unsigned long long)iova, n, strerror(-ret));
 		t->maps++;
-		ret = dirty_get(s->c, iova, n * PAGE_4K, bits, sizeof(bits) / 8);
+		ret = vfio_dirty_get(s->c, iova, n * PAGE_4K, bits, sizeof(bits) / 8);
 		if (ret)
 			BAD(t, "thread %d: GET_BITMAP: %s", t->idx, strerror(-ret));
 		if (!bits_ok(bits, sizeof(bits) / 8, n))
@@ -198,7 +161,7 @@ static void *stress_main(void *arg)
 			BAD(t, "thread %d: unmap %u pages: %s, %llu bytes", t->idx, n,
 			    strerror(-ret), (unsigned long long)done);
 		/* Nothing mapped there now: type1 answers 0 and reports nothing dirty. */
-		ret = dirty_get(s->c, iova, n * PAGE_4K, bits, sizeof(bits) / 8);
+		ret = vfio_dirty_get(s->c, iova, n * PAGE_4K, bits, sizeof(bits) / 8);
 		if (ret || !bits_ok(bits, sizeof(bits) / 8, 0))
 			BAD(t, "thread %d: GET_BITMAP of the range just unmapped: %d, %#llx",
 			    t->idx, ret, (unsigned long long)bits[0]);
@@ -256,7 +219,7 @@ TEST(eight_threads)
 	for (int i = 0; i < NTHREADS; i++)
 		munmap(t[i].buf, THREAD_PAGES * PAGE_4K);
 	EXPECT_EQ(lck0, vmlck_kb());
-	EXPECT_EQ(pins0, pins_settle(pins0));
+	EXPECT_EQ(pins0, pins_settle(pins0, 3000));
 	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
 }
 
@@ -389,7 +352,7 @@ TEST_F_TIMEOUT(kill, during_map_unmap, 600)
 		ASSERT_TRUE(WIFSIGNALED(status))
 			TH_LOG("kill %ld: the child exited with %d before the kill", i,
 			       WEXITSTATUS(status));
-		ASSERT_EQ(pins0, pins_settle(pins0))
+		ASSERT_EQ(pins0, pins_settle(pins0, 3000))
 			TH_LOG("kill %ld (%s): pins left behind", i,
 			       *phase == 1 ? "during MAP_DMA" : "during UNMAP_DMA");
 	}
@@ -409,23 +372,11 @@ TEST_F_TIMEOUT(kill, during_map_unmap, 600)
 	edu_close(&e);
 	munmap(buf, len);
 	munmap((void *)phase, PAGE_4K);
-	EXPECT_EQ(pins0, pins_settle(pins0));
+	EXPECT_EQ(pins0, pins_settle(pins0, 3000));
 	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
 }
 
 /* ---- device removal and rescan ---- */
-
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
 
 static bool pci_present(const char *bdf)
 {
@@ -435,24 +386,6 @@ static bool pci_present(const char *bdf)
 	return access(path, F_OK) == 0;
 }
 
-static void pci_driver(const char *bdf, char *buf, size_t len)
-{
-	char path[128], link[256];
-	const char *base;
-	ssize_t n;
-
-	buf[0] = '\0';
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return;
-	link[n] = '\0';
-	base = strrchr(link, '/');
-	base = base ? base + 1 : link;
-	if (strlen(base) < len)
-		memcpy(buf, base, strlen(base) + 1);
-}
-
 /* Rescans until bdf is back and bound to vfio-pci with its /dev/vfio node. 0 or -errno. */
 static int pci_rescan_vfio(const char *bdf)
 {
@@ -460,7 +393,7 @@ static int pci_rescan_vfio(const char *bdf)
 	int ret, grp;
 
 	for (int i = 0; i < 50 && !pci_present(bdf); i++) {
-		ret = write_str("/sys/bus/pci/rescan", "1");
+		ret = sysfs_write_str("/sys/bus/pci/rescan", "1");
 		if (ret)
 			return ret;
 		if (!pci_present(bdf))
@@ -470,7 +403,7 @@ static int pci_rescan_vfio(const char *bdf)
 		return -ENODEV;
 	pci_driver(bdf, drv, sizeof(drv));
 	if (!drv[0])
-		write_str("/sys/bus/pci/drivers/vfio-pci/bind", bdf);
+		sysfs_write_str("/sys/bus/pci/drivers/vfio-pci/bind", bdf);
 	pci_driver(bdf, drv, sizeof(drv));
 	if (strcmp(drv, "vfio-pci"))
 		return -EBUSY;
@@ -495,7 +428,7 @@ static void *remove_main(void *arg)
 	char path[128];
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", r->bdf);
-	r->ret = write_str(path, "1");	/* waits until the device fd is closed */
+	r->ret = sysfs_write_str(path, "1");	/* waits until the device fd is closed */
 	atomic_store(&r->done, 1);
 	return NULL;
 }
@@ -587,7 +520,7 @@ TEST_F_TIMEOUT(removal, remove_rescan, 120)
 	edu_close(&ed);
 	edu_close(&e1);
 	munmap(buf, 16 * PAGE_4K);
-	EXPECT_EQ(pins0, pins_settle(pins0));
+	EXPECT_EQ(pins0, pins_settle(pins0, 3000));
 	EXPECT_EQ(lck0, vmlck_kb());
 	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
 	ksft_print_msg("%s: %s removed with a mapping and a DMA in flight, rescanned into "
@@ -751,7 +684,7 @@ TEST_F_TIMEOUT(kill, fd_passing, 120)
 	close(go[0]);
 	/* B has the fds (it says so on the socket it shares with A). */
 	ASSERT_EQ(1, read(sv[0], &r, 1));
-	ASSERT_EQ(4, pins_settle(pins0 + 4) - pins0) TH_LOG("A's mapping pins its pages");
+	ASSERT_EQ(4, pins_settle(pins0 + 4, 3000) - pins0) TH_LOG("A's mapping pins its pages");
 	kill(a, SIGKILL);
 	ASSERT_EQ(a, waitpid(a, &status, 0));
 	ASSERT_TRUE(WIFSIGNALED(status));
@@ -762,7 +695,7 @@ TEST_F_TIMEOUT(kill, fd_passing, 120)
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("process B's check %d failed (see proc_b)",
 						 WEXITSTATUS(status));
-	EXPECT_EQ(pins0, pins_settle(pins0));
+	EXPECT_EQ(pins0, pins_settle(pins0, 3000));
 	close(sv[0]);
 	close(sv[1]);
 	close(go[1]);

@@ -25,6 +25,7 @@
 
 #include "kselftest_harness.h"
 #include "edu_fixture.h"
+#include "vfio_util.h"
 
 #define VADDR		VFIO_DMA_MAP_FLAG_VADDR
 #define UNMAP_VADDR	VFIO_DMA_UNMAP_FLAG_VADDR
@@ -33,21 +34,6 @@
 static void *memfd_map(int fd, size_t len)
 {
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-}
-
-static int memfd_new(size_t len)
-{
-	int fd = memfd_create("vaddr_test", MFD_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, len)) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	return fd;
 }
 
 /* Touch every page so that MAP_DMA pins already-present pages. */
@@ -83,7 +69,7 @@ TEST_F_TIMEOUT(edu, invalidate_vaddr_reports_size_dma_continues, DMA_TEST_TIMEOU
 {
 	const size_t len = 16 * PAGE_4K;
 	const uint64_t A = SZ_1M, B = 2 * SZ_1M;
-	int fd = memfd_new(len);
+	int fd = memfd_new("vaddr_test", len, false);
 	uint8_t *m;
 	long lck0, lck1;
 	long long pins0, pins1;
@@ -131,7 +117,7 @@ TEST_F_TIMEOUT(edu, invalidate_twice_einval_nothing_changes, DMA_TEST_TIMEOUT)
 {
 	const size_t len = 8 * PAGE_4K;
 	const uint64_t X = SZ_1M, Y = 2 * SZ_1M;
-	int fd = memfd_new(len);
+	int fd = memfd_new("vaddr_test", len, false);
 	uint8_t *m;
 	long lck1;
 	uint64_t n;
@@ -183,7 +169,7 @@ TEST_F(edu, map_vaddr_errors)
 {
 	const size_t len = 16 * PAGE_4K;
 	const uint64_t A = SZ_1M, V = 4 * SZ_1M;
-	int fd = memfd_new(len);
+	int fd = memfd_new("vaddr_test", len, false);
 	uint8_t *m;
 	uint64_t n = 0;
 
@@ -233,7 +219,7 @@ TEST_F_TIMEOUT(edu, restore_at_new_vaddr_dma_continues, DMA_TEST_TIMEOUT)
 {
 	const size_t len = 8 * PAGE_4K;
 	const uint64_t A = 0x3000000;
-	int fd = memfd_new(len);
+	int fd = memfd_new("vaddr_test", len, false);
 	uint8_t *m1, *m2;
 	long lck0, lck1;
 	long long pins0, pins1;
@@ -287,7 +273,7 @@ TEST_F_TIMEOUT(edu, attach_group_while_vaddr_invalid_ebusy, DMA_TEST_TIMEOUT)
 
 	if (edu_count() < 2)
 		SKIP(return, "needs 2 edu devices in EDU_BDFS, have %d", edu_count());
-	fd = memfd_new(len);
+	fd = memfd_new("vaddr_test", len, false);
 	ASSERT_GE(fd, 0);
 	m = memfd_map(fd, len);
 	ASSERT_NE(MAP_FAILED, m);
@@ -337,7 +323,7 @@ TEST_F(edu, unmap_of_invalid_mapping_allows_attach)
 
 	if (edu_count() < 2)
 		SKIP(return, "needs 2 edu devices in EDU_BDFS, have %d", edu_count());
-	fd = memfd_new(len);
+	fd = memfd_new("vaddr_test", len, false);
 	ASSERT_GE(fd, 0);
 	m = memfd_map(fd, len);
 	ASSERT_NE(MAP_FAILED, m);
@@ -366,7 +352,7 @@ TEST_F_TIMEOUT(edu, invalidate_vaddr_all, DMA_TEST_TIMEOUT)
 	const uint64_t iova[3] = { SZ_1M, 3 * SZ_1M, SZ_4G };
 	const size_t pages[3] = { 2, 4, 8 };
 	size_t off[3] = { 0, 2, 6 };
-	int fd = memfd_new(len), g;
+	int fd = memfd_new("vaddr_test", len, false), g;
 	char err[256] = "";
 	struct edu e2;
 	uint8_t *m;
@@ -421,7 +407,7 @@ TEST_F_TIMEOUT(edu, invalidate_vaddr_all, DMA_TEST_TIMEOUT)
 TEST_F(edu, close_with_invalid_vaddr_releases_all)
 {
 	const size_t len = 32 * PAGE_4K;
-	int fd = memfd_new(len);
+	int fd = memfd_new("vaddr_test", len, false);
 	uint8_t *m;
 	long lck0;
 	long long pins0;
@@ -565,7 +551,7 @@ static void fork_parent(bool exit_early, int pt, int tp, int ct, int tc)
 	int fd, ret;
 	pid_t c;
 
-	fd = memfd_new(FORK_LEN);
+	fd = memfd_new("vaddr_test", FORK_LEN, false);
 	if (fd < 0)
 		CHILD_FAIL(20, "memfd: %s", strerror(-fd));
 	m = memfd_map(fd, FORK_LEN);

@@ -12,23 +12,12 @@
 #include <linux/vfio.h>
 
 #include "mdev_dev.h"
+#include "vfio_edu.h"
+#include "vfio_util.h"
 
 #define MDEV_BUS_DIR	"/sys/class/mdev_bus"
 #define MDEV_TYPE_DIR	MDEV_BUS_DIR "/" RVFIO_MDEV_SAMPLE_PARENT \
 			"/mdev_supported_types/" RVFIO_MDEV_SAMPLE_TYPE
-
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	n = n < 0 ? -errno : 0;
-	close(fd);
-	return n;
-}
 
 static long ioctl_ret(int fd, unsigned long req, void *arg)
 {
@@ -62,15 +51,19 @@ int mdev_dev_create(struct mdev_dev *m)
 	ssize_t n;
 	int ret;
 
-	if (getrandom(b, sizeof(b), 0) != sizeof(b))
-		return -EIO;
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
+	if (getrandom(b, sizeof(b), 0) != sizeof(b)) {
+		uint64_t t = random_seed() * 0x9e3779b97f4a7c15ull ^ getpid();
+
+		for (int i = 0; i < 16; i++)
+			b[i] = t >> (8 * (i % 8)) ^ i * 37;
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
 	snprintf(m->uuid, sizeof(m->uuid),
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
-	ret = write_str(MDEV_TYPE_DIR "/create", m->uuid);
+	ret = sysfs_write_str(MDEV_TYPE_DIR "/create", m->uuid);
 	if (ret)
 		return ret;
 	m->created = true;
@@ -115,11 +108,16 @@ int mdev_dev_open(struct mdev_dev *m)
 	return 0;
 }
 
-void mdev_dev_close(struct mdev_dev *m)
+void mdev_dev_close_device(struct mdev_dev *m)
 {
 	if (m->device >= 0)
 		close(m->device);
 	m->device = -1;
+}
+
+void mdev_dev_close(struct mdev_dev *m)
+{
+	mdev_dev_close_device(m);
 	if (m->group >= 0)
 		close(m->group);
 	m->group = -1;
@@ -132,9 +130,58 @@ void mdev_dev_destroy(struct mdev_dev *m)
 	mdev_dev_close(m);
 	if (m->created) {
 		snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", m->uuid);
-		write_str(path, "1");
+		sysfs_write_str(path, "1");
 		m->created = false;
 	}
+}
+
+int mdev_dev_up(struct mdev_dev *m, int *container, int iommu_type, char *err, size_t errlen)
+{
+	bool own = *container < 0;
+	int ret;
+
+	mdev_dev_init(m);
+	if (own) {
+		*container = vfio_container_open();
+		if (*container < 0) {
+			ret = *container;
+			snprintf(err, errlen, "open /dev/vfio/vfio: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	ret = mdev_dev_create(m);
+	if (ret) {
+		snprintf(err, errlen, "create mdev %s: %s", m->uuid, strerror(-ret));
+		goto fail;
+	}
+	ret = mdev_dev_attach(m, *container);
+	if (ret) {
+		snprintf(err, errlen, "attach group %d of mdev %s: %s", m->group_id,
+			 m->uuid, strerror(-ret));
+		goto fail;
+	}
+	if (iommu_type) {
+		ret = vfio_set_iommu(*container, iommu_type);
+		if (ret) {
+			snprintf(err, errlen, "VFIO_SET_IOMMU(%d) with only the mdev group: %s",
+				 iommu_type, strerror(-ret));
+			goto fail;
+		}
+	}
+	ret = mdev_dev_open(m);
+	if (ret) {
+		snprintf(err, errlen, "VFIO_GROUP_GET_DEVICE_FD(%s): %s", m->uuid,
+			 strerror(-ret));
+		goto fail;
+	}
+	return 0;
+fail:
+	mdev_dev_destroy(m);
+	if (own) {
+		close(*container);
+		*container = -1;
+	}
+	return ret;
 }
 
 long mdev_dev_pin(int dev, uint64_t iova, uint32_t npages, uint32_t prot)
@@ -158,6 +205,15 @@ long mdev_dev_dma_rw(int dev, uint64_t iova, void *buf, uint32_t len, uint32_t f
 	};
 
 	return ioctl_ret(dev, RVFIO_MDEV_DMA_RW, &r);
+}
+
+long mdev_dev_access(int dev, bool write, uint64_t iova, uint32_t off, void *buf, uint32_t len)
+{
+	struct rvfio_mdev_access a = {
+		.iova = iova, .offset = off, .len = len, .data = (uintptr_t)buf,
+	};
+
+	return ioctl_ret(dev, write ? RVFIO_MDEV_WRITE_PINNED : RVFIO_MDEV_READ_PINNED, &a);
 }
 
 int mdev_dev_stats(int dev, struct rvfio_mdev_stats *st)

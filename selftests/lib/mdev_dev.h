@@ -33,10 +33,18 @@ int mdev_dev_create(struct mdev_dev *m);
 int mdev_dev_attach(struct mdev_dev *m, int container);
 /* VFIO_GROUP_GET_DEVICE_FD. */
 int mdev_dev_open(struct mdev_dev *m);
+/* Close the device fd only (the group stays in its container). */
+void mdev_dev_close_device(struct mdev_dev *m);
 /* Close the device and group fds (the mdev stays). */
 void mdev_dev_close(struct mdev_dev *m);
 /* mdev_dev_close() and remove the mdev. */
 void mdev_dev_destroy(struct mdev_dev *m);
+/*
+ * Create an mdev and put it into *container (a new one if < 0, then
+ * SET_IOMMU(iommu_type) unless 0), open its device. 0 or -errno; on failure
+ * what was made here is undone and err says why.
+ */
+int mdev_dev_up(struct mdev_dev *m, int *container, int iommu_type, char *err, size_t errlen);
 
 /* RVFIO_MDEV_PIN: npages or -errno. */
 long mdev_dev_pin(int dev, uint64_t iova, uint32_t npages, uint32_t prot);
@@ -44,6 +52,8 @@ long mdev_dev_pin(int dev, uint64_t iova, uint32_t npages, uint32_t prot);
 long mdev_dev_unpin(int dev, uint64_t iova, uint32_t npages);
 /* RVFIO_MDEV_DMA_RW: 0 or -errno. */
 long mdev_dev_dma_rw(int dev, uint64_t iova, void *buf, uint32_t len, uint32_t flags);
+/* RVFIO_MDEV_WRITE_PINNED (write) or READ_PINNED at off in the page at iova: len or -errno. */
+long mdev_dev_access(int dev, bool write, uint64_t iova, uint32_t off, void *buf, uint32_t len);
 /* RVFIO_MDEV_GET_STATS: 0 or -errno. */
 int mdev_dev_stats(int dev, struct rvfio_mdev_stats *st);
 

@@ -630,6 +630,17 @@ long long foll_pins_outstanding(void)
 	return a - r;
 }
 
+long long pins_settle(long long want, int ms)
+{
+	long long p = foll_pins_outstanding();
+
+	for (int i = 0; i < ms / 50 && p != want; i++) {
+		usleep(50000);
+		p = foll_pins_outstanding();
+	}
+	return p;
+}
+
 int module_refcount(const char *name)
 {
 	char line[512], mod[128];

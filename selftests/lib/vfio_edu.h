@@ -154,6 +154,8 @@ long vmlck_kb(void);
 int foll_pin_counts(long long *acquired, long long *released);
 /* acquired - released (pages currently FOLL_PIN-pinned system wide), or LLONG_MIN. */
 long long foll_pins_outstanding(void);
+/* Waits up to ms for foll_pins_outstanding() to reach want; the last count. */
+long long pins_settle(long long want, int ms);
 /* VmLck of /proc/<pid>/status in kB, or -errno. */
 long vmlck_kb_pid(int pid);
 /*
