@@ -695,7 +695,17 @@ impl Dma {
     /// stretch of adjacent runs (iommu_unmap() may stop at a hole); runs the
     /// revoker maps are left to it.
     pub(crate) fn unmap_from(&self, domain: &IommuDomain) {
-        Self::unmap_runs(domain, self.runs.as_slice(), |r| self.deferred(r));
+        let runs = self.runs.as_slice();
+        if self.watch.is_some() {
+            Self::unmap_runs(domain, runs, |r| self.deferred(r));
+        } else if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
+            // Every run is the container's, and they tile the range from
+            // its start (the type invariant): one call, without a pass over
+            // the runs (a run per page of fragmented memory; under TCG
+            // even a test per run showed, 4k_frag unmap 1.2x).
+            let len = last.iova() + last.bytes() - first.iova();
+            Self::unmap_stretch(domain, Some((first.iova(), len)));
+        }
     }
 
     fn unmap_runs(domain: &IommuDomain, runs: &[Run], skip: impl Fn(&Run) -> bool) {
