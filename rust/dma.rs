@@ -691,9 +691,9 @@ impl Dma {
         })
     }
 
-    /// Removes the mapping's translations from `domain`, one call per
-    /// stretch of adjacent runs (iommu_unmap() may stop at a hole); runs the
-    /// revoker maps are left to it.
+    /// Removes the mapping's translations from `domain`: with a watch, one
+    /// call per stretch of adjacent runs between those the revoker maps
+    /// (left to it; iommu_unmap() stops at a hole), otherwise one call.
     pub(crate) fn unmap_from(&self, domain: &IommuDomain) {
         let runs = self.runs.as_slice();
         if self.watch.is_some() {

@@ -76,12 +76,13 @@ impl WatchedRuns {
             run,
             revoked: false,
         };
-        if runs.clone().count() == 1 {
+        let n = runs.clone().count();
+        if n == 1 {
             if let Some(run) = runs.next() {
                 return Ok(Self::One(watched(run)));
             }
         }
-        let mut list = KVec::with_capacity(runs.clone().count(), GFP_KERNEL)?;
+        let mut list = KVec::with_capacity(n, GFP_KERNEL)?;
         for run in runs {
             // Capacity is there: no allocation.
             list.push(watched(run), GFP_NOWAIT)?;
