@@ -268,6 +268,14 @@ impl Ring {
         recorded
     }
 
+    /// Counts a fault that could not be recorded (see
+    /// [`ring::Producer::count_lost`]) and publishes the counter.
+    fn lose(&self) {
+        let mut p = self.producer.lock();
+        p.count_lost();
+        self.mem.publish(&p);
+    }
+
     fn wake(&self, mask: u32) {
         // SAFETY: the wait queue was initialised in `new`.
         unsafe { bindings::rvfio_wake_up_poll(self.poll_wq.get(), mask) };
@@ -277,8 +285,17 @@ impl Ring {
     /// when the request could not be posted (ring full or going away,
     /// out of memory): the access then fails at once.
     pub(crate) fn request_page(self: &Arc<Self>, mut rec: Record) -> Option<PendingRequest> {
-        let req = Arc::pin_init(PageRequest::new(), GFP_KERNEL).ok()?;
-        let node = RBTreeNodeReservation::new(GFP_KERNEL).ok()?;
+        let (req, node) = match (
+            Arc::pin_init(PageRequest::new(), GFP_KERNEL),
+            RBTreeNodeReservation::new(GFP_KERNEL),
+        ) {
+            (Ok(req), Ok(node)) => (req, node),
+            _ => {
+                // User space never learns of this fault otherwise.
+                self.lose();
+                return None;
+            }
+        };
         let cookie = {
             let mut pending = self.pending.lock();
             if pending.closed {

@@ -411,22 +411,43 @@ fn reattach(g: &mut NestGroup, s2dom: &IommuDomain) {
     }
 }
 
-/// RVFIO_IOMMU_NESTING_UNBIND once the group is known: cannot fail.
-/// Returns whether it was an emulated-IOMMU group.
+/// RVFIO_IOMMU_NESTING_UNBIND once the group is known. Returns whether it
+/// was an emulated-IOMMU group.
+///
+/// The group goes back to its stage-2 domain. If attaching that fails
+/// (the IOMMU driver allocates on attach), the group is put back on the
+/// shadow and the error returned: the call changed nothing. Only when that
+/// attach fails as well is the group left unbound on the blocking domain
+/// (no DMA; logged, GET_INFO reports it) and the unbind succeeds, because
+/// the binding cannot be kept without its shadow attached.
 pub(crate) fn unbind(inner: &mut Inner, group_id: u32) -> Result<bool> {
     let key = inner.nest().key_of(group_id)?;
     let (_, nest, s2dom) = inner.nest_parts(key);
     let g = nest.groups.get_mut(&key).ok_or(ENOENT)?;
-    let binding = g.binding.take().ok_or(EINVAL)?;
-    if let Some(shadow) = binding.shadow {
+    let binding = g.binding.as_ref().ok_or(EINVAL)?;
+    if let Some(shadow) = &binding.shadow {
         shadow.domain().detach(&g.group);
         match s2dom {
-            Some(s2side) => reattach(g, s2side.domain),
+            Some(s2side) => match s2side.domain.attach(&g.group) {
+                Ok(()) => g.blocked = false,
+                Err(e) => {
+                    if shadow.domain().attach(&g.group).is_ok() {
+                        return Err(e);
+                    }
+                    g.blocked = true;
+                    pr_warn!(
+                        "group {}: unbind: neither its stage-2 domain nor its shadow could be \
+                         attached again ({:?}); unbound, its DMA stays blocked\n",
+                        g.id,
+                        e
+                    );
+                }
+            },
             None => g.blocked = true,
         }
-        // Freed only now that no group is attached to it.
-        drop(shadow);
     }
+    // The shadow is freed only now that no group is attached to it.
+    drop(g.binding.take());
     Ok(g.emulated)
 }
 

@@ -88,7 +88,9 @@ pub(crate) fn bind(container: &Container, arg: UserPtr) -> Result {
         .writer()
         .write(&flags);
     if let Err(e) = written {
-        // The caller cannot learn of the bind: take it back.
+        // The caller cannot learn of the bind: take it back. Should even
+        // that fail (stage 2 cannot be attached again), the group stays
+        // bound, as GET_INFO tells.
         let _ = nesting::unbind(&mut inner, b.group_id);
         return Err(e);
     }

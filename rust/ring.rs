@@ -305,6 +305,14 @@ impl Producer {
         Push::Slot { slot, seq }
     }
 
+    /// A fault that happened but has no record to go into (its page
+    /// request could not be allocated): counted as lost, like one that
+    /// found the ring full.
+    pub(crate) fn count_lost(&mut self) {
+        self.seq += 1;
+        self.lost += 1;
+    }
+
     pub(crate) fn producer(&self) -> u32 {
         self.producer
     }
@@ -516,6 +524,17 @@ mod tests {
             }
         }
         slots
+    }
+
+    #[test]
+    fn unallocated_fault_counts_lost_and_takes_no_slot() {
+        let mut p = Producer::new(4);
+        push_n(&mut p, 1, 0);
+        p.count_lost();
+        assert_eq!(p.lost(), 1);
+        assert_eq!(p.producer(), 1);
+        // The next record's sequence number says one fault is missing.
+        assert!(matches!(p.push(0), Push::Slot { slot: 1, seq: 2 }));
     }
 
     #[test]

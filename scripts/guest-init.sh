@@ -15,6 +15,9 @@
 #   rvfio.tests=a_test,b_test       check: run only these /selftests binaries
 #                                   (default: every /selftests/*_test); a
 #                                   listed binary that is missing is UNEXPECTED
+#   rvfio.test_names=a,b            check: run only the harness tests of
+#                                   these names in each binary (-t a -t b;
+#                                   for developing one test, not make check)
 #   rvfio.intremap=on|off           what the host set up (QEMU intel-iommu
 #                                   intremap=); exported to the tests as
 #                                   RVFIO_INTREMAP, unsafe_intr_test checks
@@ -62,20 +65,27 @@ for arg in $(cat /proc/cmdline); do
 	rvfio.loglevel=*) LOGLEVEL=${arg#*=} ;;
 	rvfio.kmemleak_scans=*) KMEMLEAK_SCANS=${arg#*=} ;;
 	rvfio.tests=*) TESTS=${arg#*=} ;;
+	rvfio.test_names=*) TEST_NAMES=${arg#*=} ;;
 	rvfio.intremap=*) INTREMAP=${arg#*=} ;;
 	esac
 done
 # The fuzzer's run time, seed and variant (selftests/fuzz_test.c; make fuzz):
 #   rvfio.fuzz_seconds=N rvfio.fuzz_seed=S rvfio.fuzz_variant=V -> FUZZ_*
+# and the fail-nth sweep's one line per run (rvfio.fail_nth_verbose=1).
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	rvfio.fuzz_seconds=*) export FUZZ_SECONDS=${arg#*=} ;;
 	rvfio.fuzz_seed=*) export FUZZ_SEED=${arg#*=} ;;
 	rvfio.fuzz_variant=*) export FUZZ_VARIANT=${arg#*=} ;;
+	rvfio.fail_nth_verbose=*) export FAIL_NTH_VERBOSE=${arg#*=} ;;
 	esac
 done
 BACKENDS=$(echo "$BACKENDS" | tr ',' ' ')
 TESTS=$(echo "$TESTS" | tr ',' ' ')
+HARNESS_ARGS=
+for n in $(echo "${TEST_NAMES:-}" | tr ',' ' '); do
+	HARNESS_ARGS="$HARNESS_ARGS -t $n"
+done
 export RVFIO_INTREMAP=$INTREMAP
 KVER=$(uname -r)
 MODDIR=/lib/modules/$KVER
@@ -303,7 +313,7 @@ mode_check() {
 		for t in $tests; do
 			echo "### BACKEND $b TEST ${t##*/}"
 			start=$(cut -d. -f1 /proc/uptime)
-			(cd /tmp && VFIO_BACKEND=$b timeout -k 10 "$TEST_TIMEOUT" "$t") </dev/null 2>&1
+			(cd /tmp && VFIO_BACKEND=$b timeout -k 10 "$TEST_TIMEOUT" "$t" $HARNESS_ARGS) </dev/null 2>&1
 			rc=$?
 			end=$(cut -d. -f1 /proc/uptime)
 			extra=

@@ -37,6 +37,11 @@
  * must equal the reference run's. After every run the container is closed:
  * VmLck and the FOLL_PIN count must be back at the test's baseline.
  * Each test prints its number of injection points as a TAP diagnostic.
+ * The number of fallible calls of a sequence is not quite fixed (vmalloc()
+ * and the bulk page allocator fall back to more calls when the per-CPU
+ * lists are empty), so the sweep ends after three runs in a row that did
+ * not reach their n-th call, not after the first; the points reported are
+ * the last n whose failure fired.
  *
  * Both backends run the same sweep; upstream type1 is the oracle.
  * Environment: FAIL_NTH_MAX (runs per sequence, default 1000),
@@ -45,6 +50,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,13 +79,31 @@
 #define IOVA_BAR	0x4000000ull	/* edu #2's BAR0 (1 MiB) */
 #define IOVA_LOAD	0x8000000ull	/* loads the edu buffer at test start */
 
+#define IOVA_HOLE	0x5000000ull	/* never mapped: page requests */
+
+/*
+ * The nesting sequence's guest (guest-physical = container IOVA, as in
+ * nesting_test.c): table pages, data pages D and D2, and decoys: stage-2
+ * pages at the stage-1 IOVAs themselves, reached only while unbound.
+ */
+#define NEST_PML4	0x100000ull
+#define NEST_PDPT	0x101000ull
+#define NEST_PD		0x102000ull
+#define NEST_PT		0x103000ull
+#define NEST_D		0x800000ull
+#define NEST_D2		0x801000ull
+#define NEST_S1_A	0x5000ull	/* -> D from the bind on */
+#define NEST_S1_B	0x6000ull	/* -> D2 after the invalidation */
+#define NEST_PAGES	8		/* the six above and the two decoys */
+#define PTE_OK		0x7ull		/* present, writable, user */
+
 #define A_PAGES		16
 #define A_SIZE		(A_PAGES * PAGE_4K)
 #define PROBE_LEN	64
 #define PROBE_FILL	0xd1
 #define EDU_LIVENESS	0x04		/* reads back inverted */
 
-#define MAX_PROBES	3
+#define MAX_PROBES	4
 #define MAX_QUERIES	3
 #define MAX_STEPS	8
 #define SWEEP_TIMEOUT	900
@@ -104,6 +129,9 @@ struct snap {
 	long mdev_pinned;		/* the mdev's pinned pages, -1 */
 	uint64_t memhash;		/* hash of bufs[0], 0 not asked */
 	struct { long ret; uint64_t start, size; uint32_t flags; } q[MAX_QUERIES];
+	long ring_prod;			/* the fault ring's producer index, -1 */
+	int owner_view;			/* the memfd view A's vaddr is in (0, 1), -1 */
+	long nest_bound;		/* edu #1's group bound (GET_INFO), -1 */
 };
 
 /* Where a probe DMA lands: a RAM page, or edu #2's liveness register. */
@@ -118,6 +146,7 @@ struct step_stat {
 	int fails;
 	int enomem, efault;
 	int applied;	/* EFAULT writing the result back, after applying it */
+	int absorbed;	/* injected failures the call absorbed (it succeeded) */
 };
 
 FIXTURE(fnth) {
@@ -143,6 +172,18 @@ FIXTURE(fnth) {
 	uint64_t queries[MAX_QUERIES];	/* rvfio DMA_QUERY IOVAs */
 	int nqueries;
 	bool ask_dirty, ask_vaddr, ask_group2, ask_mdev, ask_mem;
+	bool ask_ring, ask_owner, ask_nest;
+	uint32_t iommu_type;		/* of this run's container */
+	/* The fault ring sequence. */
+	int ring_fd;
+	struct rvfio_fault_ring_header *ring_hdr;
+	size_t ring_size;
+	/* The owner change sequence: two views of one memfd, a second BAR mmap. */
+	int memfd;
+	uint8_t *view[2];
+	volatile uint8_t *bar2;
+	/* The nesting sequence: the guest's pages, mapped in stage 2. */
+	uint8_t *guest;
 	/* The sweep. */
 	unsigned int n;			/* this run's fail-nth; 0 = reference */
 	bool armed;			/* n set and not yet fired */
@@ -178,6 +219,7 @@ FIXTURE_SETUP(fnth)
 	self->nth.fd = -1;
 	self->c = -1;
 	self->efd[0] = self->efd[1] = -1;
+	self->ring_fd = self->memfd = -1;
 	edu_reset(&self->e1);
 	edu_reset(&self->e2);
 	edu_reset(&self->peer);
@@ -211,6 +253,15 @@ static void run_close(FIXTURE_DATA(fnth) *self)
 			close(self->efd[i]);
 		self->efd[i] = -1;
 	}
+	if (self->ring_hdr)
+		munmap(self->ring_hdr, self->ring_size);
+	self->ring_hdr = NULL;
+	if (self->ring_fd >= 0)
+		close(self->ring_fd);
+	self->ring_fd = -1;
+	if (self->bar2)
+		munmap((void *)self->bar2, self->bar_size);
+	self->bar2 = NULL;
 	/* edu #2 first: its group leaves the container before the owner closes it. */
 	edu_close(&self->e2);
 	mdev_dev_close(&self->m);
@@ -236,6 +287,13 @@ FIXTURE_TEARDOWN(fnth)
 	for (int i = 0; i < 4; i++)
 		if (self->bufs[i].p)
 			munmap(self->bufs[i].p, self->bufs[i].len);
+	for (int i = 0; i < 2; i++)
+		if (self->view[i])
+			munmap(self->view[i], A_SIZE);
+	if (self->memfd >= 0)
+		close(self->memfd);
+	if (self->guest)
+		munmap(self->guest, NEST_PAGES * PAGE_4K);
 	if (self->fi_set)
 		fi_restore();
 }
@@ -323,6 +381,9 @@ static int vaddr_valid(int c, const void *vaddr)
 	return ret ? ret : 0;
 }
 
+static int owner_view(FIXTURE_DATA(fnth) *self);
+static long nest_bound(int c, int group_id);
+
 static void take_snap(FIXTURE_DATA(fnth) *self, struct snap *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -353,6 +414,11 @@ static void take_snap(FIXTURE_DATA(fnth) *self, struct snap *s)
 	}
 	if (self->ask_mem)
 		s->memhash = hash_mem(self->bufs[0].p, self->bufs[0].len);
+	s->ring_prod = -1;
+	if (self->ask_ring && self->ring_hdr)
+		s->ring_prod = __atomic_load_n(&self->ring_hdr->producer, __ATOMIC_ACQUIRE);
+	s->owner_view = self->ask_owner ? owner_view(self) : -1;
+	s->nest_bound = self->ask_nest ? nest_bound(self->c, self->e1.group_id) : -1;
 	for (int i = 0; i < self->nqueries; i++) {
 		struct rvfio_dma_query q;
 
@@ -396,6 +462,13 @@ static void __cmp_snap(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *se
 	EXPECT_EQ(a->mdev_pinned, b->mdev_pinned)
 		TH_LOG("%s: mdev pinned pages %ld then %ld", what, a->mdev_pinned, b->mdev_pinned);
 	EXPECT_EQ(a->memhash, b->memhash) TH_LOG("%s: the mapped memory changed", what);
+	EXPECT_EQ(a->ring_prod, b->ring_prod)
+		TH_LOG("%s: fault ring producer %ld then %ld", what, a->ring_prod, b->ring_prod);
+	EXPECT_EQ(a->owner_view, b->owner_view)
+		TH_LOG("%s: A's vaddr in memfd view %d then %d", what, a->owner_view,
+		       b->owner_view);
+	EXPECT_EQ(a->nest_bound, b->nest_bound)
+		TH_LOG("%s: edu #1's group bound %ld then %ld", what, a->nest_bound, b->nest_bound);
 	for (int i = 0; i < self->nqueries; i++) {
 		EXPECT_EQ(a->q[i].ret, b->q[i].ret)
 			TH_LOG("%s: DMA_QUERY(%#llx): %ld then %ld", what,
@@ -509,8 +582,10 @@ static bool __step_end(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *se
 	int mask;
 
 	if (ret >= 0) {
-		if (was_armed && rem == 0)
+		if (was_armed && rem == 0) {
 			self->swallowed++;
+			st->absorbed++;
+		}
 		if (self->n == 0) {
 			take_snap(self, &self->ref_after[self->step]);
 			self->ref_after_mask[self->step] = probe_mask();
@@ -590,7 +665,7 @@ static void __open_e1(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *sel
 	int ret;
 
 	if (dev) {
-		ASSERT_EQ(0, edu_open(&self->e1, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err,
+		ASSERT_EQ(0, edu_open(&self->e1, edu_bdf(0), -1, self->iommu_type, err,
 				      sizeof(err))) TH_LOG("edu #1: %s", err);
 		self->c = self->e1.container;
 		return;
@@ -602,7 +677,7 @@ static void __open_e1(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *sel
 	ret = vfio_group_attach(self->c, self->e1.bdf, &self->e1.group_id);
 	ASSERT_LE(0, ret) TH_LOG("edu #1's group: %s", strerror(-ret));
 	self->e1.group = ret;
-	ASSERT_EQ(0, vfio_set_iommu(self->c, VFIO_TYPE1v2_IOMMU));
+	ASSERT_EQ(0, vfio_set_iommu(self->c, self->iommu_type));
 }
 
 /* edu #2 (the last edu) in the same container, device open, BAR0 mapped. */
@@ -657,6 +732,8 @@ static void reset_run(FIXTURE_DATA(fnth) *self)
 	self->nprobes = self->nqueries = 0;
 	self->ask_dirty = self->ask_vaddr = self->ask_group2 = false;
 	self->ask_mdev = self->ask_mem = false;
+	self->ask_ring = self->ask_owner = self->ask_nest = false;
+	self->iommu_type = VFIO_TYPE1v2_IOMMU;
 	self->step = 0;
 	self->info_len = 0;
 }
@@ -667,8 +744,9 @@ static void run_sweep(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *sel
 	const char *maxs = getenv("FAIL_NTH_MAX"), *every = getenv("FAIL_NTH_DMA_EVERY");
 	unsigned int max = maxs ? (unsigned int)atoi(maxs) : 1000;
 	double t0 = now_s(), t[4] = { 0 }, tt;
-	char line[1024];
-	int failed_runs = 0, probed = 0, len;
+	char line[2048];
+	int failed_runs = 0, probed = 0, len, unreached = 0;
+	unsigned int points = 0;
 
 	self->dma_every = every && atoi(every) > 0 ? (unsigned int)atoi(every) : 4;
 
@@ -743,18 +821,23 @@ static void run_sweep(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *sel
 		probed += self->probe_run;
 		if (self->verbose)
 			ksft_print_msg("n=%u: %s\n", self->n, ret ? "a call failed" : "completed");
-		/* A run that never reached its n-th call: every point was swept. */
-		if (self->n && !ret && rem > 0)
-			break;
+		/* Runs that never reached their n-th call: every point was swept. */
+		if (self->n && !ret && rem > 0) {
+			if (++unreached == 3)
+				break;
+		} else {
+			unreached = 0;
+			points = self->n;
+		}
 	}
 	len = snprintf(line, sizeof(line), "%s on %s: %u injection points, %d failed calls",
-		       s->name, backend_name(), self->n - 1, failed_runs);
+		       s->name, backend_name(), points, failed_runs);
 	for (int i = 0; i < MAX_STEPS && self->steps[i].name; i++)
 		len += snprintf(line + len, sizeof(line) - len,
-				"%s %s %d (ENOMEM %d, EFAULT %d, of which applied %d)",
+				"%s %s %d (ENOMEM %d, EFAULT %d, of which applied %d; absorbed %d)",
 				i ? ";" : ":", self->steps[i].name, self->steps[i].fails,
 				self->steps[i].enomem, self->steps[i].efault,
-				self->steps[i].applied);
+				self->steps[i].applied, self->steps[i].absorbed);
 	snprintf(line + len, sizeof(line) - len,
 		 "; %d absorbed; edu DMA probes in %d of %u runs; %.1f s (set-up %.1f, calls and "
 		 "their checks %.1f, end checks %.1f, close %.1f)\n", self->swallowed, probed,
@@ -779,6 +862,7 @@ static void __load_pattern(struct __test_metadata *_metadata, FIXTURE_DATA(fnth)
 		if (p[i] == PROBE_FILL)
 			p[i] ^= 0x80;
 	memcpy(self->pat, p, PROBE_LEN);
+	self->iommu_type = VFIO_TYPE1v2_IOMMU;
 	__open_e1(_metadata, self, true);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_LOAD, p, PAGE_4K, RW));
 	ASSERT_EQ(0, edu_dma_to_dev(&self->e1, IOVA_LOAD, 0, PROBE_LEN));
@@ -1376,5 +1460,489 @@ TEST_F_TIMEOUT(fnth, rvfio_revoke_eventfd, SWEEP_TIMEOUT)
 	open_peer();
 	run_sweep(_metadata, self, &s);
 }
+
+/* ---- rvfio's fault ring: create, mmap, a page request, a response ------------------ */
+
+#define RING_ENTRIES	8
+#define RING_KINDS	(RVFIO_FAULT_KIND_DMA | RVFIO_FAULT_KIND_PAGE_REQ)
+#define RING_WAIT_S	10	/* for a page request to reach the ring */
+
+static void setup_ring(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	setup_mdev(_metadata, self);
+	self->efd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ASSERT_LE(0, self->efd[0]);
+	self->ask_ring = true;
+}
+
+/* RVFIO_IOMMU_FAULT_RING with page requests: the ring fd or -errno. */
+static int ring_create(FIXTURE_DATA(fnth) *self)
+{
+	struct rvfio_fault_ring_create a = {
+		.argsz = sizeof(a), .flags = RVFIO_FAULT_RING_PAGE_REQUESTS,
+		.entries = RING_ENTRIES, .eventfd = self->efd[0], .kinds = RING_KINDS,
+		.timeout_ms = 20000,
+	};
+
+	return (int)vfio_ioctl(self->c, RVFIO_IOMMU_FAULT_RING, &a);
+}
+
+static int ring_create_keep(FIXTURE_DATA(fnth) *self)
+{
+	int fd = ring_create(self);
+
+	if (fd >= 0)
+		self->ring_fd = fd;
+	return fd;
+}
+
+/* The header page for its size, then the whole ring. 0 or -errno. */
+static int ring_mmap(FIXTURE_DATA(fnth) *self)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct rvfio_fault_ring_header *h;
+	size_t size;
+
+	h = mmap(NULL, page, PROT_READ, MAP_SHARED, self->ring_fd, 0);
+	if (h == MAP_FAILED)
+		return -errno;
+	size = h->mmap_size;
+	munmap(h, page);
+	h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, self->ring_fd, 0);
+	if (h == MAP_FAILED)
+		return -errno;
+	self->ring_hdr = h;
+	self->ring_size = size;
+	return 0;
+}
+
+static uint32_t ring_producer(FIXTURE_DATA(fnth) *self)
+{
+	return __atomic_load_n(&self->ring_hdr->producer, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Waits (at most RING_WAIT_S, or until *stop) for the record after `base`,
+ * copies and consumes it. 0, or -ETIMEDOUT with no record.
+ */
+static int ring_take(FIXTURE_DATA(fnth) *self, uint32_t base, atomic_bool *stop,
+		     struct rvfio_fault *rec)
+{
+	struct rvfio_fault_ring_header *h = self->ring_hdr;
+	const struct rvfio_fault *recs = (const void *)((const char *)h + h->records_offset);
+	double end = now_s() + RING_WAIT_S;
+
+	while (ring_producer(self) == base) {
+		if ((stop && atomic_load(stop)) || now_s() > end)
+			return -ETIMEDOUT;
+		usleep(500);
+	}
+	*rec = recs[base & (h->entries - 1)];
+	__atomic_store_n(&h->consumer, base + 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* One page response written to the ring fd: bytes written or -errno. */
+static long ring_respond(int fd, uint32_t cookie, uint32_t code)
+{
+	struct rvfio_fault_response resp = { .cookie = cookie, .code = code };
+	ssize_t n = write(fd, &resp, sizeof(resp));
+
+	return n < 0 ? -errno : n;
+}
+
+/* The other side of a page request, in a thread of its own (fail-nth
+ * counts the main thread's calls only). */
+struct pr_peer {
+	FIXTURE_DATA(fnth) *self;
+	pthread_t th;
+	uint32_t base;		/* the ring's producer before the access */
+	uint64_t iova;
+	atomic_bool access_done;
+	/* Results. */
+	int taken;		/* 0: a record was taken; -ETIMEDOUT */
+	struct rvfio_fault rec;
+	long answer;		/* ring_respond()'s result */
+	long access;		/* the access's result */
+};
+
+/* Answers the page request the main thread's access raises: INVALID. */
+static void *pr_answer_main(void *arg)
+{
+	struct pr_peer *p = arg;
+
+	p->taken = ring_take(p->self, p->base, &p->access_done, &p->rec);
+	if (!p->taken)
+		p->answer = ring_respond(p->self->ring_fd, p->rec.cookie,
+					 RVFIO_FAULT_RESPONSE_INVALID);
+	return NULL;
+}
+
+/* Makes the access whose page request the main thread answers. */
+static void *pr_access_main(void *arg)
+{
+	struct pr_peer *p = arg;
+	uint8_t tmp[64];
+
+	p->access = mdev_dev_dma_rw(p->self->m.device, p->iova, tmp, sizeof(tmp), 0);
+	return NULL;
+}
+
+static bool pr_rec_ok(const struct rvfio_fault *f, uint64_t iova)
+{
+	return f->kind == RVFIO_FAULT_KIND_PAGE_REQ && f->iova == iova && f->cookie &&
+	       f->access == RVFIO_FAULT_ACCESS_READ && f->reason == RVFIO_FAULT_REASON_NOT_MAPPED;
+}
+
+/*
+ * The swept thread reads an IOVA that is not mapped: a page request, which
+ * the peer thread answers INVALID, so the read fails with type1's EINVAL.
+ * That is success here (0). A request the kernel could not allocate is
+ * counted lost and the read fails at once, as without a ring: the step
+ * books that as the injected ENOMEM, after checking that it is exactly
+ * that (no record, the lost counter up by one).
+ */
+static int page_request(FIXTURE_DATA(fnth) *self)
+{
+	struct pr_peer p = { .self = self, .iova = IOVA_HOLE + 0x10 };
+	uint64_t lost0 = self->ring_hdr->lost;
+	uint8_t tmp[64];
+	long ret;
+
+	p.base = ring_producer(self);
+	if (pthread_create(&p.th, NULL, pr_answer_main, &p))
+		return -EBADE;
+	ret = mdev_dev_dma_rw(self->m.device, p.iova, tmp, sizeof(tmp), 0);
+	atomic_store(&p.access_done, true);
+	pthread_join(p.th, NULL);
+	if (ret != -EINVAL)
+		return ret ? (int)ret : -EBADE;
+	if (!p.taken)
+		return pr_rec_ok(&p.rec, p.iova) && p.answer == sizeof(struct rvfio_fault_response) ?
+		       0 : -EBADE;
+	if (self->ring_hdr->lost == lost0 + 1 && ring_producer(self) == p.base)
+		return -ENOMEM;
+	return -EBADE;
+}
+
+/*
+ * A peer thread's read raises a page request, which the swept thread then
+ * answers (INVALID) in the next step. Raised and waited for with injection
+ * paused, before that step's snapshot: the record is not the step's doing.
+ */
+#define raise_request(p) __raise_request(_metadata, self, (p))
+static void __raise_request(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self,
+			    struct pr_peer *p)
+{
+	long rem = __pause(_metadata, self);
+
+	p->self = self;
+	p->iova = IOVA_HOLE + PAGE_4K + 0x20;
+	p->base = ring_producer(self);
+	ASSERT_EQ(0, pthread_create(&p->th, NULL, pr_access_main, p));
+	ASSERT_EQ(0, ring_take(self, p->base, NULL, &p->rec)) TH_LOG("no page request");
+	ASSERT_TRUE(pr_rec_ok(&p->rec, p->iova));
+	__resume(_metadata, self, rem);
+}
+
+/*
+ * The answer. A failed write must leave the request pending: answering it
+ * again then works, and the peer's read fails with EINVAL either way.
+ * Nothing is left to inject once the write has failed, and joining is no
+ * call of the backend's.
+ */
+static int answer_request(FIXTURE_DATA(fnth) *self, struct pr_peer *p)
+{
+	long n = ring_respond(self->ring_fd, p->rec.cookie, RVFIO_FAULT_RESPONSE_INVALID);
+	long again = 0;
+
+	if (n < 0)
+		again = ring_respond(self->ring_fd, p->rec.cookie, RVFIO_FAULT_RESPONSE_INVALID);
+	pthread_join(p->th, NULL);
+	if (p->access != -EINVAL)
+		return -EBADE;
+	if (n < 0)
+		return again == sizeof(struct rvfio_fault_response) ? (int)n : -EBADE;
+	return n == sizeof(struct rvfio_fault_response) ? 0 : -EBADE;
+}
+
+static int body_ring(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	struct pr_peer p = { 0 };
+
+	STEP("fault ring create", ring_create_keep(self));
+	STEP("fault ring mmap", ring_mmap(self));
+	STEP("page request (dma_rw)", page_request(self));
+	raise_request(&p);
+	STEP("page response (write)", answer_request(self, &p));
+	return 0;
+}
+
+/* A failed create left no ring behind: one can be created now. */
+static void failed_ring(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self, int step)
+{
+	int fd;
+
+	if (step)
+		return;
+	fd = ring_create(self);
+	ASSERT_LE(0, fd) TH_LOG("n=%u: after a failed create: %s", self->n, strerror(-fd));
+	close(fd);
+}
+
+TEST_F_TIMEOUT(fnth, rvfio_fault_ring, SWEEP_TIMEOUT)
+{
+	const struct seq s = {
+		.name = "rvfio_fault_ring", .setup = setup_ring, .body = body_ring,
+		.failed = failed_ring,
+	};
+	const char *why = mdev_dev_missing();
+
+	REQUIRE_RVFIO();
+	if (!self->fi_set)
+		return;
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, mdev_dev_create(&self->m));
+	new_buf(0, A_SIZE);
+	run_sweep(_metadata, self, &s);
+}
+
+/* ---- rvfio's DMA owner change: RAM and PFNMAP mappings to new vaddrs -------------- */
+
+/*
+ * Which memfd view A's mapping uses: view 0 made PROT_NONE for a moment,
+ * the mdev's dma_rw (which reads through the owner's vaddr) fails with
+ * EFAULT when it is view 0 and works when it is view 1.
+ */
+static int owner_view(FIXTURE_DATA(fnth) *self)
+{
+	uint8_t tmp[16];
+	long r;
+
+	if (mprotect(self->view[0], A_SIZE, PROT_NONE))
+		return -errno;
+	r = mdev_dev_dma_rw(self->m.device, IOVA_A + 0x40, tmp, sizeof(tmp), 0);
+	if (mprotect(self->view[0], A_SIZE, PROT_READ | PROT_WRITE))
+		return -errno;
+	return r == -EFAULT ? 0 : r == 0 ? 1 : (int)r;
+}
+
+static void setup_owner(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	uint64_t size = 0;
+	void *p;
+
+	open_e1();
+	map_bar();
+	p = vfio_bar0_mmap(self->peer.device, PROT_READ | PROT_WRITE, &size);
+	ASSERT_NE(MAP_FAILED, p);
+	self->bar2 = p;
+	ASSERT_EQ(0, mdev_dev_attach(&self->m, self->c));
+	ASSERT_EQ(0, mdev_dev_open(&self->m));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_A, self->view[0], A_SIZE, RW));
+	ASSERT_EQ(0, vfio_map(self->c, IOVA_BAR, (void *)self->bar, self->bar_size, RW));
+	add_probe(self, IOVA_A + 3 * PAGE_4K, self->view[0] + 3 * PAGE_4K, false);
+	add_probe(self, IOVA_BAR + EDU_LIVENESS, self->bar + EDU_LIVENESS, true);
+	self->queries[self->nqueries++] = IOVA_A;
+	self->queries[self->nqueries++] = IOVA_BAR;
+	self->ask_owner = true;
+}
+
+static int change_owner(int c, void *a_vaddr, volatile uint8_t *bar_vaddr)
+{
+	struct rvfio_dma_owner_entry e[2] = {
+		{ .iova = IOVA_A, .vaddr = (uintptr_t)a_vaddr },
+		{ .iova = IOVA_BAR, .vaddr = (uintptr_t)bar_vaddr },
+	};
+	struct rvfio_change_dma_owner a = {
+		.argsz = sizeof(a), .count = 2, .entries = (uintptr_t)e,
+	};
+
+	return (int)vfio_ioctl(c, RVFIO_IOMMU_CHANGE_DMA_OWNER, &a);
+}
+
+static int body_owner(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	STEP("change owner to the new vaddrs", change_owner(self->c, self->view[1], self->bar2));
+	STEP("change owner back", change_owner(self->c, self->view[0], self->bar));
+	return 0;
+}
+
+/*
+ * Which BAR mmap the PFNMAP mapping's revocation watch follows: munmap of
+ * the other one must not revoke it, munmap of that one must. want: 0 (the
+ * first mmap, self->bar) or 1 (self->bar2).
+ */
+static void __owner_watch_check(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self,
+				int want)
+{
+	volatile uint8_t **other = want ? &self->bar : &self->bar2;
+	volatile uint8_t **watched = want ? &self->bar2 : &self->bar;
+	struct rvfio_dma_query q;
+
+	self->nprobes = 1;	/* the BAR probe has nothing to read any more */
+	munmap((void *)*other, self->bar_size);
+	*other = NULL;
+	ASSERT_EQ(0, dma_query(self->c, IOVA_BAR, &q));
+	EXPECT_FALSE(q.flags & RVFIO_DMA_QUERY_REVOKED)
+		TH_LOG("n=%u: munmap of BAR mmap %d revoked the mapping", self->n, !want);
+	munmap((void *)*watched, self->bar_size);
+	*watched = NULL;
+	ASSERT_EQ(0, dma_query(self->c, IOVA_BAR, &q));
+	EXPECT_TRUE(q.flags & RVFIO_DMA_QUERY_REVOKED)
+		TH_LOG("n=%u: munmap of BAR mmap %d did not revoke the mapping", self->n, want);
+}
+
+static void failed_owner(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self, int step)
+{
+	/* The first change failed: still the first mmap; the second: the new one. */
+	__owner_watch_check(_metadata, self, step == 1);
+}
+
+static void done_owner(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	__owner_watch_check(_metadata, self, 0);
+}
+
+TEST_F_TIMEOUT(fnth, rvfio_owner_change, SWEEP_TIMEOUT)
+{
+	const struct seq s = {
+		.name = "rvfio_owner_change", .setup = setup_owner, .body = body_owner,
+		.done = done_owner, .failed = failed_owner,
+	};
+	const char *why = mdev_dev_missing();
+
+	REQUIRE_RVFIO();
+	if (!self->fi_set)
+		return;
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, mdev_dev_create(&self->m));
+	self->memfd = memfd_create("fail_nth_owner", MFD_CLOEXEC);
+	ASSERT_LE(0, self->memfd);
+	ASSERT_EQ(0, ftruncate(self->memfd, A_SIZE));
+	for (int i = 0; i < 2; i++) {
+		void *p = mmap(NULL, A_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, self->memfd, 0);
+
+		ASSERT_NE(MAP_FAILED, p);
+		self->view[i] = p;
+	}
+	memset(self->view[0], 0x33, A_SIZE);
+	PREP(0);
+	open_peer();
+	run_sweep(_metadata, self, &s);
+}
+
+/* ---- rvfio's nesting container: bind, invalidate, unbind --------------------------- */
+
+static const uint64_t nest_gpa[NEST_PAGES] = {
+	NEST_PML4, NEST_PDPT, NEST_PD, NEST_PT, NEST_D, NEST_D2, NEST_S1_A, NEST_S1_B,
+};
+#define gpage(i) (self->guest + (i) * PAGE_4K)
+#define gtable(i) ((uint64_t *)gpage(i))
+
+/* Whether the group is bound, from GET_INFO's nesting capability: 1, 0, -errno. */
+static long nest_bound(int c, int group_id)
+{
+	struct vfio_iommu_type1_info *info = vfio_get_info(c);
+	const struct rvfio_iommu_info_cap_nesting *cap;
+	long ret = -ENOENT;
+
+	if (!info)
+		return -errno;
+	cap = (const void *)vfio_info_cap(info, RVFIO_IOMMU_INFO_CAP_NESTING);
+	for (uint32_t i = 0; cap && i < cap->nr_groups; i++)
+		if (cap->groups[i].group_id == (uint32_t)group_id)
+			ret = !!(cap->groups[i].flags & RVFIO_NESTING_GROUP_BOUND);
+	free(info);
+	return cap ? ret : -ENODATA;
+}
+
+static int nest_bind(int c, int group_id)
+{
+	struct iommu_hwpt_vtd_s1 s1 = { .pgtbl_addr = NEST_PML4, .addr_width = 48 };
+	struct rvfio_nesting_bind b = {
+		.argsz = sizeof(b), .group_id = group_id, .data_type = IOMMU_HWPT_DATA_VTD_S1,
+		.data_len = sizeof(s1), .data_uptr = (uintptr_t)&s1,
+	};
+
+	return (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
+}
+
+static int nest_invalidate(int c, int group_id, uint64_t addr, uint32_t *done)
+{
+	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = addr, .npages = 1 };
+	struct rvfio_nesting_invalidate inv = {
+		.argsz = sizeof(inv), .group_id = group_id,
+		.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, .data_uptr = (uintptr_t)&e,
+		.entry_len = sizeof(e), .entry_num = 1,
+	};
+	int ret = (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_INVALIDATE, &inv);
+
+	*done = inv.entry_num;
+	return ret;
+}
+
+static int nest_unbind(int c, int group_id)
+{
+	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = group_id };
+
+	return (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
+}
+
+/*
+ * A nesting container with edu #1's group; the guest's pages mapped in
+ * stage 2; a four-level table mapping stage-1 S1_A to D. The probes tell
+ * the states apart: unbound, S1_A and S1_B reach their decoys; bound, S1_A
+ * reaches D and S1_B nothing; after the invalidation S1_B reaches D2.
+ */
+static void setup_nest(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	self->iommu_type = VFIO_TYPE1_NESTING_IOMMU;
+	open_e1();
+	memset(self->guest, 0, 4 * PAGE_4K);
+	gtable(0)[0] = NEST_PDPT | PTE_OK;
+	gtable(1)[0] = NEST_PD | PTE_OK;
+	gtable(2)[0] = NEST_PT | PTE_OK;
+	gtable(3)[NEST_S1_A >> 12] = NEST_D | PTE_OK;
+	for (int i = 0; i < NEST_PAGES; i++)
+		ASSERT_EQ(0, vfio_map(self->c, nest_gpa[i], gpage(i), PAGE_4K, RW));
+	add_probe(self, NEST_S1_A, gpage(4), false);	/* bound */
+	add_probe(self, NEST_S1_A, gpage(6), false);	/* unbound */
+	add_probe(self, NEST_S1_B, gpage(5), false);	/* bound, invalidated */
+	add_probe(self, NEST_S1_B, gpage(7), false);	/* unbound */
+	self->ask_nest = true;
+}
+
+static int body_nest(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	int gid = self->e1.group_id;
+	uint32_t done = 0;
+
+	STEP("nesting bind", nest_bind(self->c, gid));
+	/* The guest adds S1_B -> D2 and invalidates it (caching mode). */
+	gtable(3)[NEST_S1_B >> 12] = NEST_D2 | PTE_OK;
+	STEP_WB("nesting invalidate", nest_invalidate(self->c, gid, NEST_S1_B, &done));
+	ASSERT_EQ(1, done);
+	STEP("nesting unbind", nest_unbind(self->c, gid));
+	return 0;
+}
+
+TEST_F_TIMEOUT(fnth, rvfio_nesting_bind, SWEEP_TIMEOUT)
+{
+	const struct seq s = {
+		.name = "rvfio_nesting_bind", .setup = setup_nest, .body = body_nest,
+	};
+	void *p;
+
+	REQUIRE_RVFIO();
+	PREP(0);
+	p = alloc_pages_4k(NEST_PAGES * PAGE_4K, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	self->guest = p;
+	run_sweep(_metadata, self, &s);
+}
+
 
 TEST_HARNESS_MAIN

@@ -171,6 +171,8 @@ struct rvfio_fault_ring_create {
  * the consumer reads @producer (acquire), the records up to it, then
  * (release) stores the new @consumer. A fault that finds the ring full is
  * not recorded: @lost counts it, and no unconsumed record is overwritten.
+ * So does a page request the kernel had no memory to post (its access
+ * fails at once, as without a ring).
  * A @consumer that is not between the last one the kernel accepted and
  * @producer (it would move backwards or past records never written) is
  * ignored: the kernel keeps the last accepted value, counts the write in
@@ -201,7 +203,8 @@ struct rvfio_fault_ring_create {
  * @entries: number of records, a power of two
  * @entry_size: sizeof(struct rvfio_fault): 64
  * @records_offset: offset of record 0 in the mapping (the page size)
- * @lost: faults not recorded because the ring was full
+ * @lost: faults not recorded: the ring was full, or a page request could
+ *	not be allocated
  * @mmap_size: bytes of the whole mapping (header page and records)
  * @kinds: the kinds of fault reported (%RVFIO_FAULT_KIND_*)
  * @flags: the ring's flags (%RVFIO_FAULT_RING_*)
@@ -515,15 +518,18 @@ struct rvfio_nesting_bind {
  *
  * RVFIO_IOMMU_NESTING_UNBIND - _IO(VFIO_TYPE, VFIO_BASE + 95)
  *
- * Puts the group back on container IOVAs. Once the argument is valid this
- * cannot fail: if the group cannot be re-attached to its stage-2 domain, its
- * DMA stays blocked (RVFIO_NESTING_GROUP_BLOCKED, and the kernel log says
- * so) and the unbind still succeeds. Detaching the group from the container
- * and closing the container unbind too.
+ * Puts the group back on container IOVAs. If the IOMMU driver fails to
+ * attach the group to its stage-2 domain (it allocates on attach), the group
+ * stays bound and the call fails with that error (ENOMEM), having changed
+ * nothing. Only if the group then cannot be put back on its stage-1
+ * translation either is it left unbound with its DMA blocked
+ * (RVFIO_NESTING_GROUP_BLOCKED, and the kernel log says so), and the unbind
+ * succeeds. Detaching the group from the container and closing the
+ * container unbind too; those cannot fail.
  *
  * Return: 0; ENOTTY on a container that is not a nesting one; EINVAL for a
  * short @argsz, non-zero @flags or @__reserved, or a group that is not
- * bound; ENOENT when no group with @group_id is attached; EFAULT.
+ * bound; ENOENT when no group with @group_id is attached; EFAULT; ENOMEM.
  */
 struct rvfio_nesting_unbind {
 	__u32	argsz;
