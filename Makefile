@@ -62,12 +62,12 @@ vm-shell: initramfs
 	@$(TOP)/scripts/vm.sh shell
 
 # The fuzzer alone, longer than make check runs it: FUZZ_SECONDS per backend
-# (split between its one- and two-container variants), passed to the guest on
+# (split between its three variants), passed to the guest on
 # the kernel command line (rvfio.fuzz_seconds=, rvfio.fuzz_seed=); console in
 # build/vm-fuzz.log. BACKENDS= as for scripts/vm.sh.
 FUZZ_SECONDS ?= 600
 fuzz: initramfs
-	@SECOND_BOOT=0 TEST_TIMEOUT=$$(($(FUZZ_SECONDS) + 300)) \
+	@SECOND_BOOT=0 REAL_CLIENTS=0 TEST_TIMEOUT=$$(($(FUZZ_SECONDS) + 300)) \
 		VM_TIMEOUT=$$((2 * $(FUZZ_SECONDS) + 1200)) VM_LOG=$(BUILD)/vm-fuzz.log \
 		APPEND_EXTRA="rvfio.tests=fuzz_test rvfio.fuzz_seconds=$(FUZZ_SECONDS) \
 		$(if $(FUZZ_SEED),rvfio.fuzz_seed=$(FUZZ_SEED)) \

@@ -86,6 +86,7 @@
 #define MEMLOCK_LIMIT	(16 * SZ_1M)
 #define KERNEL_PTR	0xffffffff81000000ull
 #define SHM_SIZE	SZ_1M		/* a memfd, mapped twice */
+#define SINK_SIZE	(64 * 1024)	/* bitmaps of any size go here */
 #define GT_GPA		0x100000ull	/* the nesting variant's guest table */
 #define GT_PAGES	4		/* PML4, PDPT, PD, PT */
 #define PTE_OK		0x7ull		/* present, writable, user */
@@ -122,6 +123,7 @@ static bool chance(uint64_t *s, unsigned int pct)
 struct pools {
 	uint8_t *ram, *thp, *ro, *none, *hole;
 	uint8_t *shm[2];		/* two views of one memfd */
+	uint8_t *sink;			/* SINK_SIZE writable, then PROT_NONE */
 	uint64_t *gt;			/* the guest table (nesting variant) */
 	volatile uint8_t *bar;		/* a device BAR (PFNMAP) */
 	size_t bar_size;
@@ -293,7 +295,63 @@ static void *place_arg(struct worker *w, uint64_t *s, void *buf, const void *arg
 	return buf;
 }
 
+/*
+ * Where a dirty bitmap goes, and its stated size. The kernel writes as
+ * many bytes as the range needs, up to that size: our stack buffer only
+ * with its own size; larger sizes only into the sink, whose PROT_NONE tail
+ * stops any write at the end of it (a bitmap size beyond a buffer would
+ * otherwise let the kernel overwrite whatever follows it: the fuzzer's own
+ * stack, as a long run once did); or pointers that fault at once.
+ */
+static void pick_bitmap(struct worker *w, uint64_t *s, __u64 *bits, size_t len, __u64 **data,
+			__u64 *size)
+{
+	struct pools *p = &w->f->p;
+
+	switch (below(s, 20)) {
+	case 0 ... 15:
+		*data = bits;
+		*size = chance(s, 90) ? len : below(s, len + 1);
+		return;
+	case 16 ... 17:
+		*data = (__u64 *)p->sink;
+		*size = chance(s, 50) ? below(s, SINK_SIZE + 1) : below(s, 1ull << 32);
+		return;
+	default: {
+		uintptr_t bad[] = {
+			0, KERNEL_PTR, (uintptr_t)p->none, (uintptr_t)p->hole, (uintptr_t)p->ro,
+		};
+
+		*data = (__u64 *)bad[below(s, 5)];
+		*size = below(s, 1ull << 32);
+		return;
+	}
+	}
+}
+
 /* ---- one call ---- */
+
+/* What the thread was doing, for the report of a fatal signal. */
+static __thread int tls_op = -1, tls_idx = -1;
+
+/*
+ * A fatal signal in the fuzzer itself (the kernel wrote where it should
+ * not have, or the fuzzer has a bug): say which thread in which kind of
+ * call, then die of it as before.
+ */
+static void fatal_signal(int sig, siginfo_t *si, void *uc)
+{
+	char msg[192];
+	int n;
+
+	(void)uc;
+	n = snprintf(msg, sizeof(msg), "# fuzz: thread %d: signal %d at address %p in a %s call\n",
+		     tls_idx, sig, si->si_addr, tls_op >= 0 ? op_names[tls_op] : "(no)");
+	if (n > 0 && write(2, msg, (size_t)n) < 0)
+		n = 0;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static void note(struct worker *w, int op, long ret, const char *what, uint32_t argsz,
 		 size_t size, enum place where, bool efault_allowed)
@@ -335,6 +393,7 @@ static void do_map(struct worker *w, uint64_t *s, int c)
 	enum place where;
 	void *arg;
 
+	tls_op = OP_MAP;
 	m.flags = flags[below(s, sizeof(flags) / sizeof(flags[0]))];
 	m.size = pick_size(s);
 	m.iova = pick_iova(s, w->idx);
@@ -367,6 +426,7 @@ static void do_unmap(struct worker *w, uint64_t *s, int c)
 	size_t len = sizeof(req.u);
 	void *arg;
 
+	tls_op = OP_UNMAP;
 	memset(&req, 0, sizeof(req));
 	req.u.flags = flags[below(s, sizeof(flags) / sizeof(flags[0]))];
 	/* UNMAP_ALL empties the container (and the DMA threads' mapping): rarely. */
@@ -379,9 +439,7 @@ static void do_unmap(struct worker *w, uint64_t *s, int c)
 	if (req.u.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) {
 		len = sizeof(req);
 		req.bm.pgsize = chance(s, 80) ? PAGE_4K : 1ull << below(s, 40);
-		req.bm.size = chance(s, 80) ? sizeof(bits) : below(s, 1ull << 32);
-		req.bm.data = chance(s, 85) ? bits : (__u64 *)(uintptr_t)
-			pick_vaddr(w, s, req.bm.size);
+		pick_bitmap(w, s, bits, sizeof(bits), &req.bm.data, &req.bm.size);
 	}
 	req.u.argsz = pick_argsz(s, len);
 	arg = place_arg(w, s, buf, &req, len, &where);
@@ -397,6 +455,7 @@ static void do_info(struct worker *w, uint64_t *s, int c)
 	uint32_t sizes[] = { sizeof(info), 64, 96, 128, 256 };
 	enum place where;
 
+	tls_op = OP_INFO;
 	info.argsz = pick_argsz(s, sizes[below(s, 5)]);
 	arg = place_arg(w, s, buf, &info, sizeof(info), &where);
 	/* At the guard the buffer is only sizeof(info) long: EFAULT is right
@@ -425,6 +484,7 @@ static void do_dirty(struct worker *w, uint64_t *s, int c)
 	size_t len = sizeof(req.db);
 	void *arg;
 
+	tls_op = OP_DIRTY;
 	memset(&req, 0, sizeof(req));
 	req.db.flags = flags[below(s, sizeof(flags) / sizeof(flags[0]))];
 	if (req.db.flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP) {
@@ -432,9 +492,8 @@ static void do_dirty(struct worker *w, uint64_t *s, int c)
 		req.range.iova = pick_iova(s, w->idx);
 		req.range.size = pick_size(s);
 		req.range.bitmap.pgsize = chance(s, 80) ? PAGE_4K : 1ull << below(s, 40);
-		req.range.bitmap.size = chance(s, 80) ? sizeof(bits) : below(s, 1ull << 32);
-		req.range.bitmap.data = chance(s, 85) ? bits : (__u64 *)(uintptr_t)
-			pick_vaddr(w, s, 4096);
+		pick_bitmap(w, s, bits, sizeof(bits), &req.range.bitmap.data,
+			    &req.range.bitmap.size);
 	}
 	req.db.argsz = pick_argsz(s, len);
 	arg = place_arg(w, s, buf, &req, len, &where);
@@ -449,6 +508,7 @@ static void do_ext(struct worker *w, uint64_t *s, int c)
 		   below(s, 2) ? rvfio_ext[below(s, 3)] : (long)rnd(s);
 	long r = ioctl(c, VFIO_CHECK_EXTENSION, ext);
 
+	tls_op = OP_EXT;
 	if (r < 0) {
 		note(w, OP_EXT, -errno, "check_extension", 0, 0, IN_BUF, true);
 		return;
@@ -468,6 +528,7 @@ static void do_query(struct worker *w, uint64_t *s, int c)
 	enum place where;
 	void *arg;
 
+	tls_op = OP_QUERY;
 	q.argsz = pick_argsz(s, sizeof(q));
 	q.flags = chance(s, 85) ? 0 : 1u << below(s, 32);
 	q.iova = chance(s, 50) ? DMA_IOVA + below(s, 8) * PAGE_4K : pick_iova(s, w->idx);
@@ -483,6 +544,7 @@ static void do_eventfd(struct worker *w, uint64_t *s, int c)
 	enum place where;
 	void *arg;
 
+	tls_op = OP_EVENTFD;
 	switch (below(s, 6)) {
 	case 0: r.fd = -1; break;
 	case 1: r.fd = -2 - (int)below(s, 100); break;
@@ -509,6 +571,7 @@ static void do_ring(struct worker *w, uint64_t *s, int c)
 	void *arg;
 	long ret;
 
+	tls_op = OP_RING;
 	r.flags = chance(s, 60) ? 0 : chance(s, 70) ? RVFIO_FAULT_RING_PAGE_REQUESTS :
 		  1u << below(s, 32);
 	r.entries = chance(s, 80) ? entries[below(s, 6)] : entries[below(s, 10)];
@@ -554,6 +617,7 @@ static void do_ring_fd(struct worker *w, uint64_t *s)
 	long ret = 0;
 	void *p;
 
+	tls_op = OP_RING_FD;
 	if (fd < 0) {
 		w->st.calls[OP_RING_FD]++;
 		return;
@@ -621,6 +685,7 @@ static void do_owner(struct worker *w, uint64_t *s, int c)
 	enum place where;
 	void *arg;
 
+	tls_op = OP_OWNER;
 	a.count = chance(s, 90) ? (uint32_t)below(s, 5) :
 		  chance(s, 50) ? RVFIO_DMA_OWNER_MAX_ENTRIES + 1 : (uint32_t)rnd(s);
 	for (int i = 0; i < 4; i++) {
@@ -675,6 +740,7 @@ static void do_nest(struct worker *w, uint64_t *s, int c)
 	enum place where;
 	void *arg;
 
+	tls_op = OP_BIND;	/* or another of the nesting ioctls */
 	/* Table writes only where there is a table. */
 	switch (below(s, w->f->p.gt ? 10 : 8)) {
 	case 0 ... 2: {
@@ -758,6 +824,7 @@ static void do_misc(struct worker *w, uint64_t *s, int c)
 {
 	long r;
 
+	tls_op = OP_MISC;
 	switch (below(s, 4)) {
 	case 0:
 		r = ioctl(c, VFIO_GET_API_VERSION);
@@ -792,6 +859,7 @@ static void do_remap(struct worker *w, uint64_t *s)
 	struct edu *e = &w->f->e[0];
 	void *p;
 
+	tls_op = OP_REMAP;
 	w->st.calls[OP_REMAP]++;
 	if (below(s, 2)) {
 		munmap(w->scratch, SCRATCH_SIZE);
@@ -824,6 +892,7 @@ static void *worker_main(void *arg)
 	};
 	void *p;
 
+	tls_idx = w->idx;
 	if (w->no_ipc_lock && drop_cap_ipc_lock()) {
 		snprintf(w->bad, sizeof(w->bad), "thread %d: dropping CAP_IPC_LOCK failed", w->idx);
 		return NULL;
@@ -1009,6 +1078,13 @@ FIXTURE_SETUP(fuzz)
 		close(fd);
 		memset(f->p.shm[0], 0x44, SHM_SIZE);
 	}
+	{
+		uint8_t *sink = map_anon(2 * SINK_SIZE, PROT_READ | PROT_WRITE);
+
+		ASSERT_NE(NULL, sink);
+		ASSERT_EQ(0, mprotect(sink + SINK_SIZE, SINK_SIZE, PROT_NONE));
+		f->p.sink = sink;
+	}
 	if (f->nesting) {
 		/*
 		 * A valid table to start from: stage-1 DMA_IOVA and the page
@@ -1045,6 +1121,8 @@ FIXTURE_TEARDOWN(fuzz)
 			munmap(f->p.shm[i], SHM_SIZE);
 	if (f->p.gt)
 		munmap(f->p.gt, GT_PAGES * PAGE_4K);
+	if (f->p.sink)
+		munmap(f->p.sink, 2 * SINK_SIZE);
 }
 
 TEST_F_TIMEOUT(fuzz, run, FUZZ_TIMEOUT)
@@ -1074,6 +1152,13 @@ TEST_F_TIMEOUT(fuzz, run, FUZZ_TIMEOUT)
 	ASSERT_GE(MAX_THREADS, nthreads);
 	ASSERT_LE(1, nthreads);
 	ASSERT_EQ(0, setrlimit(RLIMIT_MEMLOCK, &rl));
+	{
+		struct sigaction sa = { .sa_sigaction = fatal_signal, .sa_flags = SA_SIGINFO };
+
+		sigemptyset(&sa.sa_mask);
+		ASSERT_EQ(0, sigaction(SIGSEGV, &sa, NULL));
+		ASSERT_EQ(0, sigaction(SIGBUS, &sa, NULL));
+	}
 	f->nthreads = nthreads;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int k = 0; k < f->nc; k++) {
