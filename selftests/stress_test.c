@@ -10,6 +10,10 @@
  *    loop and is killed with SIGKILL at a random moment, STRESS_KILLS times
  *    (default 100); after each kill the FOLL_PIN count is back at the
  *    baseline and the group attaches to a new container again.
+ *  - during_owner_change_and_bind (rvfio only): likewise for a child that
+ *    loops over CHANGE_DMA_OWNER of an 8 MiB memfd mapping to its other
+ *    view, NESTING_BIND of a table with 2048 4 KiB leaves and UNBIND
+ *    (STRESS_KILLS / 2 kills).
  *  - remove_rescan: the last edu is removed (/sys/bus/pci/devices/.../remove)
  *    while its container has mappings and a DMA is running, the container
  *    outlives it, then the bus is rescanned, the device is bound to
@@ -38,6 +42,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/rvfio.h>
 
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
@@ -371,6 +377,224 @@ TEST_F_TIMEOUT(kill, during_map_unmap, 600)
 	EXPECT_EQ(-1, check_pattern(buf + PAGE_4K, PAGE_4K, 42));
 	edu_close(&e);
 	munmap(buf, len);
+	munmap((void *)phase, PAGE_4K);
+	EXPECT_EQ(pins0, pins_settle(pins0, 3000));
+	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
+}
+
+/* ---- SIGKILL in the middle of rvfio's long calls: owner change, bind ---- */
+
+/*
+ * Guest memory for the test below: one memfd of KR_PAGES pages mapped at
+ * guest-physical 0 (the container IOVA), its last pages a four-level stage-1
+ * table that maps stage-1 IOVA x to guest-physical x with 4 KiB leaves for
+ * the first KR_DATA bytes: binding it shadows KR_DATA / 4 KiB leaves.
+ */
+#define KR_DATA		(8 * SZ_1M)
+#define KR_PTS		(KR_DATA / SZ_2M)		/* page-table pages */
+#define KR_TABLE	KR_DATA				/* GPA of the PML4 */
+#define KR_SIZE		(KR_DATA + (3 + KR_PTS) * PAGE_4K)
+#define KR_OK		0x7ull				/* present, writable, user */
+
+enum kr_phase { KR_SETUP, KR_OWNER, KR_BIND, KR_UNBIND, KR_NPHASES };
+static const char *const kr_names[KR_NPHASES] = {
+	"set-up", "CHANGE_DMA_OWNER", "NESTING_BIND", "NESTING_UNBIND",
+};
+
+static void kr_table(uint8_t *mem)
+{
+	uint64_t *pml4 = (uint64_t *)(mem + KR_TABLE), *pdpt = pml4 + 512, *pd = pdpt + 512;
+	uint64_t *pt = pd + 512;
+
+	memset(pml4, 0, (3 + KR_PTS) * PAGE_4K);
+	pml4[0] = (KR_TABLE + PAGE_4K) | KR_OK;
+	pdpt[0] = (KR_TABLE + 2 * PAGE_4K) | KR_OK;
+	for (uint64_t i = 0; i < KR_PTS; i++)
+		pd[i] = (KR_TABLE + (3 + i) * PAGE_4K) | KR_OK;
+	for (uint64_t i = 0; i < KR_DATA / PAGE_4K; i++)
+		pt[i] = (i * PAGE_4K) | KR_OK;
+}
+
+static long kr_owner(int c, void *vaddr)
+{
+	struct rvfio_dma_owner_entry e = { .iova = 0, .vaddr = (uintptr_t)vaddr };
+	struct rvfio_change_dma_owner a = {
+		.argsz = sizeof(a), .count = 1, .entries = (uintptr_t)&e,
+	};
+
+	return vfio_ioctl(c, RVFIO_IOMMU_CHANGE_DMA_OWNER, &a);
+}
+
+static long kr_bind(int c, int gid)
+{
+	struct iommu_hwpt_vtd_s1 s1 = { .pgtbl_addr = KR_TABLE, .addr_width = 48 };
+	struct rvfio_nesting_bind b = {
+		.argsz = sizeof(b), .group_id = gid, .data_type = IOMMU_HWPT_DATA_VTD_S1,
+		.data_len = sizeof(s1), .data_uptr = (uintptr_t)&s1,
+	};
+
+	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
+}
+
+static long kr_unbind(int c, int gid)
+{
+	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = gid };
+
+	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
+}
+
+/*
+ * A nesting container with bdf's group (its fd in *group) and the memfd
+ * mapped through view.
+ */
+static int kr_container(const char *bdf, uint8_t *view, int *group, int *gid)
+{
+	int c = vfio_container_open();
+
+	*group = c < 0 ? c : vfio_group_attach(c, bdf, gid);
+	if (*group < 0 || vfio_set_iommu(c, VFIO_TYPE1_NESTING_IOMMU) ||
+	    vfio_map(c, 0, view, KR_SIZE, RW))
+		return -1;
+	return c;
+}
+
+/* The child: owner change to the other view, bind, unbind, over and over. */
+static void kr_child(const char *bdf, uint8_t *const view[2], volatile int *phase, int fd)
+{
+	int g, gid = -1, c = kr_container(bdf, view[0], &g, &gid);
+
+	if (c < 0) {
+		if (write(fd, "E", 1) < 0)
+			_exit(2);
+		_exit(1);
+	}
+	if (write(fd, "R", 1) != 1)
+		_exit(1);
+	for (int i = 1;; i ^= 1) {
+		*phase = KR_OWNER;
+		if (kr_owner(c, view[i]))
+			_exit(3);
+		*phase = KR_BIND;
+		if (kr_bind(c, gid))
+			_exit(4);
+		*phase = KR_UNBIND;
+		if (kr_unbind(c, gid))
+			_exit(5);
+	}
+}
+
+/*
+ * rvfio's calls that take longest: CHANGE_DMA_OWNER pins every page of the
+ * new range to compare it with the mapping's, NESTING_BIND walks a table of
+ * 2048 leaves and builds the shadow, UNBIND tears it down. A child loops
+ * over the three and is killed at a random point of one of them,
+ * STRESS_KILLS / 2 times (a loop takes about four times as long as the
+ * map/unmap test's); after each kill nothing is pinned beyond the
+ * baseline (the owner change's comparison pins included) and the group
+ * joins the next child's container; at the end an edu copy goes through a
+ * fresh container.
+ */
+TEST_F_TIMEOUT(kill, during_owner_change_and_bind, 600)
+{
+	long kills = env_long("STRESS_KILLS", 100) / 2;
+	long long pins0 = foll_pins_outstanding();
+	long taint0 = kernel_taint();
+	int counts[KR_NPHASES] = { 0 }, fd, c, g = -1, gid = -1;
+	double dur[KR_NPHASES] = { 0 }, t0;
+	uint64_t rs = random_seed(), n;
+	volatile int *phase;
+	uint8_t *view[2];
+	char err[256] = "";
+	struct edu e;
+
+	if (!backend_is_rvfio())
+		SKIP(return, "%s has no CHANGE_DMA_OWNER and no stage-1 bind (rvfio's uapi)",
+		     backend_name());
+	fd = memfd_create("stress_kill_rvfio", MFD_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, KR_SIZE));
+	for (int i = 0; i < 2; i++) {
+		view[i] = mmap(NULL, KR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		ASSERT_NE(MAP_FAILED, view[i]);
+	}
+	close(fd);
+	memset(view[0], 0x5a, KR_DATA);
+	kr_table(view[0]);
+	phase = mmap(NULL, PAGE_4K, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, phase);
+
+	/* How long each call takes: kills land anywhere in one. */
+	c = kr_container(edu_bdf(0), view[0], &g, &gid);
+	ASSERT_LE(0, c);
+	for (int i = 0; i < 4; i++) {
+		t0 = now_s();
+		ASSERT_EQ(0, kr_owner(c, view[(i + 1) % 2]));
+		dur[KR_OWNER] += (now_s() - t0) / 4;
+		t0 = now_s();
+		ASSERT_EQ(0, kr_bind(c, gid));
+		dur[KR_BIND] += (now_s() - t0) / 4;
+		t0 = now_s();
+		ASSERT_EQ(0, kr_unbind(c, gid));
+		dur[KR_UNBIND] += (now_s() - t0) / 4;
+	}
+	close(g);
+	close(c);
+
+	t0 = now_s();
+	for (long i = 0; i < kills; i++) {
+		int p[2], status, want;
+		char r = 0;
+		pid_t pid;
+
+		ASSERT_EQ(0, pipe(p));
+		*phase = KR_SETUP;
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			close(p[0]);
+			kr_child(edu_bdf(0), view, phase, p[1]);
+		}
+		close(p[1]);
+		ASSERT_EQ(1, read(p[0], &r, 1));
+		close(p[0]);
+		ASSERT_EQ('R', r) TH_LOG("kill %ld: the child could not set up its container", i);
+		want = KR_OWNER + (int)(xorshift(&rs) % 3);
+		{
+			double until = now_s() + 5;
+
+			while (*phase != want && now_s() < until)
+				sched_yield();
+			usleep((useconds_t)((xorshift(&rs) % 1000) / 1000.0 * dur[want] * 1e6));
+		}
+		counts[*phase]++;
+		kill(pid, SIGKILL);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFSIGNALED(status))
+			TH_LOG("kill %ld: the child exited with %d before the kill", i,
+			       WEXITSTATUS(status));
+		ASSERT_EQ(pins0, pins_settle(pins0, 3000))
+			TH_LOG("kill %ld (during %s): pins left behind", i, kr_names[*phase]);
+	}
+	ksft_print_msg("rvfio: %ld kills of an owner change / bind / unbind loop over %d MiB "
+		       "(%d stage-1 leaves; CHANGE_DMA_OWNER %.3f s, BIND %.3f s, UNBIND %.3f s): "
+		       "%d during CHANGE_DMA_OWNER, %d during BIND, %d during UNBIND, %d in set-up; "
+		       "%.1f s\n", kills, (int)(KR_DATA / SZ_1M), (int)(KR_DATA / PAGE_4K),
+		       dur[KR_OWNER], dur[KR_BIND], dur[KR_UNBIND], counts[KR_OWNER],
+		       counts[KR_BIND], counts[KR_UNBIND], counts[KR_SETUP], now_s() - t0);
+	for (int k = KR_OWNER; k < KR_NPHASES; k++) {
+		EXPECT_LT(kills / 6, counts[k]) TH_LOG("too few kills during %s", kr_names[k]);
+	}
+	/* The group still works after all that. */
+	ASSERT_EQ(0, edu_open(&e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
+		TH_LOG("%s", err);
+	ASSERT_EQ(0, vfio_map(e.container, SLOT_BASE, view[0], 2 * PAGE_4K, RW));
+	fill_pattern(view[0], PAGE_4K, 43);
+	ASSERT_EQ(0, edu_copy(&e, SLOT_BASE, SLOT_BASE + PAGE_4K, PAGE_4K));
+	EXPECT_EQ(-1, check_pattern(view[0] + PAGE_4K, PAGE_4K, 43));
+	ASSERT_EQ(0, vfio_unmap(e.container, SLOT_BASE, 2 * PAGE_4K, 0, &n));
+	edu_close(&e);
+	for (int i = 0; i < 2; i++)
+		munmap(view[i], KR_SIZE);
 	munmap((void *)phase, PAGE_4K);
 	EXPECT_EQ(pins0, pins_settle(pins0, 3000));
 	EXPECT_FALSE(kernel_warned_since(taint0)) TH_LOG("the kernel WARNed: see dmesg");
