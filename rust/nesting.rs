@@ -26,6 +26,7 @@ use crate::container::{sw_msi_base, GroupS2, Inner};
 use crate::domain::{Group, IommuDomain};
 use crate::faults::{AccessError, Miss};
 use crate::iova::IovaRange;
+use crate::pin::PAGE_SIZE;
 use crate::ring;
 use crate::s1_walk::{self, Table};
 use crate::shadow::{Shadow, Walked};
@@ -309,22 +310,35 @@ impl Nest {
         Some(gpa)
     }
 
-    /// Stage-1 page IOVAs of pins whose page lies in `gpa`, or in stage-1
-    /// range `s1` (`None`: any), for the dma_unmap notification.
-    pub(crate) fn s1_pins_in(
+    /// The first run of consecutive stage-1 pages at or above stage-1 IOVA
+    /// `from` that emulated-IOMMU devices pinned through a stage-1
+    /// translation, in stage-1 range `s1` or on pages in guest-physical
+    /// range `gpa` (`None`: any): its start and length. Allocates nothing,
+    /// so that asking the devices to drop such pins cannot fail.
+    pub(crate) fn next_s1_pin_run(
         &self,
         gpa: Option<&IovaRange>,
         s1: Option<&IovaRange>,
-    ) -> Result<KVec<u64>> {
-        let mut v = KVec::new();
+        from: u64,
+    ) -> Option<(u64, u64)> {
+        let mut run: Option<(u64, u64)> = None;
         for (iova, p) in self.s1_pins.iter() {
+            if *iova < from {
+                continue;
+            }
             let by_gpa = gpa.map_or(true, |r| r.start <= p.gpa && p.gpa <= r.end);
             let by_s1 = s1.map_or(true, |r| r.start <= *iova && *iova <= r.end);
-            if by_gpa && by_s1 {
-                v.push(*iova, GFP_KERNEL)?;
-            }
+            let wanted = by_gpa && by_s1;
+            run = match run {
+                None if wanted => Some((*iova, PAGE_SIZE)),
+                None => None,
+                Some((start, len)) if wanted && start.checked_add(len) == Some(*iova) => {
+                    Some((start, len + PAGE_SIZE))
+                }
+                Some(done) => return Some(done),
+            };
         }
-        Ok(v)
+        run
     }
 }
 
@@ -348,9 +362,7 @@ pub(crate) fn bind(inner: &mut Inner, args: &BindArgs) -> Result<u32> {
         return Err(EBUSY);
     }
     let mut s2 = S2View::new(dmas);
-    if s2.read_u64(args.table.root()).is_none() {
-        return Err(EINVAL);
-    }
+    s2.check_table(args.table.root())?;
     let shadow = match s2dom {
         None if g.emulated => None,
         None => return Err(EINVAL),

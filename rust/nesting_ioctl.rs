@@ -18,7 +18,6 @@ use crate::s1_walk::Table;
 use crate::uapi::*;
 use core::mem::size_of;
 use kernel::error::{code::*, Result};
-use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
 use kernel::uaccess::{UserPtr, UserSlice, UserSliceReader};
 
@@ -127,27 +126,16 @@ pub(crate) fn drop_s1_pins<'a>(
     if !container.nesting {
         return inner;
     }
-    let pins = match inner.nest().s1_pins_in(gpa, s1) {
-        Ok(p) => p,
-        Err(_) => {
-            pr_warn!("out of memory asking devices to drop stage-1 pins\n");
-            return inner;
-        }
-    };
-    let mut run: Option<(u64, u64)> = None;
-    for iova in pins.iter().copied() {
-        run = match run {
-            Some((start, len)) if start + len == iova => Some((start, len + PAGE_SIZE)),
-            other => {
-                if let Some((start, len)) = other {
-                    inner = emulated::notify_dma_unmap(container, inner, start, len);
-                }
-                Some((iova, PAGE_SIZE))
-            }
-        };
-    }
-    if let Some((start, len)) = run {
+    // Run by run, looked up afresh after each notification (which drops
+    // the lock): nothing is allocated, so this cannot fail, and `from`
+    // only grows, so it ends even if a device keeps a pin.
+    let mut from = 0;
+    while let Some((start, len)) = inner.nest().next_s1_pin_run(gpa, s1, from) {
         inner = emulated::notify_dma_unmap(container, inner, start, len);
+        match start.checked_add(len) {
+            Some(next) => from = next,
+            None => break,
+        }
     }
     inner
 }

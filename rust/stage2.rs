@@ -12,6 +12,7 @@ use crate::bindings;
 use crate::dma::{Dma, RunAt, PROT_READ, PROT_WRITE};
 use crate::pin::{PAGE_SHIFT, PAGE_SIZE};
 use crate::shadow_plan::{Stage2, S2};
+use kernel::error::{code::*, Result};
 use kernel::rbtree::RBTree;
 
 /// What the mapping tree holds at a guest-physical address.
@@ -89,6 +90,20 @@ impl<'a> S2View<'a> {
             None => d.read_user_u64(gpa).map(TableAt::Value),
         });
         found.ok().flatten()
+    }
+
+    /// Whether a table can be read at `gpa` (the bind's check of the root):
+    /// EINVAL when stage 2 does not map it readable or maps PFNMAP memory
+    /// there, EFAULT when it does but the owner's memory (no IOMMU domain
+    /// pinned it) cannot be read now.
+    pub(crate) fn check_table(&mut self, gpa: u64) -> Result {
+        let found = self.with_dma(gpa, |d| match d.run_at(gpa) {
+            Some(run) if d.prot() & PROT_READ != 0 && run.pinned && !run.pfnmap => Ok(()),
+            Some(_) => Err(EINVAL),
+            None if d.prot() & PROT_READ == 0 || d.vaddr_invalid() => Err(EINVAL),
+            None => d.read_user_u64(gpa).map(|_| ()).ok_or(EFAULT),
+        });
+        found.unwrap_or(Err(EINVAL))
     }
 
     /// The u64 at `gpa` (8-byte aligned), read through the pinned page

@@ -7,10 +7,13 @@
  * THP, hugetlbfs, a PFNMAP BAR; unmap; unmap-all; GET_INFO with its
  * capability chain; dirty tracking; vaddr invalidate and restore; attaching
  * a group to a container with mappings; replay into the first IOMMU domain;
- * the mdev pin, dma_rw and unpin; rvfio's own ioctls). It runs once without
- * injection (the reference), then with the 1st, 2nd, 3rd ... fallible call
- * failing (/proc/self/task/<tid>/fail-nth), until a run no longer reaches
- * the n-th call. Only calls with the backend's code on the stack count and
+ * the mdev pin, dma_rw and unpin; rvfio's own ioctls: DMA_QUERY,
+ * REVOKE_EVENTFD, the fault ring with a page request and a response, the
+ * DMA owner change of RAM and PFNMAP mappings, a stage-1 bind, invalidation
+ * and unbind). It runs once without injection (the reference), then with
+ * the 1st, 2nd, 3rd ... fallible call failing
+ * (/proc/self/task/<tid>/fail-nth), until runs no longer reach the n-th
+ * call (see below). Only calls with the backend's code on the stack count and
  * fail: the failslab, fail_page_alloc and fail_usercopy stack filters are
  * set to the backend module's text (lib/fault_inject.c), sleeping and
  * order-0 allocations included.
@@ -21,7 +24,9 @@
  * DMA_AVAIL count of GET_INFO, VmLck and the system's FOLL_PIN count, and
  * what the sequence cares about (dirty tracking on or off, a mapping's vaddr
  * valid or not, the second group attached or not, the mdev's pinned pages,
- * rvfio's DMA_QUERY of the sequence's IOVAs). When a call fails:
+ * rvfio's DMA_QUERY of the sequence's IOVAs, the fault ring's producer
+ * index, which memfd view a mapping's vaddr is in, whether a group is
+ * bound to a stage-1 table). When a call fails:
  *  - the failure must be the injected one, its errno ENOMEM or EFAULT;
  *  - the snapshot taken after it must equal the one before;
  *  - edu DMA into the sequence's probe IOVAs must reach memory exactly
@@ -182,8 +187,9 @@ FIXTURE(fnth) {
 	int memfd;
 	uint8_t *view[2];
 	volatile uint8_t *bar2;
-	/* The nesting sequence: the guest's pages, mapped in stage 2. */
+	/* The nesting sequences: the guest's pages, mapped in stage 2. */
 	uint8_t *guest;
+	int nest_gid;			/* the group they bind */
 	/* The sweep. */
 	unsigned int n;			/* this run's fail-nth; 0 = reference */
 	bool armed;			/* n set and not yet fired */
@@ -418,7 +424,7 @@ static void take_snap(FIXTURE_DATA(fnth) *self, struct snap *s)
 	if (self->ask_ring && self->ring_hdr)
 		s->ring_prod = __atomic_load_n(&self->ring_hdr->producer, __ATOMIC_ACQUIRE);
 	s->owner_view = self->ask_owner ? owner_view(self) : -1;
-	s->nest_bound = self->ask_nest ? nest_bound(self->c, self->e1.group_id) : -1;
+	s->nest_bound = self->ask_nest ? nest_bound(self->c, self->nest_gid) : -1;
 	for (int i = 0; i < self->nqueries; i++) {
 		struct rvfio_dma_query q;
 
@@ -1897,10 +1903,10 @@ static int nest_unbind(int c, int group_id)
  * the states apart: unbound, S1_A and S1_B reach their decoys; bound, S1_A
  * reaches D and S1_B nothing; after the invalidation S1_B reaches D2.
  */
-static void setup_nest(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+/* The table (S1_A -> D) and the guest's pages mapped in stage 2. */
+#define nest_guest() __nest_guest(_metadata, self)
+static void __nest_guest(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
 {
-	self->iommu_type = VFIO_TYPE1_NESTING_IOMMU;
-	open_e1();
 	memset(self->guest, 0, 4 * PAGE_4K);
 	gtable(0)[0] = NEST_PDPT | PTE_OK;
 	gtable(1)[0] = NEST_PD | PTE_OK;
@@ -1908,10 +1914,18 @@ static void setup_nest(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *se
 	gtable(3)[NEST_S1_A >> 12] = NEST_D | PTE_OK;
 	for (int i = 0; i < NEST_PAGES; i++)
 		ASSERT_EQ(0, vfio_map(self->c, nest_gpa[i], gpage(i), PAGE_4K, RW));
+}
+
+static void setup_nest(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	self->iommu_type = VFIO_TYPE1_NESTING_IOMMU;
+	open_e1();
+	nest_guest();
 	add_probe(self, NEST_S1_A, gpage(4), false);	/* bound */
 	add_probe(self, NEST_S1_A, gpage(6), false);	/* unbound */
 	add_probe(self, NEST_S1_B, gpage(5), false);	/* bound, invalidated */
 	add_probe(self, NEST_S1_B, gpage(7), false);	/* unbound */
+	self->nest_gid = self->e1.group_id;
 	self->ask_nest = true;
 }
 
@@ -1938,6 +1952,106 @@ TEST_F_TIMEOUT(fnth, rvfio_nesting_bind, SWEEP_TIMEOUT)
 
 	REQUIRE_RVFIO();
 	PREP(0);
+	p = alloc_pages_4k(NEST_PAGES * PAGE_4K, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	self->guest = p;
+	run_sweep(_metadata, self, &s);
+}
+
+
+/*
+ * The same for an emulated-IOMMU group (the mdev): no shadow, the mdev's
+ * dma_rw and pin translate through the bound table, and an invalidation
+ * makes it drop what it pinned through the range (the dma_unmap
+ * notification by stage-1 IOVA). The snapshot sees the bound flag, the
+ * mdev's pinned pages and the guest's memory.
+ */
+#define NEST_FILL_D	0x5d
+#define NEST_FILL_D2	0x2d
+
+static void setup_nest_mdev(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	self->c = vfio_container_open();
+	ASSERT_LE(0, self->c);
+	ASSERT_EQ(0, mdev_dev_attach(&self->m, self->c));
+	ASSERT_EQ(0, vfio_set_iommu(self->c, VFIO_TYPE1_NESTING_IOMMU));
+	ASSERT_EQ(0, mdev_dev_open(&self->m));
+	nest_guest();
+	memset(gpage(4), NEST_FILL_D, PAGE_4K);
+	memset(gpage(5), NEST_FILL_D2, PAGE_4K);
+	self->nest_gid = self->m.group_id;
+	self->ask_nest = self->ask_mdev = true;
+}
+
+/* The mdev reads stage-1 S1_A: D's bytes, or -EBADE. */
+static int s1_read(FIXTURE_DATA(fnth) *self, uint8_t fill)
+{
+	uint8_t tmp[64];
+	long r = mdev_dev_dma_rw(self->m.device, NEST_S1_A + 0x80, tmp, sizeof(tmp), 0);
+
+	if (r)
+		return (int)r;
+	return check_fill(tmp, sizeof(tmp), fill) == -1 ? 0 : -EBADE;
+}
+
+/* After the invalidation the mdev holds no pin any more: 0, or -EBADE. */
+static int s1_invalidate_dropped(FIXTURE_DATA(fnth) *self, uint32_t *done)
+{
+	struct rvfio_mdev_stats st;
+	int ret = nest_invalidate(self->c, self->nest_gid, NEST_S1_A, done);
+
+	if (ret)
+		return ret;
+	if (mdev_dev_stats(self->m.device, &st) || st.pinned_pages)
+		return -EBADE;
+	return 0;
+}
+
+static int body_nest_mdev(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
+{
+	int gid = self->nest_gid;
+	uint32_t done = 0;
+
+	STEP("nesting bind (mdev)", nest_bind(self->c, gid));
+	STEP("mdev dma_rw through stage 1", s1_read(self, NEST_FILL_D));
+	STEP("mdev pin through stage 1", mdev_dev_pin(self->m.device, NEST_S1_A, 1,
+						      RVFIO_MDEV_PROT_READ | RVFIO_MDEV_PROT_WRITE));
+	/* The guest retargets S1_A to D2 and invalidates it. */
+	gtable(3)[NEST_S1_A >> 12] = NEST_D2 | PTE_OK;
+	STEP_WB("nesting invalidate (mdev)", s1_invalidate_dropped(self, &done));
+	ASSERT_EQ(1, done);
+	STEP("mdev dma_rw after the invalidation", s1_read(self, NEST_FILL_D2));
+	STEP("nesting unbind (mdev)", nest_unbind(self->c, gid));
+	return 0;
+}
+
+/* A pin a failed run left behind goes before the container does. */
+static void failed_nest_mdev(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self,
+			     int step)
+{
+	struct rvfio_mdev_stats st;
+
+	(void)step;
+	ASSERT_EQ(0, mdev_dev_stats(self->m.device, &st));
+	if (st.pinned_pages)
+		ASSERT_EQ(1, mdev_dev_unpin(self->m.device, NEST_S1_A, 1));
+}
+
+TEST_F_TIMEOUT(fnth, rvfio_nesting_bind_mdev, SWEEP_TIMEOUT)
+{
+	const struct seq s = {
+		.name = "rvfio_nesting_bind_mdev", .setup = setup_nest_mdev,
+		.body = body_nest_mdev, .failed = failed_nest_mdev,
+	};
+	const char *why = mdev_dev_missing();
+	void *p;
+
+	REQUIRE_RVFIO();
+	if (!self->fi_set)
+		return;
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, mdev_dev_create(&self->m));
 	p = alloc_pages_4k(NEST_PAGES * PAGE_4K, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	self->guest = p;

@@ -496,7 +496,9 @@ struct rvfio_iommu_info_cap_nesting {
  * rvfio's limits (Documentation/uapi.rst); EOPNOTSUPP for IOMMU_VTD_S1_EAFE;
  * ENOENT when no group with @group_id is attached; EBUSY when it is bound
  * already, or when it is an emulated-IOMMU group and another one is attached;
- * EFAULT; ENOMEM.
+ * EFAULT, also when the memory behind pgtbl_addr cannot be read (an
+ * emulated-IOMMU group's table is read from the mapping owner's memory);
+ * ENOMEM.
  */
 struct rvfio_nesting_bind {
 	__u32	argsz;
