@@ -581,8 +581,13 @@ TEST_F_TIMEOUT(kill, during_owner_change_and_bind, 600)
 		       "%.1f s\n", kills, (int)(KR_DATA / SZ_1M), (int)(KR_DATA / PAGE_4K),
 		       dur[KR_OWNER], dur[KR_BIND], dur[KR_UNBIND], counts[KR_OWNER],
 		       counts[KR_BIND], counts[KR_UNBIND], counts[KR_SETUP], now_s() - t0);
+	/*
+	 * Each call is aimed at with probability 1/3 (about 17 of 50); fewer
+	 * than 5 means the aiming is broken, not bad luck (3.7 standard
+	 * deviations below, about 1 in 10^4).
+	 */
 	for (int k = KR_OWNER; k < KR_NPHASES; k++) {
-		EXPECT_LT(kills / 6, counts[k]) TH_LOG("too few kills during %s", kr_names[k]);
+		EXPECT_LT(kills / 12, counts[k]) TH_LOG("too few kills during %s", kr_names[k]);
 	}
 	/* The group still works after all that. */
 	ASSERT_EQ(0, edu_open(&e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
