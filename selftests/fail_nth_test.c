@@ -71,6 +71,7 @@
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
 #include "fault_inject.h"
+#include "fault_ring.h"
 #include "mdev_dev.h"
 #include "vfio_util.h"
 
@@ -136,7 +137,7 @@ struct snap {
 	struct { long ret; uint64_t start, size; uint32_t flags; } q[MAX_QUERIES];
 	long ring_prod;			/* the fault ring's producer index, -1 */
 	int owner_view;			/* the memfd view A's vaddr is in (0, 1), -1 */
-	long nest_bound;		/* edu #1's group bound (GET_INFO), -1 */
+	long nest_bound;		/* the nested group bound (GET_INFO), -1 */
 };
 
 /* Where a probe DMA lands: a RAM page, or edu #2's liveness register. */
@@ -180,9 +181,7 @@ FIXTURE(fnth) {
 	bool ask_ring, ask_owner, ask_nest;
 	uint32_t iommu_type;		/* of this run's container */
 	/* The fault ring sequence. */
-	int ring_fd;
-	struct rvfio_fault_ring_header *ring_hdr;
-	size_t ring_size;
+	struct fault_ring ring;		/* fd -1 until created, hdr NULL until mapped */
 	/* The owner change sequence: two views of one memfd, a second BAR mmap. */
 	int memfd;
 	uint8_t *view[2];
@@ -225,7 +224,7 @@ FIXTURE_SETUP(fnth)
 	self->nth.fd = -1;
 	self->c = -1;
 	self->efd[0] = self->efd[1] = -1;
-	self->ring_fd = self->memfd = -1;
+	self->ring.fd = self->memfd = -1;
 	edu_reset(&self->e1);
 	edu_reset(&self->e2);
 	edu_reset(&self->peer);
@@ -259,12 +258,7 @@ static void run_close(FIXTURE_DATA(fnth) *self)
 			close(self->efd[i]);
 		self->efd[i] = -1;
 	}
-	if (self->ring_hdr)
-		munmap(self->ring_hdr, self->ring_size);
-	self->ring_hdr = NULL;
-	if (self->ring_fd >= 0)
-		close(self->ring_fd);
-	self->ring_fd = -1;
+	fault_ring_close(&self->ring);
 	if (self->bar2)
 		munmap((void *)self->bar2, self->bar_size);
 	self->bar2 = NULL;
@@ -388,7 +382,6 @@ static int vaddr_valid(int c, const void *vaddr)
 }
 
 static int owner_view(FIXTURE_DATA(fnth) *self);
-static long nest_bound(int c, int group_id);
 
 static void take_snap(FIXTURE_DATA(fnth) *self, struct snap *s)
 {
@@ -421,10 +414,15 @@ static void take_snap(FIXTURE_DATA(fnth) *self, struct snap *s)
 	if (self->ask_mem)
 		s->memhash = hash_mem(self->bufs[0].p, self->bufs[0].len);
 	s->ring_prod = -1;
-	if (self->ask_ring && self->ring_hdr)
-		s->ring_prod = __atomic_load_n(&self->ring_hdr->producer, __ATOMIC_ACQUIRE);
+	if (self->ask_ring && self->ring.hdr)
+		s->ring_prod = fault_ring_producer(&self->ring);
 	s->owner_view = self->ask_owner ? owner_view(self) : -1;
-	s->nest_bound = self->ask_nest ? nest_bound(self->c, self->nest_gid) : -1;
+	s->nest_bound = -1;
+	if (self->ask_nest) {
+		long f = nesting_group_flags(self->c, self->nest_gid);
+
+		s->nest_bound = f < 0 ? f : !!(f & RVFIO_NESTING_GROUP_BOUND);
+	}
 	for (int i = 0; i < self->nqueries; i++) {
 		struct rvfio_dma_query q;
 
@@ -474,7 +472,8 @@ static void __cmp_snap(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *se
 		TH_LOG("%s: A's vaddr in memfd view %d then %d", what, a->owner_view,
 		       b->owner_view);
 	EXPECT_EQ(a->nest_bound, b->nest_bound)
-		TH_LOG("%s: edu #1's group bound %ld then %ld", what, a->nest_bound, b->nest_bound);
+		TH_LOG("%s: the nested group bound %ld then %ld", what, a->nest_bound,
+		       b->nest_bound);
 	for (int i = 0; i < self->nqueries; i++) {
 		EXPECT_EQ(a->q[i].ret, b->q[i].ret)
 			TH_LOG("%s: DMA_QUERY(%#llx): %ld then %ld", what,
@@ -935,6 +934,20 @@ static int body_unmap_all(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) 
 	return 0;
 }
 
+/*
+ * The start of a sweep over the sample mdev: nothing without fault
+ * injection, a skip with the reason without the mdev, else one created.
+ */
+#define MDEV_UP() do { \
+	const char *__why = mdev_dev_missing(); \
+	\
+	if (!self->fi_set) \
+		return; \
+	if (__why) \
+		SKIP(return, "%s", __why); \
+	ASSERT_EQ(0, mdev_dev_create(&self->m)); \
+} while (0)
+
 #define PREP(nbufs_4k) do { \
 	if (!self->fi_set) \
 		return; \
@@ -1283,13 +1296,8 @@ TEST_F_TIMEOUT(fnth, replay_into_first_domain, SWEEP_TIMEOUT)
 	const struct seq s = {
 		.name = "replay_into_first_domain", .setup = setup_replay, .body = body_replay, .done = done_replay,
 	};
-	const char *why = mdev_dev_missing();
 
-	if (!self->fi_set)
-		return;
-	if (why)
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_dev_create(&self->m));
+	MDEV_UP();
 	PREP(2);
 	run_sweep(_metadata, self, &s);
 }
@@ -1346,13 +1354,8 @@ TEST_F_TIMEOUT(fnth, mdev_pin_dma_rw, SWEEP_TIMEOUT)
 	const struct seq s = {
 		.name = "mdev_pin_dma_rw", .setup = setup_mdev, .body = body_mdev, .failed = failed_mdev,
 	};
-	const char *why = mdev_dev_missing();
 
-	if (!self->fi_set)
-		return;
-	if (why)
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_dev_create(&self->m));
+	MDEV_UP();
 	new_buf(0, A_SIZE);
 	run_sweep(_metadata, self, &s);
 }
@@ -1484,13 +1487,8 @@ static void setup_ring(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *se
 /* RVFIO_IOMMU_FAULT_RING with page requests: the ring fd or -errno. */
 static int ring_create(FIXTURE_DATA(fnth) *self)
 {
-	struct rvfio_fault_ring_create a = {
-		.argsz = sizeof(a), .flags = RVFIO_FAULT_RING_PAGE_REQUESTS,
-		.entries = RING_ENTRIES, .eventfd = self->efd[0], .kinds = RING_KINDS,
-		.timeout_ms = 20000,
-	};
-
-	return (int)vfio_ioctl(self->c, RVFIO_IOMMU_FAULT_RING, &a);
+	return fault_ring_create(self->c, RVFIO_FAULT_RING_PAGE_REQUESTS, RING_ENTRIES,
+				 self->efd[0], RING_KINDS, 20000);
 }
 
 static int ring_create_keep(FIXTURE_DATA(fnth) *self)
@@ -1498,33 +1496,8 @@ static int ring_create_keep(FIXTURE_DATA(fnth) *self)
 	int fd = ring_create(self);
 
 	if (fd >= 0)
-		self->ring_fd = fd;
+		self->ring.fd = fd;
 	return fd;
-}
-
-/* The header page for its size, then the whole ring. 0 or -errno. */
-static int ring_mmap(FIXTURE_DATA(fnth) *self)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	struct rvfio_fault_ring_header *h;
-	size_t size;
-
-	h = mmap(NULL, page, PROT_READ, MAP_SHARED, self->ring_fd, 0);
-	if (h == MAP_FAILED)
-		return -errno;
-	size = h->mmap_size;
-	munmap(h, page);
-	h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, self->ring_fd, 0);
-	if (h == MAP_FAILED)
-		return -errno;
-	self->ring_hdr = h;
-	self->ring_size = size;
-	return 0;
-}
-
-static uint32_t ring_producer(FIXTURE_DATA(fnth) *self)
-{
-	return __atomic_load_n(&self->ring_hdr->producer, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -1534,27 +1507,17 @@ static uint32_t ring_producer(FIXTURE_DATA(fnth) *self)
 static int ring_take(FIXTURE_DATA(fnth) *self, uint32_t base, atomic_bool *stop,
 		     struct rvfio_fault *rec)
 {
-	struct rvfio_fault_ring_header *h = self->ring_hdr;
-	const struct rvfio_fault *recs = (const void *)((const char *)h + h->records_offset);
+	struct fault_ring *r = &self->ring;
 	double end = now_s() + RING_WAIT_S;
 
-	while (ring_producer(self) == base) {
+	while (fault_ring_producer(r) == base) {
 		if ((stop && atomic_load(stop)) || now_s() > end)
 			return -ETIMEDOUT;
 		usleep(500);
 	}
-	*rec = recs[base & (h->entries - 1)];
-	__atomic_store_n(&h->consumer, base + 1, __ATOMIC_RELEASE);
+	*rec = r->rec[base & (r->hdr->entries - 1)];
+	fault_ring_set_consumer(r, base + 1);
 	return 0;
-}
-
-/* One page response written to the ring fd: bytes written or -errno. */
-static long ring_respond(int fd, uint32_t cookie, uint32_t code)
-{
-	struct rvfio_fault_response resp = { .cookie = cookie, .code = code };
-	ssize_t n = write(fd, &resp, sizeof(resp));
-
-	return n < 0 ? -errno : n;
 }
 
 /* The other side of a page request, in a thread of its own (fail-nth
@@ -1568,7 +1531,7 @@ struct pr_peer {
 	/* Results. */
 	int taken;		/* 0: a record was taken; -ETIMEDOUT */
 	struct rvfio_fault rec;
-	long answer;		/* ring_respond()'s result */
+	long answer;		/* fault_ring_respond()'s result */
 	long access;		/* the access's result */
 };
 
@@ -1579,7 +1542,7 @@ static void *pr_answer_main(void *arg)
 
 	p->taken = ring_take(p->self, p->base, &p->access_done, &p->rec);
 	if (!p->taken)
-		p->answer = ring_respond(p->self->ring_fd, p->rec.cookie,
+		p->answer = fault_ring_respond(p->self->ring.fd, p->rec.cookie,
 					 RVFIO_FAULT_RESPONSE_INVALID);
 	return NULL;
 }
@@ -1611,11 +1574,11 @@ static bool pr_rec_ok(const struct rvfio_fault *f, uint64_t iova)
 static int page_request(FIXTURE_DATA(fnth) *self)
 {
 	struct pr_peer p = { .self = self, .iova = IOVA_HOLE + 0x10 };
-	uint64_t lost0 = self->ring_hdr->lost;
+	uint64_t lost0 = self->ring.hdr->lost;
 	uint8_t tmp[64];
 	long ret;
 
-	p.base = ring_producer(self);
+	p.base = fault_ring_producer(&self->ring);
 	if (pthread_create(&p.th, NULL, pr_answer_main, &p))
 		return -EBADE;
 	ret = mdev_dev_dma_rw(self->m.device, p.iova, tmp, sizeof(tmp), 0);
@@ -1626,7 +1589,7 @@ static int page_request(FIXTURE_DATA(fnth) *self)
 	if (!p.taken)
 		return pr_rec_ok(&p.rec, p.iova) && p.answer == sizeof(struct rvfio_fault_response) ?
 		       0 : -EBADE;
-	if (self->ring_hdr->lost == lost0 + 1 && ring_producer(self) == p.base)
+	if (self->ring.hdr->lost == lost0 + 1 && fault_ring_producer(&self->ring) == p.base)
 		return -ENOMEM;
 	return -EBADE;
 }
@@ -1644,7 +1607,7 @@ static void __raise_request(struct __test_metadata *_metadata, FIXTURE_DATA(fnth
 
 	p->self = self;
 	p->iova = IOVA_HOLE + PAGE_4K + 0x20;
-	p->base = ring_producer(self);
+	p->base = fault_ring_producer(&self->ring);
 	ASSERT_EQ(0, pthread_create(&p->th, NULL, pr_access_main, p));
 	ASSERT_EQ(0, ring_take(self, p->base, NULL, &p->rec)) TH_LOG("no page request");
 	ASSERT_TRUE(pr_rec_ok(&p->rec, p->iova));
@@ -1659,11 +1622,11 @@ static void __raise_request(struct __test_metadata *_metadata, FIXTURE_DATA(fnth
  */
 static int answer_request(FIXTURE_DATA(fnth) *self, struct pr_peer *p)
 {
-	long n = ring_respond(self->ring_fd, p->rec.cookie, RVFIO_FAULT_RESPONSE_INVALID);
+	long n = fault_ring_respond(self->ring.fd, p->rec.cookie, RVFIO_FAULT_RESPONSE_INVALID);
 	long again = 0;
 
 	if (n < 0)
-		again = ring_respond(self->ring_fd, p->rec.cookie, RVFIO_FAULT_RESPONSE_INVALID);
+		again = fault_ring_respond(self->ring.fd, p->rec.cookie, RVFIO_FAULT_RESPONSE_INVALID);
 	pthread_join(p->th, NULL);
 	if (p->access != -EINVAL)
 		return -EBADE;
@@ -1677,7 +1640,7 @@ static int body_ring(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self
 	struct pr_peer p = { 0 };
 
 	STEP("fault ring create", ring_create_keep(self));
-	STEP("fault ring mmap", ring_mmap(self));
+	STEP("fault ring mmap", fault_ring_map(&self->ring, self->ring.fd));
 	STEP("page request (dma_rw)", page_request(self));
 	raise_request(&p);
 	STEP("page response (write)", answer_request(self, &p));
@@ -1702,14 +1665,9 @@ TEST_F_TIMEOUT(fnth, rvfio_fault_ring, SWEEP_TIMEOUT)
 		.name = "rvfio_fault_ring", .setup = setup_ring, .body = body_ring,
 		.failed = failed_ring,
 	};
-	const char *why = mdev_dev_missing();
 
 	REQUIRE_RVFIO();
-	if (!self->fi_set)
-		return;
-	if (why)
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_dev_create(&self->m));
+	MDEV_UP();
 	new_buf(0, A_SIZE);
 	run_sweep(_metadata, self, &s);
 }
@@ -1755,17 +1713,15 @@ static void setup_owner(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *s
 	self->ask_owner = true;
 }
 
+/* Both mappings, A and the BAR, to the vaddrs given. */
 static int change_owner(int c, void *a_vaddr, volatile uint8_t *bar_vaddr)
 {
 	struct rvfio_dma_owner_entry e[2] = {
 		{ .iova = IOVA_A, .vaddr = (uintptr_t)a_vaddr },
 		{ .iova = IOVA_BAR, .vaddr = (uintptr_t)bar_vaddr },
 	};
-	struct rvfio_change_dma_owner a = {
-		.argsz = sizeof(a), .count = 2, .entries = (uintptr_t)e,
-	};
 
-	return (int)vfio_ioctl(c, RVFIO_IOMMU_CHANGE_DMA_OWNER, &a);
+	return change_dma_owner(c, e, 2, NULL);
 }
 
 static int body_owner(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self)
@@ -1817,14 +1773,9 @@ TEST_F_TIMEOUT(fnth, rvfio_owner_change, SWEEP_TIMEOUT)
 		.name = "rvfio_owner_change", .setup = setup_owner, .body = body_owner,
 		.done = done_owner, .failed = failed_owner,
 	};
-	const char *why = mdev_dev_missing();
 
 	REQUIRE_RVFIO();
-	if (!self->fi_set)
-		return;
-	if (why)
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_dev_create(&self->m));
+	MDEV_UP();
 	self->memfd = memfd_create("fail_nth_owner", MFD_CLOEXEC);
 	ASSERT_LE(0, self->memfd);
 	ASSERT_EQ(0, ftruncate(self->memfd, A_SIZE));
@@ -1847,55 +1798,6 @@ static const uint64_t nest_gpa[NEST_PAGES] = {
 };
 #define gpage(i) (self->guest + (i) * PAGE_4K)
 #define gtable(i) ((uint64_t *)gpage(i))
-
-/* Whether the group is bound, from GET_INFO's nesting capability: 1, 0, -errno. */
-static long nest_bound(int c, int group_id)
-{
-	struct vfio_iommu_type1_info *info = vfio_get_info(c);
-	const struct rvfio_iommu_info_cap_nesting *cap;
-	long ret = -ENOENT;
-
-	if (!info)
-		return -errno;
-	cap = (const void *)vfio_info_cap(info, RVFIO_IOMMU_INFO_CAP_NESTING);
-	for (uint32_t i = 0; cap && i < cap->nr_groups; i++)
-		if (cap->groups[i].group_id == (uint32_t)group_id)
-			ret = !!(cap->groups[i].flags & RVFIO_NESTING_GROUP_BOUND);
-	free(info);
-	return cap ? ret : -ENODATA;
-}
-
-static int nest_bind(int c, int group_id)
-{
-	struct iommu_hwpt_vtd_s1 s1 = { .pgtbl_addr = NEST_PML4, .addr_width = 48 };
-	struct rvfio_nesting_bind b = {
-		.argsz = sizeof(b), .group_id = group_id, .data_type = IOMMU_HWPT_DATA_VTD_S1,
-		.data_len = sizeof(s1), .data_uptr = (uintptr_t)&s1,
-	};
-
-	return (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
-}
-
-static int nest_invalidate(int c, int group_id, uint64_t addr, uint32_t *done)
-{
-	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = addr, .npages = 1 };
-	struct rvfio_nesting_invalidate inv = {
-		.argsz = sizeof(inv), .group_id = group_id,
-		.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, .data_uptr = (uintptr_t)&e,
-		.entry_len = sizeof(e), .entry_num = 1,
-	};
-	int ret = (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_INVALIDATE, &inv);
-
-	*done = inv.entry_num;
-	return ret;
-}
-
-static int nest_unbind(int c, int group_id)
-{
-	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = group_id };
-
-	return (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
-}
 
 /*
  * A nesting container with edu #1's group; the guest's pages mapped in
@@ -1934,12 +1836,12 @@ static int body_nest(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) *self
 	int gid = self->e1.group_id;
 	uint32_t done = 0;
 
-	STEP("nesting bind", nest_bind(self->c, gid));
+	STEP("nesting bind", nesting_bind(self->c, gid, NEST_PML4, 48, 0, NULL));
 	/* The guest adds S1_B -> D2 and invalidates it (caching mode). */
 	gtable(3)[NEST_S1_B >> 12] = NEST_D2 | PTE_OK;
-	STEP_WB("nesting invalidate", nest_invalidate(self->c, gid, NEST_S1_B, &done));
+	STEP_WB("nesting invalidate", nesting_invalidate(self->c, gid, NEST_S1_B, 1, &done));
 	ASSERT_EQ(1, done);
-	STEP("nesting unbind", nest_unbind(self->c, gid));
+	STEP("nesting unbind", nesting_unbind(self->c, gid));
 	return 0;
 }
 
@@ -1998,7 +1900,7 @@ static int s1_read(FIXTURE_DATA(fnth) *self, uint8_t fill)
 static int s1_invalidate_dropped(FIXTURE_DATA(fnth) *self, uint32_t *done)
 {
 	struct rvfio_mdev_stats st;
-	int ret = nest_invalidate(self->c, self->nest_gid, NEST_S1_A, done);
+	int ret = nesting_invalidate(self->c, self->nest_gid, NEST_S1_A, 1, done);
 
 	if (ret)
 		return ret;
@@ -2012,7 +1914,7 @@ static int body_nest_mdev(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) 
 	int gid = self->nest_gid;
 	uint32_t done = 0;
 
-	STEP("nesting bind (mdev)", nest_bind(self->c, gid));
+	STEP("nesting bind (mdev)", nesting_bind(self->c, gid, NEST_PML4, 48, 0, NULL));
 	STEP("mdev dma_rw through stage 1", s1_read(self, NEST_FILL_D));
 	STEP("mdev pin through stage 1", mdev_dev_pin(self->m.device, NEST_S1_A, 1,
 						      RVFIO_MDEV_PROT_READ | RVFIO_MDEV_PROT_WRITE));
@@ -2021,7 +1923,7 @@ static int body_nest_mdev(struct __test_metadata *_metadata, FIXTURE_DATA(fnth) 
 	STEP_WB("nesting invalidate (mdev)", s1_invalidate_dropped(self, &done));
 	ASSERT_EQ(1, done);
 	STEP("mdev dma_rw after the invalidation", s1_read(self, NEST_FILL_D2));
-	STEP("nesting unbind (mdev)", nest_unbind(self->c, gid));
+	STEP("nesting unbind (mdev)", nesting_unbind(self->c, gid));
 	return 0;
 }
 
@@ -2043,15 +1945,10 @@ TEST_F_TIMEOUT(fnth, rvfio_nesting_bind_mdev, SWEEP_TIMEOUT)
 		.name = "rvfio_nesting_bind_mdev", .setup = setup_nest_mdev,
 		.body = body_nest_mdev, .failed = failed_nest_mdev,
 	};
-	const char *why = mdev_dev_missing();
 	void *p;
 
 	REQUIRE_RVFIO();
-	if (!self->fi_set)
-		return;
-	if (why)
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, mdev_dev_create(&self->m));
+	MDEV_UP();
 	p = alloc_pages_4k(NEST_PAGES * PAGE_4K, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	self->guest = p;

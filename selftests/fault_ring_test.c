@@ -39,6 +39,7 @@
 
 #include "kselftest_harness.h"
 #include "edu_fixture.h"
+#include "fault_ring.h"
 #include "mdev_dev.h"
 #include "vfio_util.h"
 
@@ -53,18 +54,6 @@
 /* How long to wait for a record that must not come. */
 #define QUIET_MS	500
 
-/* RVFIO_IOMMU_FAULT_RING; the ring fd or -errno. */
-static int ring_create(int c, uint32_t flags, uint32_t entries, int efd, uint32_t kinds,
-		       uint32_t timeout_ms)
-{
-	struct rvfio_fault_ring_create a = {
-		.argsz = sizeof(a), .flags = flags, .entries = entries,
-		.eventfd = efd, .kinds = kinds, .timeout_ms = timeout_ms,
-	};
-
-	return (int)vfio_ioctl(c, RVFIO_IOMMU_FAULT_RING, &a);
-}
-
 /*
  * Everything but uapi_probe needs the ring: on a backend without it, check
  * that it says so the documented way (extension 0, ENOTTY) and skip.
@@ -75,7 +64,7 @@ static int ring_create(int c, uint32_t flags, uint32_t entries, int efd, uint32_
 		ASSERT_STRNE("rvfio", backend_name()) \
 			TH_LOG("rvfio answers %ld to RVFIO_FAULT_RING", __ext); \
 		ASSERT_EQ(0, __ext); \
-		ASSERT_EQ(-ENOTTY, ring_create((c), 0, 8, -1, KINDS_DMA, 0)); \
+		ASSERT_EQ(-ENOTTY, fault_ring_create((c), 0, 8, -1, KINDS_DMA, 0)); \
 		SKIP(return, "%s has no fault ring (RVFIO_FAULT_RING: 0, " \
 		     "RVFIO_IOMMU_FAULT_RING: ENOTTY)", backend_name()); \
 	} \
@@ -83,77 +72,26 @@ static int ring_create(int c, uint32_t flags, uint32_t entries, int efd, uint32_
 
 /* ---- the ring seen from user space ------------------------------------ */
 
-struct ring {
-	int fd;
-	size_t size;
-	struct rvfio_fault_ring_header *hdr;
-	struct rvfio_fault *rec;
-	uint32_t cons;		/* our consumer index */
-};
-
-static uint32_t ring_producer(struct ring *r)
-{
-	return __atomic_load_n(&r->hdr->producer, __ATOMIC_ACQUIRE);
-}
-
-static void ring_set_consumer(struct ring *r, uint32_t v)
-{
-	__atomic_store_n(&r->hdr->consumer, v, __ATOMIC_RELEASE);
-}
-
-/* Maps the whole ring of fd. 0 or -errno. */
-static int ring_map(struct ring *r, int fd)
-{
-	struct rvfio_fault_ring_header *h;
-	long page = sysconf(_SC_PAGESIZE);
-
-	memset(r, 0, sizeof(*r));
-	r->fd = fd;
-	h = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 0);
-	if (h == MAP_FAILED)
-		return -errno;
-	r->size = h->mmap_size;
-	munmap(h, page);
-	r->hdr = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (r->hdr == MAP_FAILED) {
-		r->hdr = NULL;
-		return -errno;
-	}
-	r->rec = (void *)((char *)r->hdr + r->hdr->records_offset);
-	r->cons = r->hdr->consumer;
-	return 0;
-}
-
-/* ring_create() and ring_map() into *r, both asserted: the ring's fd. */
+/* fault_ring_create() and fault_ring_map() into *r, both asserted: the ring's fd. */
 #define ring_open(r, c, ...) __ring_open(_metadata, (r), (c), __VA_ARGS__)
-static int __ring_open(struct __test_metadata *_metadata, struct ring *r, int c, uint32_t flags,
-		       uint32_t entries, int efd, uint32_t kinds, uint32_t timeout_ms)
+static int __ring_open(struct __test_metadata *_metadata, struct fault_ring *r, int c,
+		       uint32_t flags, uint32_t entries, int efd, uint32_t kinds, uint32_t timeout_ms)
 {
-	int fd = ring_create(c, flags, entries, efd, kinds, timeout_ms);
+	int fd = fault_ring_create(c, flags, entries, efd, kinds, timeout_ms);
 
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ring_map(r, fd));
+	ASSERT_EQ(0, fault_ring_map(r, fd));
 	return fd;
 }
 
-static void ring_close(struct ring *r)
-{
-	if (r->hdr)
-		munmap(r->hdr, r->size);
-	r->hdr = NULL;
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-}
-
 /* Records ready for us (producer - our consumer). */
-static uint32_t ring_ready(struct ring *r)
+static uint32_t ring_ready(struct fault_ring *r)
 {
-	return ring_producer(r) - r->cons;
+	return fault_ring_producer(r) - r->cons;
 }
 
 /* Waits up to ms for n records, with poll(). Returns the number ready. */
-static uint32_t ring_wait(struct ring *r, uint32_t n, int ms)
+static uint32_t ring_wait(struct fault_ring *r, uint32_t n, int ms)
 {
 	struct timespec t0, t;
 
@@ -167,7 +105,7 @@ static uint32_t ring_wait(struct ring *r, uint32_t n, int ms)
 		if (left <= 0)
 			break;
 		/* POLLIN means records beyond the consumer *we stored*. */
-		ring_set_consumer(r, r->cons);
+		fault_ring_set_consumer(r, r->cons);
 		if (poll(&p, 1, (int)left) < 0)
 			break;
 	}
@@ -175,20 +113,11 @@ static uint32_t ring_wait(struct ring *r, uint32_t n, int ms)
 }
 
 /* Copies the next record and consumes it. */
-static void ring_pop(struct ring *r, struct rvfio_fault *out)
+static void ring_pop(struct fault_ring *r, struct rvfio_fault *out)
 {
 	*out = r->rec[r->cons & (r->hdr->entries - 1)];
 	r->cons++;
-	ring_set_consumer(r, r->cons);
-}
-
-/* Writes one page response; bytes written or -errno. */
-static long respond(int fd, uint32_t cookie, uint32_t code)
-{
-	struct rvfio_fault_response resp = { .cookie = cookie, .code = code };
-	ssize_t n = write(fd, &resp, sizeof(resp));
-
-	return n < 0 ? -errno : n;
+	fault_ring_set_consumer(r, r->cons);
 }
 
 /* The eventfd's counter (read, which resets it); 0 when not signalled. */
@@ -282,7 +211,7 @@ TEST(uapi_probe)
 		SKIP(return, "needs an edu device in EDU_BDFS for a container with a backend");
 	ASSERT_EQ(0, edu_open(&e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 		TH_LOG("%s", err);
-	fd = ring_create(e.container, 0, 8, -1, KINDS_DMA, 0);
+	fd = fault_ring_create(e.container, 0, 8, -1, KINDS_DMA, 0);
 	if (strcmp(backend_name(), "rvfio")) {
 		EXPECT_EQ(0, vfio_check_ext(e.container, RVFIO_FAULT_RING));
 		EXPECT_EQ(-ENOTTY, fd);
@@ -312,7 +241,7 @@ static void hw_fault_once(struct __test_metadata *_metadata, FIXTURE_DATA(edu) *
 			  uint64_t iova, bool write, uint8_t *ro_mem)
 {
 	struct rvfio_fault f;
-	struct ring r;
+	struct fault_ring r;
 	int efd, fd;
 	uint64_t t0;
 
@@ -322,7 +251,7 @@ static void hw_fault_once(struct __test_metadata *_metadata, FIXTURE_DATA(edu) *
 	EXPECT_EQ(16, r.hdr->entries);
 	EXPECT_EQ(sizeof(struct rvfio_fault), r.hdr->entry_size);
 	EXPECT_EQ(KINDS_DMA, r.hdr->kinds);
-	EXPECT_EQ(0, ring_producer(&r));
+	EXPECT_EQ(0, fault_ring_producer(&r));
 	EXPECT_EQ(0, eventfd_take(efd));
 	EXPECT_EQ(POLLOUT, poll_events(fd));
 
@@ -362,7 +291,7 @@ static void hw_fault_once(struct __test_metadata *_metadata, FIXTURE_DATA(edu) *
 		EXPECT_EQ(-1, check_fill(ro_mem, PAGE_4K, 0x77))
 			TH_LOG("the write went through the read-only mapping");
 	}
-	ring_close(&r);
+	fault_ring_close(&r);
 	close(efd);
 }
 
@@ -394,7 +323,7 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 {
 	uint8_t *ro = edu_buf(PAGE_4K, 0x77);
 	struct rvfio_fault f;
-	struct ring r;
+	struct fault_ring r;
 
 	REQUIRE_RING(self->c);
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_MAP, ro, PAGE_4K, RO));
@@ -422,7 +351,7 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 		EXPECT_EQ(write ? IOVA_MAP : IOVA_HOLE + i * PAGE_4K, f.iova);
 		EXPECT_EQ(write ? RVFIO_FAULT_ACCESS_WRITE : RVFIO_FAULT_ACCESS_READ, f.access);
 	}
-	ring_close(&r);
+	fault_ring_close(&r);
 
 	/* Page requests only: hardware faults are not reported. */
 	ring_open(&r, self->c, PR, 4, -1, RVFIO_FAULT_KIND_PAGE_REQ, 0);
@@ -430,7 +359,7 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 	usleep(QUIET_MS * 1000);
 	EXPECT_EQ(0, ring_ready(&r));
 	EXPECT_EQ(0, r.hdr->lost);
-	ring_close(&r);
+	fault_ring_close(&r);
 	EXPECT_EQ(-1, check_fill(ro, PAGE_4K, 0x77));
 }
 
@@ -442,7 +371,7 @@ TEST_F_TIMEOUT(edu, hw_faults_in_order_and_kinds, DMA_TEST_TIMEOUT)
 TEST_F_TIMEOUT(edu, ring_outlives_container, DMA_TEST_TIMEOUT)
 {
 	struct rvfio_fault f;
-	struct ring r;
+	struct fault_ring r;
 	int fd;
 
 	REQUIRE_RING(self->c);
@@ -456,8 +385,8 @@ TEST_F_TIMEOUT(edu, ring_outlives_container, DMA_TEST_TIMEOUT)
 	ring_pop(&r, &f);
 	EXPECT_EQ(IOVA_HOLE, f.iova);
 	EXPECT_EQ(POLLOUT | POLLHUP, poll_events(fd));
-	EXPECT_EQ(-ENOENT, respond(fd, 1, RVFIO_FAULT_RESPONSE_SUCCESS));
-	ring_close(&r);
+	EXPECT_EQ(-ENOENT, fault_ring_respond(fd, 1, RVFIO_FAULT_RESPONSE_SUCCESS));
+	fault_ring_close(&r);
 }
 
 /* Starts an edu DMA (device reads iova) without waiting for it. */
@@ -483,7 +412,7 @@ TEST_F_TIMEOUT(edu, teardown_with_fault_in_flight, DMA_TEST_TIMEOUT)
 	for (int i = 0; i < 12; i++) {
 		char err[256] = "";
 		struct edu e;
-		struct ring r;
+		struct fault_ring r;
 
 		ASSERT_EQ(0, edu_open(&e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 			TH_LOG("%s", err);
@@ -491,13 +420,13 @@ TEST_F_TIMEOUT(edu, teardown_with_fault_in_flight, DMA_TEST_TIMEOUT)
 		edu_dma_start(&e, IOVA_HOLE);
 		usleep((i % 4) * 30000);	/* before, around, after the fault */
 		if (i % 2) {
-			ring_close(&r);
+			fault_ring_close(&r);
 			edu_close(&e);
 		} else {
 			edu_close(&e);
 			EXPECT_EQ(RVFIO_FAULT_RING_DETACHED, r.hdr->state);
-			EXPECT_GE(1, ring_producer(&r));
-			ring_close(&r);
+			EXPECT_GE(1, fault_ring_producer(&r));
+			fault_ring_close(&r);
 		}
 	}
 }
@@ -547,7 +476,7 @@ TEST_F(mdev, emulated_faults_recorded)
 {
 	uint8_t tmp[64];
 	struct rvfio_fault f;
-	struct ring r;
+	struct fault_ring r;
 	int efd, fd;
 
 	REQUIRE_RING(self->c);
@@ -592,7 +521,7 @@ TEST_F(mdev, emulated_faults_recorded)
 	/* A good access is no fault. */
 	EXPECT_EQ(0, mdev_dev_dma_rw(self->dev, IOVA_MAP, tmp, sizeof(tmp), 0));
 	EXPECT_EQ(0, ring_ready(&r));
-	ring_close(&r);
+	fault_ring_close(&r);
 	close(efd);
 }
 
@@ -606,13 +535,13 @@ TEST_F(mdev, overflow_counts_lost)
 	const uint32_t entries = 4, extra = 6;
 	uint8_t tmp[8];
 	struct rvfio_fault f;
-	struct ring r;
+	struct fault_ring r;
 
 	REQUIRE_RING(self->c);
 	ring_open(&r, self->c, 0, entries, -1, KINDS_DMA, 0);
 	for (uint32_t i = 0; i < entries + extra; i++)
 		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + i * PAGE_4K, tmp, 8, 0));
-	EXPECT_EQ(entries, ring_producer(&r));
+	EXPECT_EQ(entries, fault_ring_producer(&r));
 	EXPECT_EQ(extra, r.hdr->lost);
 	for (uint32_t i = 0; i < entries; i++) {
 		EXPECT_EQ(i, r.rec[i].seq);
@@ -623,14 +552,14 @@ TEST_F(mdev, overflow_counts_lost)
 	ring_pop(&r, &f);
 	for (uint32_t i = 0; i < 3; i++)
 		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_MAP + i * PAGE_4K, tmp, 8, 0));
-	EXPECT_EQ(entries + 2, ring_producer(&r));
+	EXPECT_EQ(entries + 2, fault_ring_producer(&r));
 	EXPECT_EQ(extra + 1, r.hdr->lost);
 	EXPECT_EQ(entries + extra, r.rec[0].seq);
 	EXPECT_EQ(IOVA_MAP, r.rec[0].iova);
 	EXPECT_EQ(IOVA_MAP + PAGE_4K, r.rec[1].iova);
 	EXPECT_EQ(2, r.rec[2].seq);
 	EXPECT_EQ(3, r.rec[3].seq);
-	ring_close(&r);
+	fault_ring_close(&r);
 }
 
 /* A consumer index past the producer is ignored and counted, and nothing
@@ -638,41 +567,41 @@ TEST_F(mdev, overflow_counts_lost)
 TEST_F(mdev, bad_consumer_ignored)
 {
 	uint8_t tmp[8];
-	struct ring r;
+	struct fault_ring r;
 	int fd;
 
 	REQUIRE_RING(self->c);
 	fd = ring_open(&r, self->c, 0, 4, -1, KINDS_DMA, 0);
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE, tmp, 8, 0));
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + PAGE_4K, tmp, 8, 0));
-	ASSERT_EQ(2, ring_producer(&r));
+	ASSERT_EQ(2, fault_ring_producer(&r));
 	/* "Consumed" 7 records of which only 2 exist. */
-	ring_set_consumer(&r, 7);
+	fault_ring_set_consumer(&r, 7);
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 2 * PAGE_4K, tmp, 8, 0));
-	EXPECT_EQ(3, ring_producer(&r));
+	EXPECT_EQ(3, fault_ring_producer(&r));
 	EXPECT_EQ(1, r.hdr->consumer_rejected);
 	EXPECT_EQ(IOVA_HOLE, r.rec[0].iova);
 	EXPECT_EQ(IOVA_HOLE + 2 * PAGE_4K, r.rec[2].iova);
 	/* Still 3 unconsumed: the fourth fits, the fifth is lost. */
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 3 * PAGE_4K, tmp, 8, 0));
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 4 * PAGE_4K, tmp, 8, 0));
-	EXPECT_EQ(4, ring_producer(&r));
+	EXPECT_EQ(4, fault_ring_producer(&r));
 	EXPECT_EQ(1, r.hdr->lost);
 	EXPECT_EQ(IOVA_HOLE, r.rec[0].iova);
 	EXPECT_EQ(1, r.hdr->consumer_rejected);
 	/* Backwards is refused as well. */
-	ring_set_consumer(&r, 2);
+	fault_ring_set_consumer(&r, 2);
 	EXPECT_EQ(POLLIN | POLLOUT, poll_events(fd));
-	ring_set_consumer(&r, 1);
+	fault_ring_set_consumer(&r, 1);
 	EXPECT_EQ(POLLIN | POLLOUT, poll_events(fd));
 	EXPECT_EQ(2, r.hdr->consumer_rejected);
 	/* All consumed: room again. */
-	ring_set_consumer(&r, 4);
+	fault_ring_set_consumer(&r, 4);
 	EXPECT_EQ(POLLOUT, poll_events(fd));
 	EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + 5 * PAGE_4K, tmp, 8, 0));
-	EXPECT_EQ(5, ring_producer(&r));
+	EXPECT_EQ(5, fault_ring_producer(&r));
 	EXPECT_EQ(IOVA_HOLE + 5 * PAGE_4K, r.rec[0].iova);
-	ring_close(&r);
+	fault_ring_close(&r);
 }
 
 /* ---- page requests ------------------------------------------------------ */
@@ -755,7 +684,7 @@ static void page_request_success(struct __test_metadata *_metadata, FIXTURE_DATA
 	uint32_t seed = random_seed();
 	struct rvfio_fault f;
 	struct access a;
-	struct ring r;
+	struct fault_ring r;
 	uint8_t access = op == OP_READ ? RVFIO_FAULT_ACCESS_READ :
 			 op == OP_WRITE ? RVFIO_FAULT_ACCESS_WRITE :
 			 RVFIO_FAULT_ACCESS_READ | RVFIO_FAULT_ACCESS_WRITE;
@@ -770,7 +699,7 @@ static void page_request_success(struct __test_metadata *_metadata, FIXTURE_DATA
 	EXPECT_EQ(ETIMEDOUT, access_join(&a, 200));
 	ASSERT_EQ(0, vfio_map(self->c, IOVA_HOLE, mem, PAGE_4K, RW));
 	EXPECT_EQ(sizeof(struct rvfio_fault_response),
-		  respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
+		  fault_ring_respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
 	ASSERT_EQ(0, access_join(&a, 5000)) TH_LOG("the access did not complete");
 	switch (op) {
 	case OP_READ:
@@ -794,9 +723,9 @@ static void page_request_success(struct __test_metadata *_metadata, FIXTURE_DATA
 	}
 	}
 	/* Answered once: a second answer finds nothing. */
-	EXPECT_EQ(-ENOENT, respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
+	EXPECT_EQ(-ENOENT, fault_ring_respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
 	EXPECT_EQ(0, ring_ready(&r));
-	ring_close(&r);
+	fault_ring_close(&r);
 }
 
 TEST_F(mdev, page_request_dma_read_success)
@@ -822,7 +751,7 @@ TEST_F(mdev, page_request_refused)
 				   RVFIO_FAULT_RESPONSE_SUCCESS };
 	struct rvfio_fault f;
 	struct access a;
-	struct ring r;
+	struct fault_ring r;
 	int fd;
 
 	REQUIRE_RING(self->c);
@@ -835,10 +764,10 @@ TEST_F(mdev, page_request_refused)
 				    op == OP_PIN ? RVFIO_FAULT_ACCESS_READ | RVFIO_FAULT_ACCESS_WRITE
 						 : RVFIO_FAULT_ACCESS_READ,
 				    self->m.group_id);
-		EXPECT_EQ(8, respond(fd, f.cookie, codes[i]));
+		EXPECT_EQ(8, fault_ring_respond(fd, f.cookie, codes[i]));
 		ASSERT_EQ(0, access_join(&a, 5000));
 		EXPECT_EQ(-EINVAL, a.ret) TH_LOG("response %u", codes[i]);
-		EXPECT_EQ(-ENOENT, respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
+		EXPECT_EQ(-ENOENT, fault_ring_respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
 	}
 	/* The success that fixed nothing: the retry's miss is an unrecoverable
 	 * fault of the same IOVA, no second request. */
@@ -847,7 +776,7 @@ TEST_F(mdev, page_request_refused)
 	ASSERT_EMULATED_REC(f, RVFIO_FAULT_KIND_DMA, IOVA_HOLE, RVFIO_FAULT_ACCESS_READ,
 			    RVFIO_FAULT_REASON_NOT_MAPPED, self->m.group_id);
 	EXPECT_EQ(0, f.cookie);
-	ring_close(&r);
+	fault_ring_close(&r);
 }
 
 /* Nobody answers: the access fails after the ring's timeout, and a late
@@ -856,7 +785,7 @@ TEST_F(mdev, page_request_timeout)
 {
 	struct rvfio_fault f;
 	struct access a;
-	struct ring r;
+	struct fault_ring r;
 	int fd;
 
 	REQUIRE_RING(self->c);
@@ -866,8 +795,8 @@ TEST_F(mdev, page_request_timeout)
 	ASSERT_EQ(0, access_join(&a, 10000));
 	EXPECT_EQ(-EINVAL, a.ret);
 	EXPECT_LE(250, a.ms) TH_LOG("gave up after %.0f ms of 300", a.ms);
-	EXPECT_EQ(-ENOENT, respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
-	ring_close(&r);
+	EXPECT_EQ(-ENOENT, fault_ring_respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_SUCCESS));
+	fault_ring_close(&r);
 }
 
 /* Closing the ring with a request pending releases the waiter at once,
@@ -876,7 +805,7 @@ TEST_F(mdev, close_ring_releases_waiter)
 {
 	struct rvfio_fault f;
 	struct access a;
-	struct ring r;
+	struct fault_ring r;
 	int fd;
 
 	REQUIRE_RING(self->c);
@@ -885,12 +814,12 @@ TEST_F(mdev, close_ring_releases_waiter)
 	ASSERT_PAGE_REQUEST(&r, &f, IOVA_HOLE, RVFIO_FAULT_ACCESS_READ | RVFIO_FAULT_ACCESS_WRITE,
 			    self->m.group_id);
 	EXPECT_EQ(ETIMEDOUT, access_join(&a, 200));
-	ring_close(&r);		/* munmap and close: the last reference */
+	fault_ring_close(&r);		/* munmap and close: the last reference */
 	ASSERT_EQ(0, access_join(&a, 5000)) TH_LOG("closing the ring did not release the waiter");
 	EXPECT_EQ(-EINVAL, a.ret);
 	EXPECT_GT(10000, a.ms);
 	EXPECT_EQ(0, mdev_pinned_pages(self->dev));
-	fd = ring_create(self->c, 0, 8, -1, KINDS_DMA, 0);
+	fd = fault_ring_create(self->c, 0, 8, -1, KINDS_DMA, 0);
 	EXPECT_LE(0, fd);
 	close(fd);
 }
@@ -900,7 +829,7 @@ TEST_F(mdev, close_ring_releases_waiter)
 TEST_F(mdev, page_request_ring_full)
 {
 	uint8_t tmp[8];
-	struct ring r;
+	struct fault_ring r;
 	double t0;
 	int fd;
 
@@ -918,11 +847,11 @@ TEST_F(mdev, page_request_ring_full)
 		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE + PAGE_4K, tmp, 8, 0));
 		EXPECT_GT(2000, now_ms() - t0);
 		EXPECT_EQ(1, r.hdr->lost);
-		EXPECT_EQ(8, respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_INVALID));
+		EXPECT_EQ(8, fault_ring_respond(fd, f.cookie, RVFIO_FAULT_RESPONSE_INVALID));
 		ASSERT_EQ(0, access_join(&a, 5000));
 		EXPECT_EQ(-EINVAL, a.ret);
 	}
-	ring_close(&r);
+	fault_ring_close(&r);
 }
 
 /* ---- bad input ---------------------------------------------------------- */
@@ -942,49 +871,49 @@ TEST_F(mdev, create_bad_input)
 	a.argsz = 0;
 	EXPECT_EQ(-EINVAL, vfio_ioctl(self->c, RVFIO_IOMMU_FAULT_RING, &a));
 	/* Flags. */
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 1u << 7, 8, -1, KINDS_DMA, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 1u << 31, 8, -1, KINDS_DMA, 0));
-	EXPECT_EQ(-EOPNOTSUPP, ring_create(self->c, RVFIO_FAULT_RING_HW_PAGE_REQUESTS, 8, -1,
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 1u << 7, 8, -1, KINDS_DMA, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 1u << 31, 8, -1, KINDS_DMA, 0));
+	EXPECT_EQ(-EOPNOTSUPP, fault_ring_create(self->c, RVFIO_FAULT_RING_HW_PAGE_REQUESTS, 8, -1,
 					   KINDS_ALL, 0));
-	EXPECT_EQ(-EOPNOTSUPP, ring_create(self->c, RVFIO_FAULT_RING_HW_PAGE_REQUESTS | PR, 8,
+	EXPECT_EQ(-EOPNOTSUPP, fault_ring_create(self->c, RVFIO_FAULT_RING_HW_PAGE_REQUESTS | PR, 8,
 					   -1, KINDS_ALL, 0));
 	/* Entries. */
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 0, -1, KINDS_DMA, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 3, -1, KINDS_DMA, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 1000, -1, KINDS_DMA, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, RVFIO_FAULT_RING_MAX_ENTRIES * 2, -1,
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 0, -1, KINDS_DMA, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 3, -1, KINDS_DMA, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 1000, -1, KINDS_DMA, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, RVFIO_FAULT_RING_MAX_ENTRIES * 2, -1,
 				       KINDS_DMA, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, RVFIO_FAULT_RING_MAX_ENTRIES + 1, -1,
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, RVFIO_FAULT_RING_MAX_ENTRIES + 1, -1,
 				       KINDS_DMA, 0));
 	/* Kinds. */
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 8, -1, 0, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 8, -1, KINDS_DMA | 4, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 8, -1, KINDS_ALL, 0));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, PR, 8, -1, KINDS_DMA, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 8, -1, 0, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 8, -1, KINDS_DMA | 4, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 8, -1, KINDS_ALL, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, PR, 8, -1, KINDS_DMA, 0));
 	/* Timeout. */
-	EXPECT_EQ(-EINVAL, ring_create(self->c, PR, 8, -1, KINDS_ALL,
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, PR, 8, -1, KINDS_ALL,
 				       RVFIO_FAULT_RING_MAX_TIMEOUT_MS + 1));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 8, -1, KINDS_DMA, 100));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 8, -1, KINDS_DMA, 100));
 	/* Eventfd: negative, not open, not an eventfd. */
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 8, -2, KINDS_DMA, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 8, -2, KINDS_DMA, 0));
 	closed_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, closed_fd);
 	close(closed_fd);
-	EXPECT_EQ(-EBADF, ring_create(self->c, 0, 8, closed_fd, KINDS_DMA, 0));
+	EXPECT_EQ(-EBADF, fault_ring_create(self->c, 0, 8, closed_fd, KINDS_DMA, 0));
 	ASSERT_EQ(0, pipe(pipefd));
-	EXPECT_EQ(-EINVAL, ring_create(self->c, 0, 8, pipefd[0], KINDS_DMA, 0));
+	EXPECT_EQ(-EINVAL, fault_ring_create(self->c, 0, 8, pipefd[0], KINDS_DMA, 0));
 	close(pipefd[0]);
 	close(pipefd[1]);
 
 	/* Nothing was created: these work. */
-	fd = ring_create(self->c, 0, RVFIO_FAULT_RING_MAX_ENTRIES, -1, KINDS_DMA, 0);
+	fd = fault_ring_create(self->c, 0, RVFIO_FAULT_RING_MAX_ENTRIES, -1, KINDS_DMA, 0);
 	ASSERT_LE(0, fd);
-	EXPECT_EQ(-EBUSY, ring_create(self->c, 0, 8, -1, KINDS_DMA, 0));
-	EXPECT_EQ(-EBUSY, ring_create(self->c, PR, 1, -1, KINDS_ALL, 0));
+	EXPECT_EQ(-EBUSY, fault_ring_create(self->c, 0, 8, -1, KINDS_DMA, 0));
+	EXPECT_EQ(-EBUSY, fault_ring_create(self->c, PR, 1, -1, KINDS_ALL, 0));
 	close(fd);
-	fd = ring_create(self->c, PR, 1, -1, KINDS_ALL, 1);
+	fd = fault_ring_create(self->c, PR, 1, -1, KINDS_ALL, 1);
 	ASSERT_LE(0, fd);
-	fd2 = ring_create(self->c, 0, 8, -1, KINDS_DMA, 0);
+	fd2 = fault_ring_create(self->c, 0, 8, -1, KINDS_DMA, 0);
 	EXPECT_EQ(-EBUSY, fd2);
 	close(fd);
 }
@@ -1000,7 +929,7 @@ TEST_F(mdev, mmap_bad_input)
 	int fd;
 
 	REQUIRE_RING(self->c);
-	fd = ring_create(self->c, 0, 128, -1, KINDS_DMA, 0);	/* 8 KiB of records */
+	fd = fault_ring_create(self->c, 0, 128, -1, KINDS_DMA, 0);	/* 8 KiB of records */
 	ASSERT_LE(0, fd);
 	h = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, h);
@@ -1047,14 +976,14 @@ TEST_F(mdev, response_bad_input)
 	struct rvfio_fault_response resp[3];
 	struct rvfio_fault f;
 	struct access a;
-	struct ring r;
+	struct fault_ring r;
 	int fd;
 
 	REQUIRE_RING(self->c);
 	fd = ring_open(&r, self->c, PR, 8, -1, KINDS_ALL, 20000);
-	EXPECT_EQ(-ENOENT, respond(fd, 0, RVFIO_FAULT_RESPONSE_SUCCESS));
-	EXPECT_EQ(-ENOENT, respond(fd, 12345, RVFIO_FAULT_RESPONSE_SUCCESS));
-	EXPECT_EQ(-EINVAL, respond(fd, 1, 3));
+	EXPECT_EQ(-ENOENT, fault_ring_respond(fd, 0, RVFIO_FAULT_RESPONSE_SUCCESS));
+	EXPECT_EQ(-ENOENT, fault_ring_respond(fd, 12345, RVFIO_FAULT_RESPONSE_SUCCESS));
+	EXPECT_EQ(-EINVAL, fault_ring_respond(fd, 1, 3));
 	EXPECT_EQ(0, write(fd, resp, 0));
 	errno = 0;
 	EXPECT_EQ(-1, write(fd, resp, 7));
@@ -1068,7 +997,7 @@ TEST_F(mdev, response_bad_input)
 	ASSERT_EQ(0, access_start(&a, self->dev, OP_READ, IOVA_HOLE));
 	ASSERT_PAGE_REQUEST(&r, &f, IOVA_HOLE, RVFIO_FAULT_ACCESS_READ, self->m.group_id);
 	/* A bad code for the real cookie changes nothing. */
-	EXPECT_EQ(-EINVAL, respond(fd, f.cookie, 7));
+	EXPECT_EQ(-EINVAL, fault_ring_respond(fd, f.cookie, 7));
 	EXPECT_EQ(ETIMEDOUT, access_join(&a, 200));
 	/* [good, unknown cookie, good]: the first is taken, then it stops. */
 	resp[0] = (struct rvfio_fault_response){ f.cookie, RVFIO_FAULT_RESPONSE_INVALID };
@@ -1077,7 +1006,7 @@ TEST_F(mdev, response_bad_input)
 	EXPECT_EQ(8, write(fd, resp, sizeof(resp)));
 	ASSERT_EQ(0, access_join(&a, 5000));
 	EXPECT_EQ(-EINVAL, a.ret);
-	ring_close(&r);
+	fault_ring_close(&r);
 }
 
 /* ======================================================================
@@ -1179,18 +1108,18 @@ TEST_F_TIMEOUT(mixed, recreate_under_faults, 300)
 	ASSERT_EQ(0, pthread_create(&tm, NULL, mdev_storm, &s));
 	for (int i = 0; i < 1000; i++) {
 		bool pr = i % 2;
-		struct ring r;
-		int fd = ring_create(self->c, pr ? PR : 0, 64, efd, pr ? KINDS_ALL : KINDS_DMA,
+		struct fault_ring r;
+		int fd = fault_ring_create(self->c, pr ? PR : 0, 64, efd, pr ? KINDS_ALL : KINDS_DMA,
 				     pr ? RVFIO_FAULT_RING_MAX_TIMEOUT_MS : 0);
 
 		ASSERT_LE(0, fd) TH_LOG("create %d: %s", i, strerror(-fd));
-		ASSERT_EQ(0, ring_map(&r, fd));
+		ASSERT_EQ(0, fault_ring_map(&r, fd));
 		if (i % 100 == 0)
 			usleep(20000);	/* let some faults land */
-		records += ring_producer(&r) + r.hdr->lost;
-		for (uint32_t k = 0; k < ring_producer(&r) && k < 64; k++)
+		records += fault_ring_producer(&r) + r.hdr->lost;
+		for (uint32_t k = 0; k < fault_ring_producer(&r) && k < 64; k++)
 			requests += r.rec[k].kind == RVFIO_FAULT_KIND_PAGE_REQ;
-		ring_close(&r);
+		fault_ring_close(&r);
 	}
 	atomic_store(&s.stop, 1);
 	/* A waiter blocked on a ring that no longer exists cannot be: no ring
@@ -1206,15 +1135,15 @@ TEST_F_TIMEOUT(mixed, recreate_under_faults, 300)
 	close(efd);
 	/* Still a working container with a working ring. */
 	{
-		struct ring r;
+		struct fault_ring r;
 		uint8_t tmp[8];
-		int fd = ring_create(self->c, 0, 8, -1, KINDS_DMA, 0);
+		int fd = fault_ring_create(self->c, 0, 8, -1, KINDS_DMA, 0);
 
 		ASSERT_LE(0, fd);
-		ASSERT_EQ(0, ring_map(&r, fd));
+		ASSERT_EQ(0, fault_ring_map(&r, fd));
 		EXPECT_EQ(-EINVAL, mdev_dev_dma_rw(self->dev, IOVA_HOLE, tmp, sizeof(tmp), 0));
-		EXPECT_EQ(1, ring_producer(&r));
-		ring_close(&r);
+		EXPECT_EQ(1, fault_ring_producer(&r));
+		fault_ring_close(&r);
 	}
 }
 

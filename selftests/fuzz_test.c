@@ -537,6 +537,19 @@ static void do_query(struct worker *w, uint64_t *s, int c)
 	     where, false);
 }
 
+/* An eventfd argument: -1 (none), other negatives, an fd that is no eventfd
+ * (the container's), one that is not open, or the thread's eventfd. */
+static int pick_eventfd(struct worker *w, uint64_t *s, int c)
+{
+	switch (below(s, 6)) {
+	case 0: return -1;
+	case 1: return -2 - (int)below(s, 100);
+	case 2: return c;
+	case 3: return 100000;
+	default: return w->efd;
+	}
+}
+
 static void do_eventfd(struct worker *w, uint64_t *s, int c)
 {
 	struct rvfio_revoke_eventfd r = { .argsz = sizeof(r) };
@@ -545,13 +558,7 @@ static void do_eventfd(struct worker *w, uint64_t *s, int c)
 	void *arg;
 
 	tls_op = OP_EVENTFD;
-	switch (below(s, 6)) {
-	case 0: r.fd = -1; break;
-	case 1: r.fd = -2 - (int)below(s, 100); break;
-	case 2: r.fd = c; break;			/* open, not an eventfd */
-	case 3: r.fd = 100000; break;
-	default: r.fd = w->efd; break;
-	}
+	r.fd = pick_eventfd(w, s, c);
 	r.argsz = pick_argsz(s, sizeof(r));
 	r.flags = chance(s, 85) ? 0 : 1u << below(s, 32);
 	r.__reserved = chance(s, 90) ? 0 : (uint32_t)rnd(s);
@@ -581,13 +588,7 @@ static void do_ring(struct worker *w, uint64_t *s, int c)
 	if (r.flags == RVFIO_FAULT_RING_PAGE_REQUESTS && chance(s, 80))
 		r.kinds = RVFIO_FAULT_KIND_DMA | RVFIO_FAULT_KIND_PAGE_REQ;
 	r.timeout_ms = chance(s, 80) ? 0 : (uint32_t)below(s, 120000);
-	switch (below(s, 6)) {
-	case 0: r.eventfd = -1; break;
-	case 1: r.eventfd = -2 - (int)below(s, 100); break;
-	case 2: r.eventfd = c; break;			/* open, not an eventfd */
-	case 3: r.eventfd = 100000; break;
-	default: r.eventfd = w->efd; break;
-	}
+	r.eventfd = pick_eventfd(w, s, c);
 	r.argsz = pick_argsz(s, sizeof(r));
 	arg = place_arg(w, s, buf, &r, sizeof(r), &where);
 	ret = ioctl(c, RVFIO_IOMMU_FAULT_RING, arg);

@@ -1211,38 +1211,6 @@ static bool backend_env_is_rvfio(void)
 	return be && !strcmp(be, "rvfio");
 }
 
-static long nest_bind(int c, int group_id)
-{
-	struct iommu_hwpt_vtd_s1 s1 = { .pgtbl_addr = N_PML4, .addr_width = 48 };
-	struct rvfio_nesting_bind b = {
-		.argsz = sizeof(b), .group_id = group_id,
-		.data_type = IOMMU_HWPT_DATA_VTD_S1, .data_len = sizeof(s1),
-		.data_uptr = (uintptr_t)&s1,
-	};
-	long ret = vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
-
-	return ret ? ret : b.out_flags;
-}
-
-static long nest_inval(int c, int group_id, uint64_t addr, uint64_t npages)
-{
-	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = addr, .npages = npages };
-	struct rvfio_nesting_invalidate inv = {
-		.argsz = sizeof(inv), .group_id = group_id,
-		.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
-		.data_uptr = (uintptr_t)&e, .entry_len = sizeof(e), .entry_num = 1,
-	};
-
-	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_INVALIDATE, &inv);
-}
-
-static long nest_unbind(int c, int group_id)
-{
-	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = group_id };
-
-	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
-}
-
 TEST_F(bare, nesting_mdev_translates_through_stage1)
 {
 	uint64_t *t = (uint64_t *)new_buf(&self->bufs, 4 * PAGE_4K, 0);
@@ -1255,6 +1223,7 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 	char err[256] = "";
 	long long pins0;
 	uint64_t n = 0;
+	uint32_t out = 0;
 	long flags;
 
 	if (!backend_env_is_rvfio())
@@ -1271,7 +1240,8 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 	ASSERT_EQ(0, vfio_map(self->c, N_D, d, PAGE_4K, RW));
 	ASSERT_EQ(0, vfio_map(self->c, N_D2, d2, PAGE_4K, RW));
 	ASSERT_EQ(0, vfio_map(self->c, 0x5000, decoy, PAGE_4K, RW));
-	flags = nest_bind(self->c, self->m.group_id);
+	ASSERT_EQ(0, nesting_bind(self->c, self->m.group_id, N_PML4, 48, 0, &out));
+	flags = out;
 	ASSERT_GT(flags, 0);
 	EXPECT_TRUE(flags & RVFIO_NESTING_GROUP_EMULATED);
 	EXPECT_TRUE(flags & RVFIO_NESTING_GROUP_BOUND);
@@ -1306,7 +1276,7 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 
 	/* An invalidation asks the device for its pins there (by stage-1 IOVA). */
 	t[1536 + 5] = N_D2 | E_OK;
-	ASSERT_EQ(0, nest_inval(self->c, self->m.group_id, 0x5000, 1));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->m.group_id, 0x5000, 1, NULL));
 	st = mstats(self->m.device);
 	EXPECT_EQ(1, st.dma_unmap_calls);
 	EXPECT_EQ(0x5000, st.last_unmap_iova);
@@ -1329,10 +1299,10 @@ TEST_F(bare, nesting_mdev_translates_through_stage1)
 
 	/* Unbind gives the pins back, and 0x5000 is the decoy's address again. */
 	t[1536 + 5] = N_D | E_OK;
-	ASSERT_EQ(0, nest_inval(self->c, self->m.group_id, 0x5000, 1));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->m.group_id, 0x5000, 1, NULL));
 	ASSERT_EQ(1, mdev_dev_pin(self->m.device, 0x5000, 1, PIN_RW));
 	ASSERT_PINS(pins0 + 1);
-	ASSERT_EQ(0, nest_unbind(self->c, self->m.group_id));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->m.group_id));
 	EXPECT_EQ(0, mstats(self->m.device).pinned_pages);
 	ASSERT_PINS(pins0);
 	EXPECT_EQ(0, mdev_dev_dma_rw(self->m.device, 0x5000, rd, 8, 0));

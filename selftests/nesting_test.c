@@ -34,6 +34,7 @@
 
 #include "kselftest_harness.h"
 #include "vfio_edu.h"
+#include "vfio_util.h"
 
 #define RO	VFIO_DMA_MAP_FLAG_READ
 #define RW	(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
@@ -66,88 +67,12 @@
 #define FILL_D		0x77
 #define FILL_DECOY	0xdc
 
-static bool backend_is_rvfio(void)
-{
-	const char *be = getenv("VFIO_BACKEND");
-
-	return be && !strcmp(be, "rvfio");
-}
-
 #define SKIP_UNLESS_RVFIO() do { \
 	if (!backend_is_rvfio()) \
 		SKIP(return, "rvfio only: upstream 6.12 type1 has no stage-1 bind " \
 		     "(its VFIO_TYPE1_NESTING_IOMMU attach fails on Intel; " \
 		     "type1_nesting_as_upstream checks that)"); \
 } while (0)
-
-/* --- The uapi, as a VMM calls it. --- */
-
-static int nest_bind_full(int c, int group_id, uint64_t pgtbl, uint32_t width,
-			  uint64_t s1_flags, uint32_t *out_flags)
-{
-	struct iommu_hwpt_vtd_s1 s1 = {
-		.flags = s1_flags, .pgtbl_addr = pgtbl, .addr_width = width,
-	};
-	struct rvfio_nesting_bind b = {
-		.argsz = sizeof(b), .group_id = group_id,
-		.data_type = IOMMU_HWPT_DATA_VTD_S1, .data_len = sizeof(s1),
-		.data_uptr = (uintptr_t)&s1,
-	};
-	long ret = vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
-
-	if (!ret && out_flags)
-		*out_flags = b.out_flags;
-	return ret;
-}
-
-static int nest_bind(int c, int group_id, uint64_t pgtbl, uint32_t width)
-{
-	return nest_bind_full(c, group_id, pgtbl, width, 0, NULL);
-}
-
-static int nest_unbind(int c, int group_id)
-{
-	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = group_id };
-
-	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
-}
-
-/* One invalidation entry; *done gets the entry count written back. */
-static int nest_inval(int c, int group_id, uint64_t addr, uint64_t npages, uint32_t *done)
-{
-	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = addr, .npages = npages };
-	struct rvfio_nesting_invalidate inv = {
-		.argsz = sizeof(inv), .group_id = group_id,
-		.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
-		.data_uptr = (uintptr_t)&e, .entry_len = sizeof(e), .entry_num = 1,
-	};
-	long ret = vfio_ioctl(c, RVFIO_IOMMU_NESTING_INVALIDATE, &inv);
-
-	if (done)
-		*done = inv.entry_num;
-	return ret;
-}
-
-/* The group's RVFIO_NESTING_GROUP_* flags from GET_INFO, or -errno. */
-static long nest_group_flags(int c, int group_id)
-{
-	struct vfio_iommu_type1_info *info = vfio_get_info(c);
-	const struct rvfio_iommu_info_cap_nesting *cap;
-	long ret = -ENOENT;
-
-	if (!info)
-		return -errno;
-	cap = (const void *)vfio_info_cap(info, RVFIO_IOMMU_INFO_CAP_NESTING);
-	if (!cap) {
-		free(info);
-		return -ENODATA;
-	}
-	for (uint32_t i = 0; i < cap->nr_groups; i++)
-		if (cap->groups[i].group_id == (uint32_t)group_id)
-			ret = cap->groups[i].flags;
-	free(info);
-	return ret;
-}
 
 /* --- The fixture: a nesting container, the table and the pages. --- */
 
@@ -279,12 +204,12 @@ TEST_F_TIMEOUT(nest, bind_4k_leaves_both_directions_then_unbind, DMA_TEST_TIMEOU
 	ASSERT_LANDS(SRC_GPA, S1_A, self->decoy);
 	RESET_PAGES();
 	EXPECT_EQ(RVFIO_NESTING_GROUP_SOFTWARE,
-		  nest_group_flags(self->c, self->gid) & ~RVFIO_NESTING_GROUP_HW_CAPABLE);
+		  nesting_group_flags(self->c, self->gid) & ~RVFIO_NESTING_GROUP_HW_CAPABLE);
 
-	ASSERT_EQ(0, nest_bind_full(self->c, self->gid, T_PML4, 48, 0, &flags));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, &flags));
 	EXPECT_TRUE(flags & RVFIO_NESTING_GROUP_BOUND);
 	EXPECT_TRUE(flags & RVFIO_NESTING_GROUP_SOFTWARE);
-	EXPECT_TRUE(nest_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND);
+	EXPECT_TRUE(nesting_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND);
 
 	/* Device write through stage 1: lands in D only. */
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
@@ -299,13 +224,13 @@ TEST_F_TIMEOUT(nest, bind_4k_leaves_both_directions_then_unbind, DMA_TEST_TIMEOU
 	/* A guest-physical address that stage 1 does not map: a hole. */
 	ASSERT_WRITE_DROPPED(SRC_GPA);
 
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
-	EXPECT_FALSE(nest_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND);
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
+	EXPECT_FALSE(nesting_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND);
 	RESET_PAGES();
 	ASSERT_LANDS(SRC_GPA, S1_A, self->decoy);
 	EXPECT_EQ(-1, check_fill(self->d, PAGE_4K, FILL_D));
 	/* And bound once more: stage 1 again. */
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	RESET_PAGES();
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 	EXPECT_EQ(-1, check_fill(self->decoy, PAGE_4K, FILL_DECOY));
@@ -317,26 +242,26 @@ TEST_F_TIMEOUT(nest, read_only_entries_drop_writes, DMA_TEST_TIMEOUT)
 	uint32_t seed = random_seed();
 
 	self->pt[S1_A >> 12] = D_GPA | E_P | E_US;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
 	/* Reading through the read-only entry works: D's bytes reach D2. */
 	fill_pattern(self->d, PAGE_4K, seed);
 	ASSERT_EQ(0, edu_copy(&self->dev, S1_A, S1_B, PAGE_4K));
 	EXPECT_EQ(-1, check_pattern(self->d2, PAGE_4K, seed));
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 
 	/* R/W clear in the PD entry: every leaf below is read-only. */
 	self->pt[S1_A >> 12] = D_GPA | E_OK;
 	self->pd[0] = T_PT | E_P | E_US;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
 	ASSERT_WRITE_DROPPED(S1_B);
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 
 	/* Writable stage 1 over a read-only stage 2: read-only. */
 	self->pd[0] = T_PT | E_OK;
 	self->pt[S1_A >> 12] = SRC_GPA | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	memset(self->src, 0x3e, PAGE_4K);
 	ASSERT_EQ(0, edu_copy(&self->dev, S1_B, S1_A, PAGE_4K));
 	EXPECT_EQ(-1, check_fill(self->src, PAGE_4K, 0x3e)) TH_LOG("wrote a read-only stage 2");
@@ -347,12 +272,12 @@ TEST_F_TIMEOUT(nest, not_present_and_supervisor_entries_are_holes, DMA_TEST_TIME
 {
 	self->pt[S1_A >> 12] = D_GPA | E_RW | E_US;		/* P clear */
 	self->pt[S1_B >> 12] = D2_GPA | E_P | E_RW;		/* U/S clear */
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
 	ASSERT_WRITE_DROPPED(S1_B);
 	/* A read from the hole gives zeros (seen through a valid entry). */
 	self->pt[0x7] = D_GPA | E_OK;
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0x7000, 1, NULL));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, 0x7000, 1, NULL));
 	memset(self->d2, 0x44, PAGE_4K);
 	ASSERT_EQ(0, edu_copy(&self->dev, S1_B, 0x7000, PAGE_4K));
 	EXPECT_EQ(-1, check_fill(self->d, PAGE_4K, 0)) TH_LOG("read from a hole was not zeros");
@@ -366,7 +291,7 @@ TEST_F_TIMEOUT(nest, changes_take_effect_after_invalidation, DMA_TEST_TIMEOUT)
 {
 	uint32_t done = 99;
 
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 	RESET_PAGES();
 
@@ -374,7 +299,7 @@ TEST_F_TIMEOUT(nest, changes_take_effect_after_invalidation, DMA_TEST_TIMEOUT)
 	self->pt[S1_A >> 12] = D2_GPA | E_OK;
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 	RESET_PAGES();
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, S1_A, 1, &done));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, S1_A, 1, &done));
 	EXPECT_EQ(1, done);
 	ASSERT_LANDS(S1_SRC, S1_A, self->d2);
 	EXPECT_EQ(-1, check_fill(self->d, PAGE_4K, FILL_D));
@@ -384,16 +309,16 @@ TEST_F_TIMEOUT(nest, changes_take_effect_after_invalidation, DMA_TEST_TIMEOUT)
 	self->pt[0x20] = D_GPA | E_OK;
 	ASSERT_WRITE_DROPPED(0x20000);
 	/* An invalidation of another page does not make it appear... */
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0x21000, 1, NULL));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, 0x21000, 1, NULL));
 	ASSERT_WRITE_DROPPED(0x20000);
 	/* ...one of a 512-page range that holds it does. */
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0, 512, NULL));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, 0, 512, NULL));
 	ASSERT_LANDS(S1_SRC, 0x20000, self->d);
 	RESET_PAGES();
 
 	/* Present -> not present, invalidated with "everything". */
 	self->pt[0x20] = 0;
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0, UINT64_MAX, NULL));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, 0, UINT64_MAX, NULL));
 	ASSERT_WRITE_DROPPED(0x20000);
 	/* 0x6000 -> D2 was never touched and still translates. */
 	ASSERT_LANDS(S1_SRC, S1_B, self->d2);
@@ -423,7 +348,7 @@ static void two_meg_leaf(struct __test_metadata *_metadata, FIXTURE_DATA(nest) *
 	memset(target, 0x61, SZ_2M);
 	ASSERT_EQ(0, vfio_map(self->c, base, target, SZ_2M, RW));
 	self->pd[1] = base | E_PS | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, s1 + off, target + off);
 	EXPECT_EQ(-1, check_fill(target, off, 0x61));
 	EXPECT_EQ(-1, check_fill(target + off + PAGE_4K, SZ_2M - off - PAGE_4K, 0x61));
@@ -434,9 +359,9 @@ static void two_meg_leaf(struct __test_metadata *_metadata, FIXTURE_DATA(nest) *
 	EXPECT_EQ(-1, check_pattern(self->d, PAGE_4K, seed));
 	/* A 4 KiB leaf into the middle of the same stage-2 memory. */
 	self->pt[0x30] = (base + 0x5000) | E_OK;
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0x30000, 1, NULL));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, 0x30000, 1, NULL));
 	ASSERT_LANDS(S1_SRC, 0x30000, target + 0x5000);
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 }
 
 TEST_F_TIMEOUT(nest, leaf_2m_over_4k_stage2, DMA_TEST_TIMEOUT)
@@ -466,7 +391,7 @@ TEST_F_TIMEOUT(nest, leaf_1g_over_4k_stage2, DMA_TEST_TIMEOUT)
 	uint32_t seed = random_seed();
 
 	self->pdpt[1] = base | E_PS | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, s1 + off, p);
 	EXPECT_EQ(-1, check_fill(decoy, PAGE_4K, FILL_DECOY));
 	fill_pattern(last, PAGE_4K, seed);
@@ -490,7 +415,7 @@ TEST_F_TIMEOUT(nest, leaf_1g_over_hugetlb_1g_stage2, DMA_TEST_TIMEOUT)
 	self->pdpt[1] = base | E_PS | E_OK;
 	/* And a 4 KiB leaf into the same hugetlb page. */
 	self->pt[0x40] = (base + 0x7000) | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, s1 + off, h + off);
 	EXPECT_EQ(-1, check_fill(h + off - PAGE_4K, PAGE_4K, 0x61));
 	EXPECT_EQ(-1, check_fill(h + off + PAGE_4K, PAGE_4K, 0x61));
@@ -509,7 +434,7 @@ TEST_F_TIMEOUT(nest, stage2_unmap_of_a_leaf_target_while_bound, DMA_TEST_TIMEOUT
 	long long pins;
 	uint64_t n = 0;
 
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 	RESET_PAGES();
 	pins = foll_pins_outstanding();
@@ -531,7 +456,7 @@ TEST_F_TIMEOUT(nest, stage2_unmap_of_a_table_page_while_bound, DMA_TEST_TIMEOUT)
 {
 	uint64_t n = 0;
 
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 	RESET_PAGES();
 	ASSERT_EQ(0, vfio_unmap(self->c, T_PT, PAGE_4K, 0, &n));
@@ -567,7 +492,7 @@ TEST_F_TIMEOUT(nest, stage2_features_while_bound, DMA_TEST_TIMEOUT)
 	uint32_t id = 0;
 	void *bar;
 
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	/* Dirty tracking. */
 	ctl.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
 	ASSERT_EQ(0, vfio_ioctl(self->c, VFIO_IOMMU_DIRTY_PAGES, &ctl));
@@ -596,14 +521,14 @@ TEST_F_TIMEOUT(nest, stage2_features_while_bound, DMA_TEST_TIMEOUT)
 	ASSERT_NE(MAP_FAILED, bar);
 	ASSERT_EQ(0, vfio_map(self->c, 0x9000000, bar, PAGE_4K, RW));
 	self->pt[8] = 0x9000000 | E_OK;
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0x8000, 1, NULL));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, 0x8000, 1, NULL));
 	/* Through stage 1: a hole, the device reads zeros (not the ID). The
 	 * edu answers 4-byte register reads only: move 4 bytes. */
 	ASSERT_EQ(0, edu_copy(&self->dev, 0x8000, S1_A, 4));
 	memcpy(&id, self->d, sizeof(id));
 	EXPECT_EQ(0, id) TH_LOG("read %#x through a stage-1 leaf to PFNMAP memory", id);
 	/* Unbound, stage 2 reaches the BAR: the edu ID register. */
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 	ASSERT_EQ(0, edu_copy(&self->dev, 0x9000000, S1_A, 4));
 	memcpy(&id, self->decoy, sizeof(id));
 	EXPECT_EQ(EDU_ID_VALUE, id);
@@ -627,7 +552,7 @@ TEST_F_TIMEOUT(nest, hostile_reserved_bits, DMA_TEST_TIMEOUT)
 	uint8_t *g = map_at(0x80000000ull, PAGE_4K, 0x61, RW);
 	/* A table pointer with bit 50 set. */
 	self->pd[2] = (1ull << 50) | T_PT | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
 	ASSERT_WRITE_DROPPED(0x200000);
 	EXPECT_EQ(-1, check_fill(big, SZ_2M, 0x61));
@@ -641,7 +566,7 @@ TEST_F_TIMEOUT(nest, hostile_reserved_bits, DMA_TEST_TIMEOUT)
 TEST_F_TIMEOUT(nest, hostile_ps_at_the_top_level, DMA_TEST_TIMEOUT)
 {
 	self->pml4[0] = T_PDPT | E_PS | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	/* Everything below 512 GiB is a hole, SRC included (reads zeros). */
 	ASSERT_WRITE_DROPPED(S1_A);
 	ASSERT_WRITE_DROPPED(S1_B);
@@ -660,11 +585,11 @@ TEST_F_TIMEOUT(nest, hostile_self_pointing_tables, DMA_TEST_TIMEOUT)
 	/* And the PT points at every table, itself included. */
 	for (int i = 0; i < 512; i++)
 		self->pt[i] = (i % 2 ? T_PT : T_PD) | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
-	ASSERT_EQ(0, nest_inval(self->c, self->gid, 0, UINT64_MAX, NULL));
+	ASSERT_EQ(0, nesting_invalidate(self->c, self->gid, 0, UINT64_MAX, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 	/* A PD entry pointing back at the PDPT. */
 	for (int i = 0; i < 512; i++)
 		self->pml4[i] = 0;
@@ -672,7 +597,7 @@ TEST_F_TIMEOUT(nest, hostile_self_pointing_tables, DMA_TEST_TIMEOUT)
 	self->pd[0] = T_PDPT | E_OK;
 	/* Followed as a PT, the PDPT's entry 5 would lead to D. */
 	self->pdpt[5] = D_GPA | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
 }
 
@@ -683,7 +608,7 @@ TEST_F_TIMEOUT(nest, hostile_table_pages_outside_stage2, DMA_TEST_TIMEOUT)
 
 	/* The PD points at a PT that stage 2 does not map. */
 	self->pd[0] = pt2 | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
 	/* Mapping it makes the walk go through at once (no invalidation). */
 	p = buf(PAGE_4K, 0);
@@ -699,10 +624,10 @@ TEST_F_TIMEOUT(nest, hostile_five_level_table_bound_as_48_bit, DMA_TEST_TIMEOUT)
 
 	/* A real 5-level table: PML5 -> the fixture's PML4 -> ... -> D. */
 	pml5[0] = T_PML4 | E_OK;
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, 0x104000, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, 0x104000, 48, 0, NULL));
 	ASSERT_WRITE_DROPPED(S1_A);
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, 0x104000, 57));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, 0x104000, 57, 0, NULL));
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 }
 
@@ -710,7 +635,7 @@ TEST_F_TIMEOUT(nest, hostile_five_level_table_bound_as_48_bit, DMA_TEST_TIMEOUT)
 
 /* The group is not bound and 0x5000 is still the decoy's address. */
 #define ASSERT_NOTHING_CHANGED() do { \
-	EXPECT_FALSE(nest_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND); \
+	EXPECT_FALSE(nesting_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND); \
 	RESET_PAGES(); \
 	ASSERT_LANDS(SRC_GPA, S1_A, self->decoy); \
 	RESET_PAGES(); \
@@ -805,20 +730,20 @@ TEST_F_TIMEOUT(nest, bind_bad_input, DMA_TEST_TIMEOUT)
 	EXPECT_EQ(0, vfio_ioctl(self->c, RVFIO_IOMMU_NESTING_BIND, &b));
 	EXPECT_TRUE(b.out_flags & RVFIO_NESTING_GROUP_BOUND);
 	/* Bound twice. */
-	EXPECT_EQ(-EBUSY, nest_bind(self->c, self->gid, T_PML4, 48));
+	EXPECT_EQ(-EBUSY, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
-	EXPECT_EQ(-EINVAL, nest_unbind(self->c, self->gid)) TH_LOG("unbind when not bound");
-	EXPECT_EQ(0, nest_bind_full(self->c, self->gid, T_PML4, 48,
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
+	EXPECT_EQ(-EINVAL, nesting_unbind(self->c, self->gid)) TH_LOG("unbind when not bound");
+	EXPECT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48,
 				    IOMMU_VTD_S1_SRE | IOMMU_VTD_S1_WPE, NULL));
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 	memset(payload, 0, sizeof(payload));
 	memcpy(payload, &s1, sizeof(s1));
 	BIND_INIT();
 	b.data_uptr = (uintptr_t)payload;
 	b.data_len = sizeof(payload);
 	EXPECT_EQ(0, vfio_ioctl(self->c, RVFIO_IOMMU_NESTING_BIND, &b));
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 	ASSERT_NOTHING_CHANGED();
 	munmap(two, PAGE_4K);
 #undef BIND_INIT
@@ -841,12 +766,12 @@ TEST_F_TIMEOUT(nest, unbind_and_invalidate_bad_input, DMA_TEST_TIMEOUT)
 	.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, \
 	.data_uptr = (uintptr_t)e, .entry_len = sizeof(e[0]), .entry_num = (n) })
 	/* Not bound yet. */
-	EXPECT_EQ(-EINVAL, nest_inval(self->c, self->gid, S1_A, 1, &done));
+	EXPECT_EQ(-EINVAL, nesting_invalidate(self->c, self->gid, S1_A, 1, &done));
 	EXPECT_EQ(0, done);
 	EXPECT_EQ(-EINVAL, vfio_ioctl(self->c, RVFIO_IOMMU_NESTING_UNBIND, &u));
-	EXPECT_EQ(-ENOENT, nest_inval(self->c, self->gid + 1000, S1_A, 1, &done));
+	EXPECT_EQ(-ENOENT, nesting_invalidate(self->c, self->gid + 1000, S1_A, 1, &done));
 
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	u.__reserved = 1;
 	EXPECT_EQ(-EINVAL, vfio_ioctl(self->c, RVFIO_IOMMU_NESTING_UNBIND, &u));
 	u.__reserved = 0;
@@ -855,7 +780,7 @@ TEST_F_TIMEOUT(nest, unbind_and_invalidate_bad_input, DMA_TEST_TIMEOUT)
 	u.flags = 0;
 	u.group_id = self->gid + 1000;
 	EXPECT_EQ(-ENOENT, vfio_ioctl(self->c, RVFIO_IOMMU_NESTING_UNBIND, &u));
-	EXPECT_TRUE(nest_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND);
+	EXPECT_TRUE(nesting_group_flags(self->c, self->gid) & RVFIO_NESTING_GROUP_BOUND);
 
 	/* Header errors: entry_num comes back 0. */
 	INV_INIT(1);
@@ -942,7 +867,7 @@ TEST_F_TIMEOUT(nest, unbind_and_invalidate_bad_input, DMA_TEST_TIMEOUT)
 	/* The third entry was processed now: 0 -> D. */
 	ASSERT_LANDS(S1_SRC, 0, self->d);
 	/* The binding is intact and unbinds. */
-	ASSERT_EQ(0, nest_unbind(self->c, self->gid));
+	ASSERT_EQ(0, nesting_unbind(self->c, self->gid));
 #undef INV_INIT
 }
 
@@ -952,7 +877,7 @@ TEST_F_TIMEOUT(nest, container_close_and_detach_with_a_bind_live, DMA_TEST_TIMEO
 	long long pins;
 	char err[256] = "";
 
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 	edu_close(&self->dev);
 	pins = foll_pins_outstanding();
@@ -969,7 +894,7 @@ TEST_F_TIMEOUT(nest, container_close_and_detach_with_a_bind_live, DMA_TEST_TIMEO
 		ASSERT_EQ(0, vfio_map(self->c, gpa[i], self->bufs[i].p, PAGE_4K, RW));
 	}
 	ASSERT_PINS(pins + 9);
-	ASSERT_EQ(0, nest_bind(self->c, self->gid, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(self->c, self->gid, T_PML4, 48, 0, NULL));
 	ASSERT_LANDS(S1_SRC, S1_A, self->d);
 	munmap((void *)self->dev.bar0, self->dev.bar0_size);
 	self->dev.bar0 = NULL;
@@ -1015,7 +940,7 @@ TEST_F_TIMEOUT(own, process_exit_with_a_bind_live, DMA_TEST_TIMEOUT)
 				_exit(3);
 		if (vfio_map(e.container, D_GPA, t + 2048, PAGE_4K, RW))
 			_exit(4);
-		if (nest_bind(e.container, e.group_id, T_PML4, 48))
+		if (nesting_bind(e.container, e.group_id, T_PML4, 48, 0, NULL))
 			_exit(5);
 		if (edu_dma_to_ram(&e, 0, S1_A, 64))
 			_exit(6);
@@ -1056,9 +981,9 @@ TEST_F_TIMEOUT(own, two_groups_one_bound, DMA_TEST_TIMEOUT)
 	ASSERT_EQ(0, vfio_map(a.container, D_GPA, d, PAGE_4K, RW));
 	ASSERT_EQ(0, vfio_map(a.container, SRC_GPA, src, PAGE_4K, RO));
 	ASSERT_EQ(0, vfio_map(a.container, S1_A, decoy, PAGE_4K, RW));
-	ASSERT_EQ(0, nest_bind(a.container, a.group_id, T_PML4, 48));
-	EXPECT_TRUE(nest_group_flags(a.container, a.group_id) & RVFIO_NESTING_GROUP_BOUND);
-	EXPECT_FALSE(nest_group_flags(a.container, b.group_id) & RVFIO_NESTING_GROUP_BOUND);
+	ASSERT_EQ(0, nesting_bind(a.container, a.group_id, T_PML4, 48, 0, NULL));
+	EXPECT_TRUE(nesting_group_flags(a.container, a.group_id) & RVFIO_NESTING_GROUP_BOUND);
+	EXPECT_FALSE(nesting_group_flags(a.container, b.group_id) & RVFIO_NESTING_GROUP_BOUND);
 	/* Device a: stage 1. */
 	fill_pattern(src, PAGE_4K, seed);
 	ASSERT_EQ(0, edu_copy(&a, S1_SRC, S1_A, PAGE_4K));
@@ -1070,7 +995,7 @@ TEST_F_TIMEOUT(own, two_groups_one_bound, DMA_TEST_TIMEOUT)
 	EXPECT_EQ(-1, check_pattern(decoy, PAGE_4K, seed ^ 0x1111));
 	EXPECT_EQ(-1, check_pattern(d, PAGE_4K, seed));
 	/* Device b can bind too, to the same table. */
-	ASSERT_EQ(0, nest_bind(a.container, b.group_id, T_PML4, 48));
+	ASSERT_EQ(0, nesting_bind(a.container, b.group_id, T_PML4, 48, 0, NULL));
 	fill_pattern(src, PAGE_4K, seed ^ 0x2222);
 	ASSERT_EQ(0, edu_copy(&b, S1_SRC, S1_A, PAGE_4K));
 	EXPECT_EQ(-1, check_pattern(d, PAGE_4K, seed ^ 0x2222));
@@ -1137,9 +1062,9 @@ TEST(type1_nesting_as_upstream)
 	/* A type1v2 container has no bind (type1: the ioctl does not exist). */
 	ASSERT_EQ(0, edu_open(&e, edu_bdf(0), -1, VFIO_TYPE1v2_IOMMU, err, sizeof(err)))
 		TH_LOG("%s", err);
-	EXPECT_EQ(-ENOTTY, nest_bind(e.container, e.group_id, T_PML4, 48));
-	EXPECT_EQ(-ENOTTY, nest_unbind(e.container, e.group_id));
-	EXPECT_EQ(-ENOTTY, nest_inval(e.container, e.group_id, 0, 1, NULL));
+	EXPECT_EQ(-ENOTTY, nesting_bind(e.container, e.group_id, T_PML4, 48, 0, NULL));
+	EXPECT_EQ(-ENOTTY, nesting_unbind(e.container, e.group_id));
+	EXPECT_EQ(-ENOTTY, nesting_invalidate(e.container, e.group_id, 0, 1, NULL));
 	{
 		struct vfio_iommu_type1_info *info = vfio_get_info(e.container);
 

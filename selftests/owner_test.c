@@ -60,21 +60,6 @@ static int change_raw(int c, struct rvfio_change_dma_owner *arg)
 	return (int)vfio_ioctl(c, RVFIO_IOMMU_CHANGE_DMA_OWNER, arg);
 }
 
-/* The call with a full-size argument; *failed (if given) gets the out field. */
-static int change_owner(int c, const struct rvfio_dma_owner_entry *e, uint32_t count,
-			uint32_t *failed)
-{
-	struct rvfio_change_dma_owner a = {
-		.argsz = sizeof(a), .count = count, .entries = (uintptr_t)e,
-		.failed = 0x5a5a5a5a,
-	};
-	int ret = change_raw(c, &a);
-
-	if (failed)
-		*failed = a.failed;
-	return ret;
-}
-
 /*
  * Tests of the call: on rvfio the container must offer it; on any other
  * backend it must answer as upstream's type1 does (ENOTTY, extension 0),
@@ -768,7 +753,7 @@ static void __bi_unchanged(struct __test_metadata *_metadata, FIXTURE_DATA(edu) 
 	EXPECT_EQ(b->lck, vmlck_kb());
 	ASSERT_PINS(b->pins);
 	ASSERT_DEV_COPY(&self->dev, BI_IOVA0, b->m, BI_IOVA1 + PAGE_4K, b->m + 9 * PAGE_4K);
-	ASSERT_EQ(0, change_owner(self->c, b->e, 2, &failed));
+	ASSERT_EQ(0, change_dma_owner(self->c, b->e, 2, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	EXPECT_EQ(b->lck, vmlck_kb());
 	ASSERT_PINS(b->pins);
@@ -852,14 +837,14 @@ TEST_F_TIMEOUT(edu, count_bounds, DMA_TEST_TIMEOUT)
 	bi_setup(&b);
 	for (unsigned int i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
 		failed = 77;
-		EXPECT_EQ(-E2BIG, change_owner(self->c, NULL, big[i], &failed)) TH_LOG("%u", big[i]);
+		EXPECT_EQ(-E2BIG, change_dma_owner(self->c, NULL, big[i], &failed)) TH_LOG("%u", big[i]);
 		EXPECT_EQ(NO_ENTRY, failed);
 	}
 	failed = 77;
-	EXPECT_EQ(-EINVAL, change_owner(self->c, b.e, 0, &failed));
+	EXPECT_EQ(-EINVAL, change_dma_owner(self->c, b.e, 0, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	failed = 77;
-	EXPECT_EQ(-EINVAL, change_owner(self->c, NULL, 0, &failed));
+	EXPECT_EQ(-EINVAL, change_dma_owner(self->c, NULL, 0, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	bi_unchanged(&b);
 	bi_teardown(self, &b);
@@ -883,20 +868,20 @@ TEST_F_TIMEOUT(edu, unreadable_entries_efault, DMA_TEST_TIMEOUT)
 	straddle[0] = b.e[0];
 
 	failed = 77;
-	EXPECT_EQ(-EFAULT, change_owner(self->c, NULL, 2, &failed));
+	EXPECT_EQ(-EFAULT, change_dma_owner(self->c, NULL, 2, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	failed = 77;
-	EXPECT_EQ(-EFAULT, change_owner(self->c, (void *)(two + PAGE_4K), 2, &failed));
+	EXPECT_EQ(-EFAULT, change_dma_owner(self->c, (void *)(two + PAGE_4K), 2, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	failed = 77;
-	EXPECT_EQ(-EFAULT, change_owner(self->c, straddle, 2, &failed));
+	EXPECT_EQ(-EFAULT, change_dma_owner(self->c, straddle, 2, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	failed = 77;
-	EXPECT_EQ(-EFAULT, change_owner(self->c, (void *)0xffff888000000000ull, 2, &failed));
+	EXPECT_EQ(-EFAULT, change_dma_owner(self->c, (void *)0xffff888000000000ull, 2, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	/* The largest count allowed, and nothing readable. */
 	failed = 77;
-	EXPECT_EQ(-EFAULT, change_owner(self->c, NULL, RVFIO_DMA_OWNER_MAX_ENTRIES, &failed));
+	EXPECT_EQ(-EFAULT, change_dma_owner(self->c, NULL, RVFIO_DMA_OWNER_MAX_ENTRIES, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	munmap(two, 2 * PAGE_4K);
 	bi_unchanged(&b);
@@ -938,7 +923,7 @@ TEST_F_TIMEOUT(edu, bad_vaddr_names_entry, DMA_TEST_TIMEOUT)
 		e[0] = b.e[0];
 		e[1] = (struct rvfio_dma_owner_entry){ BI_IOVA1, cases[i].vaddr };
 		failed = 77;
-		EXPECT_EQ(cases[i].err, change_owner(self->c, e, 2, &failed)) TH_LOG("%s", cases[i].what);
+		EXPECT_EQ(cases[i].err, change_dma_owner(self->c, e, 2, &failed)) TH_LOG("%s", cases[i].what);
 		EXPECT_EQ(1, failed) TH_LOG("%s", cases[i].what);
 	}
 	munmap(ro, 8 * PAGE_4K);
@@ -972,7 +957,7 @@ TEST_F_TIMEOUT(edu, same_owner_new_vaddrs, DMA_TEST_TIMEOUT)
 	e[0] = (struct rvfio_dma_owner_entry){ SZ_4G, (uintptr_t)ro };
 	e[1] = (struct rvfio_dma_owner_entry){ BI_IOVA1, (uintptr_t)m2 + 8 * PAGE_4K };
 	e[2] = (struct rvfio_dma_owner_entry){ BI_IOVA0, (uintptr_t)m2 };
-	ASSERT_EQ(0, change_owner(self->c, e, 3, &failed));
+	ASSERT_EQ(0, change_dma_owner(self->c, e, 3, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	EXPECT_EQ(lck0 + 18 * 4, vmlck_kb());
 	ASSERT_PINS(pins0 + 18);
@@ -1164,7 +1149,7 @@ static void __pair_then_correct(struct __test_metadata *_metadata, FIXTURE_DATA(
 	ASSERT_EQ(0, r.ret) TH_LOG("the correct call after a refused one: %s", strerror(-r.ret));
 	EXPECT_EQ(NO_ENTRY, r.failed);
 	pair_state(false, true);
-	ASSERT_EQ(0, change_owner(self->c, self->e, NMAPS, &failed));
+	ASSERT_EQ(0, change_dma_owner(self->c, self->e, NMAPS, &failed));
 	EXPECT_EQ(NO_ENTRY, failed);
 	pair_state(true, false);
 }
@@ -1260,7 +1245,7 @@ TEST_F_TIMEOUT(pair, new_owner_memlock_enomem, PAIR_TIMEOUT)
 	pair_state(false, true);
 	ASSERT_OK(call(&self->n, (struct req){ .op = OP_CAP, .flags = 1 }));
 	ASSERT_OK(call(&self->n, (struct req){ .op = OP_MEMLOCK, .flags = 1 }));
-	ASSERT_EQ(0, change_owner(self->c, self->e, NMAPS, &failed));
+	ASSERT_EQ(0, change_dma_owner(self->c, self->e, NMAPS, &failed));
 	pair_state(true, false);
 }
 
@@ -1324,7 +1309,7 @@ TEST_F_TIMEOUT(pair, pfnmap_watch_follows_owner, PAIR_TIMEOUT)
 
 	r = r_change(&self->n, self->e, NMAPS, 0);
 	ASSERT_EQ(0, r.ret) TH_LOG("%s", strerror(-r.ret));
-	ASSERT_EQ(0, change_owner(self->c, self->e, NMAPS, &failed));
+	ASSERT_EQ(0, change_dma_owner(self->c, self->e, NMAPS, &failed));
 	/* N's mapping of the BAR is nobody's watch now: its munmap revokes nothing. */
 	ASSERT_OK(R_MUNMAP(&self->n, (uintptr_t)self->bar, self->bar_size));
 	r = call(&self->n, (struct req){ .op = OP_QUERY, .a = pmaps[MPEER].iova });
@@ -1371,7 +1356,7 @@ TEST_F_TIMEOUT(pair, invalidated_vaddr_made_valid, PAIR_TIMEOUT)
 	pair_state(false, true);
 	/* Valid again: it can be invalidated again, and T takes everything back. */
 	EXPECT_EQ(0, vfio_unmap(self->c, iova, size, unmap_vaddr, &n));
-	ASSERT_EQ(0, change_owner(self->c, self->e, NMAPS, &failed));
+	ASSERT_EQ(0, change_dma_owner(self->c, self->e, NMAPS, &failed));
 	pair_state(true, true);
 }
 
@@ -1399,7 +1384,7 @@ TEST_F_TIMEOUT(pair, pfnmap_invalidated_during_call, PAIR_TIMEOUT)
 			EXPECT_EQ(NO_ENTRY, r.failed);
 			EXPECT_EQ(self->nlck0 + PAIR_PAGES * 4, r.vmlck);
 			EXPECT_EQ(self->lck0, vmlck_kb());
-			ASSERT_EQ(0, change_owner(self->c, self->e, NMAPS, &failed));
+			ASSERT_EQ(0, change_dma_owner(self->c, self->e, NMAPS, &failed));
 			continue;
 		}
 		if (r.ret == -EAGAIN)

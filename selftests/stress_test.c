@@ -248,6 +248,30 @@ FIXTURE_TEARDOWN(kill)
 }
 
 /*
+ * Kill number i: waits (at most 5 s) for the child to enter call `want`
+ * (*phase says which call runs), sleeps a random part of that call's usual
+ * duration `dur`, kills the child with SIGKILL and reaps it. Returns the
+ * phase it was killed in.
+ */
+#define aim_and_kill(...) __aim_and_kill(_metadata, __VA_ARGS__)
+static int __aim_and_kill(struct __test_metadata *_metadata, pid_t pid, volatile int *phase,
+			  int want, double dur, uint64_t *rs, long i)
+{
+	double until = now_s() + 5;
+	int status, at;
+
+	while (*phase != want && now_s() < until)
+		sched_yield();
+	usleep((useconds_t)((xorshift(rs) % 1000) / 1000.0 * dur * 1e6));
+	at = *phase;
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status))
+		TH_LOG("kill %ld: the child exited with %d before the kill", i, WEXITSTATUS(status));
+	return at;
+}
+
+/*
  * The child: a container with bdf's group (no device fd needed to map),
  * then map and unmap buf in a loop; *phase says which call runs.
  * Writes 'R' to fd when it starts looping, 'E' if the set-up failed.
@@ -318,7 +342,7 @@ TEST_F_TIMEOUT(kill, during_map_unmap, 600)
 
 	t0 = now_s();
 	for (long i = 0; i < kills; i++) {
-		int p[2], status;
+		int p[2], want, at;
 		char r = 0;
 		pid_t pid;
 
@@ -335,32 +359,17 @@ TEST_F_TIMEOUT(kill, during_map_unmap, 600)
 		close(p[0]);
 		ASSERT_EQ('R', r) TH_LOG("kill %ld: the child could not set up its container "
 					 "(the last one still held?)", i);
-		/*
-		 * Half the kills aim at a MAP_DMA, half at an UNMAP_DMA: wait for
-		 * the child to enter one, then kill it at a random point of
-		 * that call's usual duration.
-		 */
-		{
-			int want = 1 + (int)(xorshift(&rs) % 2);
-			double until = now_s() + 5;
-
-			while (*phase != want && now_s() < until)
-				sched_yield();
-			usleep((useconds_t)((xorshift(&rs) % 1000) / 1000.0 * dur[want] * 1e6));
-		}
-		switch (*phase) {
+		/* Half the kills aim at a MAP_DMA, half at an UNMAP_DMA. */
+		want = 1 + (int)(xorshift(&rs) % 2);
+		at = aim_and_kill(pid, phase, want, dur[want], &rs, i);
+		switch (at) {
 		case 1: in_map++; break;
 		case 2: in_unmap++; break;
 		default: other++; break;
 		}
-		kill(pid, SIGKILL);
-		ASSERT_EQ(pid, waitpid(pid, &status, 0));
-		ASSERT_TRUE(WIFSIGNALED(status))
-			TH_LOG("kill %ld: the child exited with %d before the kill", i,
-			       WEXITSTATUS(status));
 		ASSERT_EQ(pins0, pins_settle(pins0, 3000))
 			TH_LOG("kill %ld (%s): pins left behind", i,
-			       *phase == 1 ? "during MAP_DMA" : "during UNMAP_DMA");
+			       at == 1 ? "during MAP_DMA" : "during UNMAP_DMA");
 	}
 	ksft_print_msg("%s: %ld kills of a %ld MiB map/unmap loop (MAP_DMA %.3f s, UNMAP_DMA "
 		       "%.3f s): %d during MAP_DMA, %d during UNMAP_DMA, %d elsewhere; %.1f s\n",
@@ -418,29 +427,8 @@ static void kr_table(uint8_t *mem)
 static long kr_owner(int c, void *vaddr)
 {
 	struct rvfio_dma_owner_entry e = { .iova = 0, .vaddr = (uintptr_t)vaddr };
-	struct rvfio_change_dma_owner a = {
-		.argsz = sizeof(a), .count = 1, .entries = (uintptr_t)&e,
-	};
 
-	return vfio_ioctl(c, RVFIO_IOMMU_CHANGE_DMA_OWNER, &a);
-}
-
-static long kr_bind(int c, int gid)
-{
-	struct iommu_hwpt_vtd_s1 s1 = { .pgtbl_addr = KR_TABLE, .addr_width = 48 };
-	struct rvfio_nesting_bind b = {
-		.argsz = sizeof(b), .group_id = gid, .data_type = IOMMU_HWPT_DATA_VTD_S1,
-		.data_len = sizeof(s1), .data_uptr = (uintptr_t)&s1,
-	};
-
-	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
-}
-
-static long kr_unbind(int c, int gid)
-{
-	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = gid };
-
-	return vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
+	return change_dma_owner(c, &e, 1, NULL);
 }
 
 /*
@@ -475,10 +463,10 @@ static void kr_child(const char *bdf, uint8_t *const view[2], volatile int *phas
 		if (kr_owner(c, view[i]))
 			_exit(3);
 		*phase = KR_BIND;
-		if (kr_bind(c, gid))
+		if (nesting_bind(c, gid, KR_TABLE, 48, 0, NULL))
 			_exit(4);
 		*phase = KR_UNBIND;
-		if (kr_unbind(c, gid))
+		if (nesting_unbind(c, gid))
 			_exit(5);
 	}
 }
@@ -531,10 +519,10 @@ TEST_F_TIMEOUT(kill, during_owner_change_and_bind, 600)
 		ASSERT_EQ(0, kr_owner(c, view[(i + 1) % 2]));
 		dur[KR_OWNER] += (now_s() - t0) / 4;
 		t0 = now_s();
-		ASSERT_EQ(0, kr_bind(c, gid));
+		ASSERT_EQ(0, nesting_bind(c, gid, KR_TABLE, 48, 0, NULL));
 		dur[KR_BIND] += (now_s() - t0) / 4;
 		t0 = now_s();
-		ASSERT_EQ(0, kr_unbind(c, gid));
+		ASSERT_EQ(0, nesting_unbind(c, gid));
 		dur[KR_UNBIND] += (now_s() - t0) / 4;
 	}
 	close(g);
@@ -542,7 +530,7 @@ TEST_F_TIMEOUT(kill, during_owner_change_and_bind, 600)
 
 	t0 = now_s();
 	for (long i = 0; i < kills; i++) {
-		int p[2], status, want;
+		int p[2], want, at;
 		char r = 0;
 		pid_t pid;
 
@@ -559,21 +547,10 @@ TEST_F_TIMEOUT(kill, during_owner_change_and_bind, 600)
 		close(p[0]);
 		ASSERT_EQ('R', r) TH_LOG("kill %ld: the child could not set up its container", i);
 		want = KR_OWNER + (int)(xorshift(&rs) % 3);
-		{
-			double until = now_s() + 5;
-
-			while (*phase != want && now_s() < until)
-				sched_yield();
-			usleep((useconds_t)((xorshift(&rs) % 1000) / 1000.0 * dur[want] * 1e6));
-		}
-		counts[*phase]++;
-		kill(pid, SIGKILL);
-		ASSERT_EQ(pid, waitpid(pid, &status, 0));
-		ASSERT_TRUE(WIFSIGNALED(status))
-			TH_LOG("kill %ld: the child exited with %d before the kill", i,
-			       WEXITSTATUS(status));
+		at = aim_and_kill(pid, phase, want, dur[want], &rs, i);
+		counts[at]++;
 		ASSERT_EQ(pins0, pins_settle(pins0, 3000))
-			TH_LOG("kill %ld (during %s): pins left behind", i, kr_names[*phase]);
+			TH_LOG("kill %ld (during %s): pins left behind", i, kr_names[at]);
 	}
 	ksft_print_msg("rvfio: %ld kills of an owner change / bind / unbind loop over %d MiB "
 		       "(%d stage-1 leaves; CHANGE_DMA_OWNER %.3f s, BIND %.3f s, UNBIND %.3f s): "

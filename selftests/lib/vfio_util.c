@@ -130,6 +130,80 @@ int dma_query(int c, uint64_t iova, struct rvfio_dma_query *q)
 	return (int)vfio_ioctl(c, RVFIO_IOMMU_DMA_QUERY, q);
 }
 
+int change_dma_owner(int c, const struct rvfio_dma_owner_entry *e, uint32_t count,
+		     uint32_t *failed)
+{
+	struct rvfio_change_dma_owner a = {
+		.argsz = sizeof(a), .count = count, .entries = (uintptr_t)e,
+		.failed = 0x5a5a5a5a,
+	};
+	int ret = (int)vfio_ioctl(c, RVFIO_IOMMU_CHANGE_DMA_OWNER, &a);
+
+	if (failed)
+		*failed = a.failed;
+	return ret;
+}
+
+int nesting_bind(int c, int group_id, uint64_t pgtbl, uint32_t width, uint64_t s1_flags,
+		 uint32_t *out_flags)
+{
+	struct iommu_hwpt_vtd_s1 s1 = {
+		.flags = s1_flags, .pgtbl_addr = pgtbl, .addr_width = width,
+	};
+	struct rvfio_nesting_bind b = {
+		.argsz = sizeof(b), .group_id = group_id,
+		.data_type = IOMMU_HWPT_DATA_VTD_S1, .data_len = sizeof(s1),
+		.data_uptr = (uintptr_t)&s1,
+	};
+	int ret = (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_BIND, &b);
+
+	if (!ret && out_flags)
+		*out_flags = b.out_flags;
+	return ret;
+}
+
+int nesting_unbind(int c, int group_id)
+{
+	struct rvfio_nesting_unbind u = { .argsz = sizeof(u), .group_id = group_id };
+
+	return (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_UNBIND, &u);
+}
+
+int nesting_invalidate(int c, int group_id, uint64_t addr, uint64_t npages, uint32_t *done)
+{
+	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = addr, .npages = npages };
+	struct rvfio_nesting_invalidate inv = {
+		.argsz = sizeof(inv), .group_id = group_id,
+		.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+		.data_uptr = (uintptr_t)&e, .entry_len = sizeof(e), .entry_num = 1,
+	};
+	int ret = (int)vfio_ioctl(c, RVFIO_IOMMU_NESTING_INVALIDATE, &inv);
+
+	if (done)
+		*done = inv.entry_num;
+	return ret;
+}
+
+long nesting_group_flags(int c, int group_id)
+{
+	struct vfio_iommu_type1_info *info = vfio_get_info(c);
+	const struct rvfio_iommu_info_cap_nesting *cap;
+	long ret = -ENOENT;
+
+	if (!info)
+		return -errno;
+	cap = (const void *)vfio_info_cap(info, RVFIO_IOMMU_INFO_CAP_NESTING);
+	if (!cap) {
+		free(info);
+		return -ENODATA;
+	}
+	for (uint32_t i = 0; i < cap->nr_groups; i++)
+		if (cap->groups[i].group_id == (uint32_t)group_id)
+			ret = cap->groups[i].flags;
+	free(info);
+	return ret;
+}
+
 int revoke_eventfd(int c, int fd, uint64_t *revocations)
 {
 	struct rvfio_revoke_eventfd r = { .argsz = sizeof(r), .fd = fd };
